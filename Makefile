@@ -1,0 +1,112 @@
+# tokpipe - TiTok and MaskGIT as small Unix tools over compressed tensor streams.
+#
+#   make deps       install what is missing (Debian, apt-get as root)
+#   make            build lib/ into libtokpipe.a and every tool into bin/
+#   make test       unit, gradient, PyTorch-reference and tool tests, then the
+#                   same suite again under ASan+UBSan
+#   make bench      benchmarks, written to bench/results.md
+#   make demo       the whole chain at tiny size (pipelines/)
+#   make install PREFIX=/usr/local
+#
+# Files are found by pattern so that adding one needs no edit here:
+#   lib/*.c -> libtokpipe.a, tools/X.c -> bin/X, tests/unit/test_X.c ->
+#   $(BUILD)/tests/test_X, tests/tools/X.sh, tests/reference/X.py.
+
+PREFIX   ?= /usr/local
+CC       ?= cc
+SAN      ?=
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+# The OpenMP build of OpenBLAS: BLAS and our own loops share one thread pool.
+BLAS_INC := /usr/include/$(MULTIARCH)/openblas-openmp
+BLAS_LIB := /usr/lib/$(MULTIARCH)/openblas-openmp
+
+ifeq ($(SAN),1)
+BUILD    ?= build-san
+BINDIR   ?= $(BUILD)/bin
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+BUILD    ?= build
+BINDIR   ?= bin
+SANFLAGS :=
+endif
+
+PKGS     := libzstd libpng libarchive jansson
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation -fopenmp -Ilib \
+            -I$(BLAS_INC) $(PKG_CFLAGS) $(SANFLAGS)
+LDFLAGS  += -fopenmp $(SANFLAGS) -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB)
+LDLIBS   += $(PKG_LIBS) -lopenblas -lm
+
+LIB_SRC   := $(sort $(wildcard lib/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB       := $(BUILD)/libtokpipe.a
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+TOOLS     := $(TOOL_SRC:tools/%.c=$(BINDIR)/%)
+TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_TESTS := $(sort $(wildcard tests/tools/*.sh))
+REF_PY    := $(sort $(wildcard tests/reference/ref_*.py))
+REF_DIR   := build/ref
+# Debian's interpreter has python3-torch; the first python3 on PATH may not.
+PYTHON    ?= /usr/bin/python3
+
+.PHONY: all deps test test-fast test-san check-ref bench demo install clean fuzz
+.DEFAULT_GOAL := all
+
+all: $(LIB) $(TOOLS)
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BINDIR)/%: $(BUILD)/tools/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%.d) $(TEST_SRC:%.c=$(BUILD)/%.d)
+
+deps:
+	@sh tests/deps.sh
+
+# PyTorch reference fixtures: each tests/reference/ref_X.py writes $(REF_DIR)/X*.safetensors.
+$(REF_DIR)/.stamp: $(REF_PY) tests/reference/stio.py
+	@mkdir -p $(REF_DIR)
+	@if $(PYTHON) -c 'import torch, numpy' 2>/dev/null; then \
+	    for f in $(REF_PY); do \
+	        OMP_NUM_THREADS=1 $(PYTHON) $$f $(REF_DIR) || exit 1; \
+	    done; \
+	else echo "reference: python3-torch not installed: PyTorch reference checks will be skipped"; fi
+	@touch $@
+
+test-fast: all $(TESTS) $(REF_DIR)/.stamp
+	@TP_BIN=$(abspath $(BINDIR)) TP_REF_DIR=$(abspath $(REF_DIR)) PYTHON=$(PYTHON) \
+	    sh tests/run.sh $(TESTS) $(TOOL_TESTS)
+
+test-san:
+	@$(MAKE) --no-print-directory SAN=1 test-fast
+
+test: deps
+	@$(MAKE) --no-print-directory test-fast
+	@$(MAKE) --no-print-directory test-san
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/man5/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+
+clean:
+	rm -rf build build-san bin
+
+-include pipelines/*.mk

@@ -1,0 +1,112 @@
+/* act.c - elementwise activations (see act.h). Loops are split across
+ * threads by index, so each thread owns its outputs: results do not depend
+ * on the thread count. */
+#include "act.h"
+
+#include <math.h>
+
+#define PAR_MIN 16384 /* below this, threads cost more than they give */
+
+void gelu_forward(float *out, const float *inp, size_t n)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+    }
+}
+
+void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n)
+{
+    const float inv_sqrt_2pi = 0.3989422804014327f;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+        float pdf = inv_sqrt_2pi * expf(-0.5f * x * x);
+        dinp[i] += (cdf + x * pdf) * dout[i];
+    }
+}
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_C 0.044715f
+
+void gelu_tanh_forward(float *out, const float *inp, size_t n)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x)));
+    }
+}
+
+void gelu_tanh_backward(float *dinp, const float *dout, const float *inp, size_t n)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float u = GELU_K * (x + GELU_C * x * x * x);
+        float t = tanhf(u);
+        float sech2 = 1.0f - t * t;
+        float du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+        dinp[i] += (0.5f * (1.0f + t) + 0.5f * x * sech2 * du) * dout[i];
+    }
+}
+
+void tanh_forward(float *out, const float *inp, size_t n)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
+}
+
+void tanh_backward(float *dinp, const float *dout, const float *inp, size_t n)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float t = tanhf(inp[i]);
+        dinp[i] += (1.0f - t * t) * dout[i];
+    }
+}
+
+void silu_forward(float *out, const float *inp, size_t n)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = x / (1.0f + expf(-x));
+    }
+}
+
+void silu_backward(float *dinp, const float *dout, const float *inp, size_t n)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float s = 1.0f / (1.0f + expf(-x));
+        dinp[i] += s * (1.0f + x * (1.0f - s)) * dout[i];
+    }
+}
+
+void leaky_relu_forward(float *out, const float *inp, size_t n, float slope)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0 ? inp[i] : slope * inp[i];
+}
+
+void leaky_relu_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) dinp[i] += (inp[i] > 0 ? 1.0f : slope) * dout[i];
+}
+
+void residual_forward(float *out, const float *a, const float *b, size_t n)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void add_inplace(float *y, const float *x, size_t n)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}

@@ -1,0 +1,31 @@
+/* act.h - elementwise activations, forward and backward.
+ *
+ * Forward: out[i] = f(inp[i]) for i < n; out may alias inp.
+ * Backward: dinp[i] += f'(inp[i]) * dout[i]  (accumulates, llm.c style);
+ * inp is the forward's input, which backward needs (keep it).
+ */
+#ifndef TP_ACT_H
+#define TP_ACT_H
+
+#include <stddef.h>
+
+/* GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (torch default, HF BERT) */
+void gelu_forward(float *out, const float *inp, size_t n);
+void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+/* GELU, tanh approximation (torch approximate="tanh", Flax default) */
+void gelu_tanh_forward(float *out, const float *inp, size_t n);
+void gelu_tanh_backward(float *dinp, const float *dout, const float *inp, size_t n);
+void tanh_forward(float *out, const float *inp, size_t n);
+void tanh_backward(float *dinp, const float *dout, const float *inp, size_t n);
+/* SiLU / swish: x * sigmoid(x) */
+void silu_forward(float *out, const float *inp, size_t n);
+void silu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+/* LeakyReLU with negative slope (upstream's discriminator: 0.1) */
+void leaky_relu_forward(float *out, const float *inp, size_t n, float slope);
+void leaky_relu_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope);
+/* out = a + b (residual); backward is dout added to both: use add_inplace */
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+/* y += x */
+void add_inplace(float *y, const float *x, size_t n);
+
+#endif

@@ -1,0 +1,88 @@
+/* err.c - per-thread one-line error messages (see err.h). */
+#include "err.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#define TP_ERR_MAX 1024
+
+static _Thread_local char err_msg[TP_ERR_MAX];
+
+const char *tp_err(void) { return err_msg; }
+
+int tp_err_set(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int tp_err_prefix(const char *fmt, ...)
+{
+    char old[TP_ERR_MAX], ctx[TP_ERR_MAX];
+    va_list ap;
+    memcpy(old, err_msg, sizeof old);
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+    snprintf(err_msg, sizeof err_msg, "%s: %s", ctx, old);
+    return -1;
+}
+
+int tp_err_errno(const char *fmt, ...)
+{
+    char what[TP_ERR_MAX];
+    int e = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(err_msg, sizeof err_msg, "%s: %s", what, strerror(e));
+    return -1;
+}
+
+static void out_of_memory(size_t n)
+{
+    fprintf(stderr, "tokpipe: out of memory (allocating %zu bytes)\n", n);
+    abort();
+}
+
+void *tp_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) out_of_memory(n);
+    return p;
+}
+
+void *tp_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) out_of_memory(n * size);
+    return p;
+}
+
+void *tp_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) out_of_memory(n);
+    return q;
+}
+
+char *tp_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = tp_malloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+void *tp_aligned_alloc(size_t n)
+{
+    void *p = NULL;
+    size_t rounded = (n + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) out_of_memory(n);
+    return p;
+}

@@ -1,0 +1,50 @@
+/* err.h - how lib/ reports failure.
+ *
+ * A lib/ function that can fail on bad input or I/O returns -1 (or NULL) after
+ * calling tp_err_set(); the message is one line, kept per thread, and says
+ * what was wrong ("record 3: field 'image': dtype I32, expected F32").
+ * Callers add context with tp_err_prefix() as the error travels up, and only
+ * tools/ turn it into an exit (cli.h: die()).
+ *
+ * Broken invariants (programmer errors) are not reported this way: they
+ * abort through TP_ASSERT, and no test may ever reach one.
+ */
+#ifndef TP_ERR_H
+#define TP_ERR_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define TP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* The last error message of this thread ("" if none). */
+const char *tp_err(void);
+
+/* Set the message; returns -1 so that `return tp_err_set(...)` reads well. */
+int tp_err_set(const char *fmt, ...) TP_PRINTF(1, 2);
+
+/* Put context in front of the current message: "ctx: old message". Returns -1. */
+int tp_err_prefix(const char *fmt, ...) TP_PRINTF(1, 2);
+
+/* Set the message from errno: "what: strerror(errno)". Returns -1. */
+int tp_err_errno(const char *fmt, ...) TP_PRINTF(1, 2);
+
+#define TP_ASSERT(x)                                                          \
+    do {                                                                      \
+        if (!(x)) {                                                           \
+            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__,       \
+                    __LINE__, #x);                                            \
+            abort();                                                          \
+        }                                                                     \
+    } while (0)
+
+/* malloc/calloc/realloc that abort on exhaustion: running out of memory is
+ * not an input error we can name, and every caller would only die anyway. */
+void *tp_malloc(size_t n);
+void *tp_calloc(size_t n, size_t size);
+void *tp_realloc(void *p, size_t n);
+char *tp_strdup(const char *s);
+/* 64-byte aligned allocation for tensor data (free with free()). */
+void *tp_aligned_alloc(size_t n);
+
+#endif

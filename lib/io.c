@@ -1,0 +1,207 @@
+/* io.c - checked I/O and atomic outputs (see io.h). */
+#include "io.h"
+#include "err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int io_write_all(int fd, const void *buf, size_t n, const char *name)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return tp_err_errno("%s: write error", name);
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+long io_read_full(int fd, void *buf, size_t n, const char *name)
+{
+    char *p = buf;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(fd, p + got, n - got);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return tp_err_errno("%s: read error", name);
+        }
+        if (k == 0) break;
+        got += (size_t)k;
+    }
+    return (long)got;
+}
+
+int io_slurp_fd(int fd, const char *name, size_t cap, void **buf, size_t *n)
+{
+    size_t size = 0, alloc = 1 << 16;
+    char *b = tp_malloc(alloc);
+    for (;;) {
+        if (size == alloc) {
+            if (alloc >= cap) {
+                free(b);
+                return tp_err_set("%s: larger than the limit of %zu bytes", name, cap);
+            }
+            alloc = alloc * 2 > cap ? cap : alloc * 2;
+            b = tp_realloc(b, alloc);
+        }
+        ssize_t k = read(fd, b + size, alloc - size);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            free(b);
+            return tp_err_errno("%s: read error", name);
+        }
+        if (k == 0) break;
+        size += (size_t)k;
+    }
+    *buf = b;
+    *n = size;
+    return 0;
+}
+
+int io_slurp(const char *path, size_t cap, void **buf, size_t *n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return tp_err_errno("%s", path);
+    int rc = io_slurp_fd(fd, path, cap, buf, n);
+    close(fd);
+    return rc;
+}
+
+/* ---- temporary-file registry ------------------------------------------ */
+
+#define IO_TMP_MAX 64
+static char *tmp_paths[IO_TMP_MAX];
+
+void io_tmp_register(const char *path)
+{
+    for (int i = 0; i < IO_TMP_MAX; i++)
+        if (!tmp_paths[i]) {
+            tmp_paths[i] = tp_strdup(path);
+            return;
+        }
+    TP_ASSERT(!"too many temporary files open at once");
+}
+
+void io_tmp_unregister(const char *path)
+{
+    for (int i = 0; i < IO_TMP_MAX; i++)
+        if (tmp_paths[i] && strcmp(tmp_paths[i], path) == 0) {
+            char *p = tmp_paths[i];
+            tmp_paths[i] = NULL;
+            free(p);
+            return;
+        }
+}
+
+void io_tmp_cleanup(void)
+{
+    for (int i = 0; i < IO_TMP_MAX; i++)
+        if (tmp_paths[i]) unlink(tmp_paths[i]);
+}
+
+/* ---- atomic outputs ------------------------------------------------------ */
+
+static char *tmp_name_for(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
+    const char *base = slash ? slash + 1 : path;
+    size_t n = strlen(path) + 48;
+    char *t = tp_malloc(n);
+    snprintf(t, n, "%.*s.%s.tmp.%ld", (int)dirlen, path, base, (long)getpid());
+    return t;
+}
+
+int io_out_open(struct io_out *o, const char *path)
+{
+    memset(o, 0, sizeof *o);
+    if (!path || strcmp(path, "-") == 0) {
+        o->fd = STDOUT_FILENO;
+        return 0;
+    }
+    o->path = tp_strdup(path);
+    o->tmp = tmp_name_for(path);
+    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (o->fd < 0) {
+        int rc = tp_err_errno("%s", path);
+        free(o->path);
+        free(o->tmp);
+        o->path = o->tmp = NULL;
+        return rc;
+    }
+    io_tmp_register(o->tmp);
+    return 0;
+}
+
+const char *io_out_name(const struct io_out *o)
+{
+    return o->path ? o->path : "stdout";
+}
+
+int io_out_commit(struct io_out *o)
+{
+    if (!o->path) return 0;
+    int rc = 0;
+    if (fsync(o->fd) != 0 && errno != EINVAL) rc = tp_err_errno("%s: fsync", o->path);
+    if (close(o->fd) != 0 && rc == 0) rc = tp_err_errno("%s: close", o->path);
+    o->fd = -1;
+    if (rc == 0 && rename(o->tmp, o->path) != 0) rc = tp_err_errno("%s: rename", o->path);
+    if (rc != 0) unlink(o->tmp);
+    io_tmp_unregister(o->tmp);
+    free(o->tmp);
+    free(o->path);
+    o->tmp = o->path = NULL;
+    return rc;
+}
+
+void io_out_abort(struct io_out *o)
+{
+    if (!o->path) return;
+    if (o->fd >= 0) close(o->fd);
+    unlink(o->tmp);
+    io_tmp_unregister(o->tmp);
+    free(o->tmp);
+    free(o->path);
+    o->tmp = o->path = NULL;
+    o->fd = -1;
+}
+
+int io_write_file_atomic(const char *path, const void *buf, size_t n)
+{
+    struct io_out o;
+    if (io_out_open(&o, path) != 0) return -1;
+    if (io_write_all(o.fd, buf, n, path) != 0) {
+        io_out_abort(&o);
+        return -1;
+    }
+    return io_out_commit(&o);
+}
+
+int io_mkdirs(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return tp_err_set("%s: bad directory name", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return tp_err_errno("%s: mkdir", buf);
+            buf[i] = c;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,408 @@
+/* tz.c - .tz stream reader and writer (see tz.h for the layout).
+ *
+ * Reader: frames are delimited by hand (magic, then the zstd frame header
+ * for the content size) so that a hostile size is refused before any
+ * allocation, skippable frames are skipped, and every error can name the
+ * record. Decompression streams through ZSTD_decompressStream into a buffer
+ * of exactly the pledged size; the checksum is verified by zstd.
+ */
+#include "tz.h"
+#include "err.h"
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#define ZSTD_MAGIC 0xFD2FB528u
+#define SKIP_MAGIC_MIN 0x184D2A50u
+#define SKIP_MAGIC_MAX 0x184D2A5Fu
+#define SEEK_SKIP_MAGIC 0x184D2A5Eu
+#define SEEKABLE_MAGIC 0x8F92EAB1u
+#define SEEK_FOOTER 9
+#define INBUF 65536
+
+static uint32_t rd32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void wr32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t max_record(void)
+{
+    const char *e = getenv("TZ_MAX_RECORD");
+    if (e && *e) {
+        char *end;
+        unsigned long long v = strtoull(e, &end, 10);
+        if (*end == 0 && v > 0) return v;
+    }
+    return TZ_MAX_RECORD_DEFAULT;
+}
+
+/* ---- reader ------------------------------------------------------------------ */
+
+struct tz_reader {
+    int fd, own_fd;
+    char *name;
+    ZSTD_DCtx *dctx;
+    unsigned char *in;
+    size_t in_pos, in_len; /* unread bytes are in[in_pos, in_len) */
+    int eof;
+    long index;
+    uint64_t bytes_in, bytes_out, max_rec;
+    /* seek table (frames only, skippable frames excluded), lazily read */
+    int seek_state; /* 0 unknown, 1 loaded, -1 none */
+    long nframes;
+    uint64_t *frame_off; /* file offset of frame i */
+};
+
+struct tz_reader *tz_reader_open(int fd, const char *name)
+{
+    struct tz_reader *r = tp_calloc(1, sizeof *r);
+    r->fd = fd;
+    r->name = tp_strdup(name ? name : "stdin");
+    r->dctx = ZSTD_createDCtx();
+    r->in = tp_malloc(INBUF);
+    r->max_rec = max_record();
+    if (!r->dctx) TP_ASSERT(!"ZSTD_createDCtx failed");
+    return r;
+}
+
+struct tz_reader *tz_reader_open_path(const char *path)
+{
+    if (!path || strcmp(path, "-") == 0) return tz_reader_open(STDIN_FILENO, "stdin");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        tp_err_errno("%s", path);
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        close(fd);
+        tp_err_set("%s: is a directory", path);
+        return NULL;
+    }
+    struct tz_reader *r = tz_reader_open(fd, path);
+    r->own_fd = 1;
+    return r;
+}
+
+void tz_reader_close(struct tz_reader *r)
+{
+    if (!r) return;
+    if (r->own_fd) close(r->fd);
+    ZSTD_freeDCtx(r->dctx);
+    free(r->in);
+    free(r->name);
+    free(r->frame_off);
+    free(r);
+}
+
+long tz_reader_index(const struct tz_reader *r) { return r->index; }
+uint64_t tz_reader_bytes_in(const struct tz_reader *r) { return r->bytes_in; }
+uint64_t tz_reader_bytes_out(const struct tz_reader *r) { return r->bytes_out; }
+const char *tz_reader_name(const struct tz_reader *r) { return r->name; }
+
+/* Make at least `want` unread bytes available (fewer only at EOF). */
+static int fill(struct tz_reader *r, size_t want)
+{
+    if (r->in_pos > 0 && r->in_len - r->in_pos < want) {
+        memmove(r->in, r->in + r->in_pos, r->in_len - r->in_pos);
+        r->in_len -= r->in_pos;
+        r->in_pos = 0;
+    }
+    while (r->in_len - r->in_pos < want && !r->eof) {
+        ssize_t k = read(r->fd, r->in + r->in_len, INBUF - r->in_len);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return tp_err_errno("read error");
+        }
+        if (k == 0) r->eof = 1;
+        r->in_len += (size_t)k;
+    }
+    return 0;
+}
+
+static size_t avail(const struct tz_reader *r) { return r->in_len - r->in_pos; }
+
+/* Skip n bytes of input. */
+static int skip_bytes(struct tz_reader *r, uint64_t n)
+{
+    while (n > 0) {
+        if (avail(r) == 0) {
+            if (fill(r, 1) != 0) return -1;
+            if (avail(r) == 0) return tp_err_set("truncated skippable frame");
+        }
+        size_t k = avail(r) < n ? avail(r) : (size_t)n;
+        r->in_pos += k;
+        r->bytes_in += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Size of a zstd frame header from its descriptor byte (RFC 8878 3.1.1.1):
+ * magic, descriptor, window byte unless single-segment, dictionary id,
+ * content size. */
+static size_t frame_header_size(unsigned char fhd)
+{
+    static const size_t did[4] = {0, 1, 2, 4}, fcs[4] = {0, 2, 4, 8};
+    int single = (fhd >> 5) & 1, fcs_flag = fhd >> 6;
+    size_t fcs_size = fcs_flag == 0 ? (size_t)single : fcs[fcs_flag];
+    return 4 + 1 + (single ? 0 : 1) + did[fhd & 3] + fcs_size;
+}
+
+static int read_record(struct tz_reader *r, struct st **rec)
+{
+    for (;;) {
+        if (fill(r, 4) != 0) return -1;
+        if (avail(r) == 0) return 0; /* clean end of stream */
+        if (avail(r) < 4) return tp_err_set("truncated frame (%zu stray bytes at the end)", avail(r));
+        uint32_t magic = rd32(r->in + r->in_pos);
+        if (magic >= SKIP_MAGIC_MIN && magic <= SKIP_MAGIC_MAX) {
+            if (fill(r, 8) != 0) return -1;
+            if (avail(r) < 8) return tp_err_set("truncated skippable frame header");
+            uint32_t len = rd32(r->in + r->in_pos + 4);
+            r->in_pos += 8;
+            r->bytes_in += 8;
+            if (skip_bytes(r, len) != 0) return -1;
+            continue;
+        }
+        if (magic != ZSTD_MAGIC) return tp_err_set("not a zstd frame (magic 0x%08x)", magic);
+        break;
+    }
+    /* Wait for exactly the frame header, never more: in stream mode the
+     * writer may be blocked on us, so reading ahead could deadlock. */
+    if (fill(r, 5) != 0) return -1;
+    if (avail(r) < 5) return tp_err_set("truncated zstd frame header");
+    size_t hsize = frame_header_size(r->in[r->in_pos + 4]);
+    if (fill(r, hsize) != 0) return -1;
+    if (avail(r) < hsize) return tp_err_set("truncated zstd frame header");
+    unsigned long long csize = ZSTD_getFrameContentSize(r->in + r->in_pos, hsize);
+    if (csize == ZSTD_CONTENTSIZE_ERROR) return tp_err_set("bad zstd frame header");
+    if (csize == ZSTD_CONTENTSIZE_UNKNOWN)
+        return tp_err_set("zstd frame without a content size (not written by a .tz writer)");
+    if (csize > r->max_rec)
+        return tp_err_set("record claims %llu bytes, over the limit of %llu (TZ_MAX_RECORD)",
+                          csize, (unsigned long long)r->max_rec);
+    size_t size = (size_t)csize;
+    unsigned char *out = tp_malloc(size ? size : 1);
+    ZSTD_outBuffer ob = {out, size, 0};
+    ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_only);
+    size_t ret = 1;
+    while (ret != 0) {
+        if (avail(r) == 0) {
+            if (fill(r, 1) != 0) goto fail;
+            if (avail(r) == 0) {
+                tp_err_set("truncated record (stream ends inside a zstd frame)");
+                goto fail;
+            }
+        }
+        ZSTD_inBuffer ib = {r->in + r->in_pos, avail(r), 0};
+        size_t before_out = ob.pos;
+        ret = ZSTD_decompressStream(r->dctx, &ob, &ib);
+        r->in_pos += ib.pos;
+        r->bytes_in += ib.pos;
+        if (ZSTD_isError(ret)) {
+            tp_err_set("corrupted record: zstd: %s", ZSTD_getErrorName(ret));
+            goto fail;
+        }
+        if (ret != 0 && ob.pos == ob.size && ib.pos == 0 && ob.pos == before_out) {
+            /* output full but the frame goes on: more data than pledged */
+            tp_err_set("corrupted record: more data than its declared size %zu", size);
+            goto fail;
+        }
+    }
+    if (ob.pos != size) {
+        tp_err_set("corrupted record: %zu bytes decompressed, %zu declared", ob.pos, size);
+        goto fail;
+    }
+    r->bytes_out += size;
+    if (st_parse(rec, out, size, 0) != 0) goto fail;
+    return 1;
+fail:
+    free(out);
+    return -1;
+}
+
+int tz_reader_next(struct tz_reader *r, struct st **rec)
+{
+    *rec = NULL;
+    int rc = read_record(r, rec);
+    if (rc < 0) return tp_err_prefix("%s: record %ld", r->name, r->index);
+    if (rc > 0) r->index++;
+    return rc;
+}
+
+/* Read the seek table from the end of a regular file. It is trusted only if
+ * the frame sizes it lists add up exactly to the file size (a table of an
+ * earlier stream inside `cat a.tz b.tz` does not). */
+static void load_seek_table(struct tz_reader *r)
+{
+    r->seek_state = -1;
+    struct stat sb;
+    if (fstat(r->fd, &sb) != 0 || !S_ISREG(sb.st_mode)) return;
+    uint64_t fsize = (uint64_t)sb.st_size;
+    if (fsize < 8 + SEEK_FOOTER) return;
+    unsigned char foot[SEEK_FOOTER];
+    if (pread(r->fd, foot, SEEK_FOOTER, (off_t)(fsize - SEEK_FOOTER)) != SEEK_FOOTER) return;
+    if (rd32(foot + 5) != SEEKABLE_MAGIC) return;
+    uint32_t nf = rd32(foot);
+    int has_ck = (foot[4] & 0x80) != 0;
+    uint64_t esize = has_ck ? 12 : 8;
+    uint64_t tsize = 8 + (uint64_t)nf * esize + SEEK_FOOTER;
+    if (tsize > fsize) return;
+    unsigned char *tab = malloc(tsize);
+    if (!tab) return;
+    if (pread(r->fd, tab, tsize, (off_t)(fsize - tsize)) != (ssize_t)tsize ||
+        rd32(tab) != SEEK_SKIP_MAGIC || rd32(tab + 4) != tsize - 8) {
+        free(tab);
+        return;
+    }
+    uint64_t *off = tp_malloc((nf + 1) * sizeof *off);
+    uint64_t pos = 0;
+    for (uint32_t i = 0; i < nf; i++) {
+        off[i] = pos;
+        pos += rd32(tab + 8 + i * esize);
+    }
+    off[nf] = pos;
+    free(tab);
+    if (pos + tsize != fsize) { /* the table does not describe this file */
+        free(off);
+        return;
+    }
+    r->frame_off = off;
+    r->nframes = nf;
+    r->seek_state = 1;
+}
+
+long tz_reader_count(struct tz_reader *r)
+{
+    if (r->seek_state == 0) load_seek_table(r);
+    return r->seek_state > 0 ? r->nframes : -1;
+}
+
+int tz_reader_seek(struct tz_reader *r, long i)
+{
+    if (tz_reader_count(r) < 0) return tp_err_set("%s: not seekable (no seek table)", r->name);
+    if (i < 0 || i > r->nframes)
+        return tp_err_set("%s: record %ld out of range (%ld records)", r->name, i, r->nframes);
+    /* frame_off[nframes] is the seek table itself, which readers skip */
+    uint64_t off = r->frame_off[i];
+    if (lseek(r->fd, (off_t)off, SEEK_SET) < 0) return tp_err_errno("%s: seek", r->name);
+    r->in_pos = r->in_len = 0;
+    r->eof = 0;
+    r->index = i;
+    return 0;
+}
+
+/* ---- writer ------------------------------------------------------------------ */
+
+struct tz_writer {
+    int fd;
+    char *name;
+    ZSTD_CCtx *cctx;
+    int seek_table;
+    long count, cap;
+    uint32_t *csize, *dsize;
+    int table_ok; /* every frame fit in u32 sizes */
+    uint64_t bytes_in, bytes_out;
+    void *cbuf;
+    size_t cbuf_cap;
+};
+
+struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_table)
+{
+    struct tz_writer *w = tp_calloc(1, sizeof *w);
+    w->fd = fd;
+    w->name = tp_strdup(name ? name : "stdout");
+    w->cctx = ZSTD_createCCtx();
+    if (!w->cctx) TP_ASSERT(!"ZSTD_createCCtx failed");
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
+    w->seek_table = seek_table;
+    w->table_ok = 1;
+    return w;
+}
+
+int tz_writer_put(struct tz_writer *w, const struct st *rec)
+{
+    void *raw;
+    size_t n;
+    st_serialize(rec, &raw, &n);
+    size_t bound = ZSTD_compressBound(n);
+    if (bound > w->cbuf_cap) {
+        free(w->cbuf);
+        w->cbuf = tp_malloc(bound);
+        w->cbuf_cap = bound;
+    }
+    size_t c = ZSTD_compress2(w->cctx, w->cbuf, bound, raw, n);
+    free(raw);
+    if (ZSTD_isError(c))
+        return tp_err_set("%s: record %ld: zstd: %s", w->name, w->count, ZSTD_getErrorName(c));
+    if (io_write_all(w->fd, w->cbuf, c, w->name) != 0) return -1;
+    if (w->count == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 64;
+        w->csize = tp_realloc(w->csize, w->cap * sizeof(uint32_t));
+        w->dsize = tp_realloc(w->dsize, w->cap * sizeof(uint32_t));
+    }
+    if (c > UINT32_MAX || n > UINT32_MAX) w->table_ok = 0;
+    w->csize[w->count] = (uint32_t)c;
+    w->dsize[w->count] = (uint32_t)n;
+    w->count++;
+    w->bytes_in += n;
+    w->bytes_out += c;
+    return 0;
+}
+
+static void writer_free(struct tz_writer *w)
+{
+    ZSTD_freeCCtx(w->cctx);
+    free(w->csize);
+    free(w->dsize);
+    free(w->cbuf);
+    free(w->name);
+    free(w);
+}
+
+int tz_writer_close(struct tz_writer *w)
+{
+    int rc = 0;
+    if (w->seek_table && w->table_ok && w->count > 0 && w->count <= (long)UINT32_MAX) {
+        size_t tsize = 8 + (size_t)w->count * 8 + SEEK_FOOTER;
+        unsigned char *t = tp_malloc(tsize);
+        wr32(t, SEEK_SKIP_MAGIC);
+        wr32(t + 4, (uint32_t)(tsize - 8));
+        for (long i = 0; i < w->count; i++) {
+            wr32(t + 8 + i * 8, w->csize[i]);
+            wr32(t + 12 + i * 8, w->dsize[i]);
+        }
+        unsigned char *f = t + tsize - SEEK_FOOTER;
+        wr32(f, (uint32_t)w->count);
+        f[4] = 0; /* descriptor: no checksums */
+        wr32(f + 5, SEEKABLE_MAGIC);
+        rc = io_write_all(w->fd, t, tsize, w->name);
+        if (rc == 0) w->bytes_out += tsize;
+        free(t);
+    }
+    writer_free(w);
+    return rc;
+}
+
+void tz_writer_abort(struct tz_writer *w)
+{
+    if (w) writer_free(w);
+}
+
+uint64_t tz_writer_bytes_in(const struct tz_writer *w) { return w->bytes_in; }
+uint64_t tz_writer_bytes_out(const struct tz_writer *w) { return w->bytes_out; }
+long tz_writer_count(const struct tz_writer *w) { return w->count; }

@@ -1,0 +1,71 @@
+/* tz.h - .tz tensor streams: one zstd frame per record, each record one
+ * safetensors blob (st.h). This is what flows through pipes and what
+ * datasets on disk are.
+ *
+ * Stream layout:
+ *   1. zero or more zstd frames, each written with the content size and the
+ *      content checksum set, decompressing to exactly one safetensors blob;
+ *   2. skippable frames (magic 0x184D2A50..5F) anywhere, which readers skip;
+ *   3. optionally, last, a seek table in zstd's seekable format: a skippable
+ *      frame (magic 0x184D2A5E) holding per frame {compressed u32,
+ *      decompressed u32}, then the footer {frames u32, descriptor u8 (0),
+ *      magic 0x8F92EAB1 u32}. With it, record i is reached directly.
+ * So `zstd -t` checks a stream and `zstd -dc` decompresses it. An empty
+ * stream is valid. A truncated, corrupted or non-zstd stream is an error
+ * naming the stream and the record index.
+ */
+#ifndef TP_TZ_H
+#define TP_TZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st.h"
+
+#define TZ_LEVEL_DEFAULT 3
+/* A record may not decompress to more than this (bytes); the limit keeps a
+ * hostile frame header from asking for 2^60 bytes. TZ_MAX_RECORD env var
+ * overrides it. */
+#define TZ_MAX_RECORD_DEFAULT ((uint64_t)4 << 30)
+
+struct tz_reader;
+struct tz_writer;
+
+/* Open a stream on a file descriptor; name is used in error messages.
+ * The reader does not close fd. */
+struct tz_reader *tz_reader_open(int fd, const char *name);
+/* Open a path ("-" or NULL: stdin); the reader closes it. */
+struct tz_reader *tz_reader_open_path(const char *path);
+
+/* Next record: 1 and *rec set (caller frees with st_free), 0 at the end of
+ * the stream, -1 on error (message: "name: record i: what"). */
+int tz_reader_next(struct tz_reader *r, struct st **rec);
+
+/* Index of the record the next call returns. */
+long tz_reader_index(const struct tz_reader *r);
+/* Records in the stream according to its seek table, or -1 if it has none
+ * (pipes, streams written without one). */
+long tz_reader_count(struct tz_reader *r);
+/* Jump to record i using the seek table; -1 if not seekable. */
+int tz_reader_seek(struct tz_reader *r, long i);
+/* Compressed bytes consumed and decompressed bytes produced so far. */
+uint64_t tz_reader_bytes_in(const struct tz_reader *r);
+uint64_t tz_reader_bytes_out(const struct tz_reader *r);
+const char *tz_reader_name(const struct tz_reader *r);
+void tz_reader_close(struct tz_reader *r);
+
+/* Writer on fd (not closed by the writer). level: zstd level (1..19,
+ * negative for fast modes). seek_table: append a seek table on close (only
+ * meaningful for files). */
+struct tz_writer *tz_writer_open(int fd, const char *name, int level,
+                                 int seek_table);
+int tz_writer_put(struct tz_writer *w, const struct st *rec);
+/* Write the seek table (if asked) and free the writer; -1 on error. */
+int tz_writer_close(struct tz_writer *w);
+/* Free without writing anything more (after an error). */
+void tz_writer_abort(struct tz_writer *w);
+uint64_t tz_writer_bytes_in(const struct tz_writer *w);
+uint64_t tz_writer_bytes_out(const struct tz_writer *w);
+long tz_writer_count(const struct tz_writer *w);
+
+#endif

@@ -1,0 +1,253 @@
+/* test_tz.c - .tz streams: round trip through a pipe and a file, seek
+ * table, skippable frames, and every fault named with its record index. */
+#include "test.h"
+#include "io.h"
+#include "tz.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct st *make_record(int i)
+{
+    struct st *s = st_new();
+    float *x = st_put_v(s, "image", ST_F32, 2, (int64_t)3, (int64_t)(4 + i))->data;
+    for (int k = 0; k < 3 * (4 + i); k++) x[k] = (float)(i * 100 + k);
+    st_meta_set_long(s, "index", i);
+    return s;
+}
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(tmpdir, "/tmp/tp_tz_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd);
+}
+
+static void write_stream(const char *path, int nrec, int seek)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    struct tz_writer *w = tz_writer_open(fd, path, 3, seek);
+    for (int i = 0; i < nrec; i++) {
+        struct st *r = make_record(i);
+        assert_int_equal(tz_writer_put(w, r), 0);
+        st_free(r);
+    }
+    assert_int_equal(tz_writer_count(w), nrec);
+    assert_int_equal(tz_writer_close(w), 0);
+    close(fd);
+}
+
+static void check_record(struct st *r, int i)
+{
+    long idx;
+    assert_int_equal(st_meta_get_long(r, "index", &idx), 0);
+    assert_int_equal(idx, i);
+    struct st_tensor *t = st_require(r, "image", ST_F32, 2);
+    assert_non_null(t);
+    assert_int_equal(t->shape[1], 4 + i);
+    assert_true(((float *)t->data)[2] == (float)(i * 100 + 2));
+}
+
+static void test_file_round_trip_and_seek(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/a.tz", tmpdir);
+    write_stream(path, 5, 1);
+    struct tz_reader *r = tz_reader_open_path(path);
+    assert_non_null(r);
+    struct st *rec;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(tz_reader_next(r, &rec), 1);
+        check_record(rec, i);
+        st_free(rec);
+    }
+    assert_int_equal(tz_reader_next(r, &rec), 0); /* the seek table is skipped */
+    assert_int_equal(tz_reader_count(r), 5);
+    assert_int_equal(tz_reader_seek(r, 3), 0);
+    assert_int_equal(tz_reader_next(r, &rec), 1);
+    check_record(rec, 3);
+    st_free(rec);
+    assert_int_equal(tz_reader_seek(r, 0), 0);
+    assert_int_equal(tz_reader_next(r, &rec), 1);
+    check_record(rec, 0);
+    st_free(rec);
+    assert_int_equal(tz_reader_seek(r, 9), -1);
+    tz_reader_close(r);
+    /* the zstd CLI accepts it */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "zstd -q -t %s", path);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_empty_and_pipe(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/empty.tz", tmpdir);
+    write_stream(path, 0, 1);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, 0);
+    struct tz_reader *r = tz_reader_open_path(path);
+    struct st *rec;
+    assert_int_equal(tz_reader_next(r, &rec), 0);
+    tz_reader_close(r);
+    /* through a pipe: a writer thread is not needed for small records */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct tz_writer *w = tz_writer_open(p[1], "pipe", 1, 0);
+    struct st *s = make_record(1);
+    assert_int_equal(tz_writer_put(w, s), 0);
+    st_free(s);
+    assert_int_equal(tz_writer_close(w), 0);
+    close(p[1]);
+    r = tz_reader_open(p[0], "pipe");
+    assert_int_equal(tz_reader_next(r, &rec), 1);
+    check_record(rec, 1);
+    st_free(rec);
+    assert_int_equal(tz_reader_next(r, &rec), 0);
+    assert_int_equal(tz_reader_count(r), -1);
+    tz_reader_close(r);
+    close(p[0]);
+}
+
+/* Read a whole file, apply a change, and expect an error mentioning needle. */
+static void expect_fault(const char *name, void (*mutate)(unsigned char *, size_t *),
+                         const char *needle, long want_index)
+{
+    char path[128], bad[160];
+    snprintf(path, sizeof path, "%s/ok.tz", tmpdir);
+    write_stream(path, 3, 0);
+    void *buf;
+    size_t n;
+    assert_int_equal(io_slurp(path, 1 << 20, &buf, &n), 0);
+    mutate(buf, &n);
+    snprintf(bad, sizeof bad, "%s/%s.tz", tmpdir, name);
+    assert_int_equal(io_write_file_atomic(bad, buf, n), 0);
+    free(buf);
+    struct tz_reader *r = tz_reader_open_path(bad);
+    struct st *rec;
+    int rc;
+    while ((rc = tz_reader_next(r, &rec)) == 1) st_free(rec);
+    assert_int_equal(rc, -1);
+    if (!strstr(tp_err(), needle)) fail_msg("%s: error '%s' lacks '%s'", name, tp_err(), needle);
+    char idx[64];
+    snprintf(idx, sizeof idx, "record %ld:", want_index);
+    if (!strstr(tp_err(), idx) || !strstr(tp_err(), bad))
+        fail_msg("%s: error '%s' does not name %s and the file", name, tp_err(), idx);
+    tz_reader_close(r);
+}
+
+static void cut_end(unsigned char *b, size_t *n) { (void)b; *n -= 7; }
+static void flip_middle(unsigned char *b, size_t *n) { b[*n - 20] ^= 0x40; }
+static void garbage_tail(unsigned char *b, size_t *n) { memcpy(b + *n, "xy", 2); *n += 2; }
+static void not_zstd(unsigned char *b, size_t *n) { (void)n; b[0] = 'P'; }
+
+static void test_faults(void **state)
+{
+    (void)state;
+    expect_fault("truncated", cut_end, "truncated", 2);
+    expect_fault("flipped", flip_middle, "corrupted", 2);
+    expect_fault("tail", garbage_tail, "truncated frame", 3);
+    expect_fault("notzstd", not_zstd, "not a zstd frame", 0);
+}
+
+static void test_size_limit(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/big.tz", tmpdir);
+    write_stream(path, 1, 0);
+    setenv("TZ_MAX_RECORD", "16", 1);
+    struct tz_reader *r = tz_reader_open_path(path);
+    struct st *rec;
+    assert_int_equal(tz_reader_next(r, &rec), -1);
+    assert_non_null(strstr(tp_err(), "over the limit of 16"));
+    tz_reader_close(r);
+    unsetenv("TZ_MAX_RECORD");
+}
+
+static void test_skippable_and_concat(void **state)
+{
+    (void)state;
+    /* cat a.tz b.tz: the inner seek table is skipped, the outer one is
+     * not trusted for seeking (sizes do not add up) */
+    char a[128], b[128], c[128], cmd[512];
+    snprintf(a, sizeof a, "%s/ca.tz", tmpdir);
+    snprintf(b, sizeof b, "%s/cb.tz", tmpdir);
+    snprintf(c, sizeof c, "%s/cc.tz", tmpdir);
+    write_stream(a, 2, 1);
+    write_stream(b, 3, 1);
+    snprintf(cmd, sizeof cmd, "cat %s %s > %s", a, b, c);
+    assert_int_equal(system(cmd), 0);
+    struct tz_reader *r = tz_reader_open_path(c);
+    struct st *rec;
+    int n = 0;
+    while (tz_reader_next(r, &rec) == 1) {
+        check_record(rec, n < 2 ? n : n - 2);
+        st_free(rec);
+        n++;
+    }
+    assert_int_equal(n, 5);
+    assert_int_equal(tz_reader_count(r), -1);
+    tz_reader_close(r);
+}
+
+/* Stream mode relies on this: a record is returned as soon as its frame is
+ * complete, while the writer keeps the pipe open (no read-ahead). */
+static void test_no_read_ahead(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct tz_writer *w = tz_writer_open(p[1], "pipe", 3, 0);
+    struct st *s = st_new(); /* the smallest record there is */
+    assert_int_equal(tz_writer_put(w, s), 0);
+    st_free(s);
+    struct tz_reader *r = tz_reader_open(p[0], "pipe");
+    struct st *rec;
+    alarm(10); /* a hang fails the test instead of the suite */
+    assert_int_equal(tz_reader_next(r, &rec), 1);
+    alarm(0);
+    assert_int_equal(rec->n, 0);
+    st_free(rec);
+    tz_writer_close(w);
+    close(p[1]);
+    assert_int_equal(tz_reader_next(r, &rec), 0);
+    tz_reader_close(r);
+    close(p[0]);
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    assert_null(tz_reader_open_path("/nonexistent.tz"));
+    assert_non_null(strstr(tp_err(), "/nonexistent.tz"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_file_round_trip_and_seek),
+        cmocka_unit_test(test_empty_and_pipe),
+        cmocka_unit_test(test_faults),
+        cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_skippable_and_concat),
+        cmocka_unit_test(test_no_read_ahead),
+        cmocka_unit_test(test_missing_file),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -99,6 +99,11 @@ test-san:
 test: deps
 	@$(MAKE) --no-print-directory test-fast
 	@$(MAKE) --no-print-directory test-san
+	@$(MAKE) --no-print-directory fuzz-replay
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+
+# Fuzzing in `make test` is brief; `make fuzz FUZZ_SECONDS=600` goes longer.
+TEST_FUZZ_SECONDS ?= 10
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5

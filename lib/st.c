@@ -150,6 +150,24 @@ struct st_tensor *st_put(struct st *s, const char *name, enum st_dtype dt, int n
     return t;
 }
 
+struct st_tensor *st_put_ref(struct st *s, const char *name, enum st_dtype dt, int ndim,
+                             const int64_t *shape, void *data)
+{
+    TP_ASSERT(ndim >= 0 && ndim <= ST_MAX_DIMS && (unsigned)dt < ST_DTYPE_COUNT);
+    struct st_tensor *t = slot_for(s, name);
+    t->dtype = dt;
+    t->ndim = ndim;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        n *= (size_t)shape[i];
+    }
+    t->nbytes = n * dtype_sizes[dt];
+    t->data = data;
+    t->owned = 0;
+    return t;
+}
+
 struct st_tensor *st_put_v(struct st *s, const char *name, enum st_dtype dt, int ndim, ...)
 {
     int64_t shape[ST_MAX_DIMS];

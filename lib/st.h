@@ -109,6 +109,10 @@ struct st_tensor *st_put(struct st *s, const char *name, enum st_dtype dt,
 /* Same, with the shape given as arguments: st_put_v(s, "x", ST_F32, 2, B, N). */
 struct st_tensor *st_put_v(struct st *s, const char *name, enum st_dtype dt,
                            int ndim, ...);
+/* Add a tensor that refers to memory the caller keeps alive (not freed by
+ * st_free): how a model's contiguous parameter buffer is seen as tensors. */
+struct st_tensor *st_put_ref(struct st *s, const char *name, enum st_dtype dt,
+                             int ndim, const int64_t *shape, void *data);
 /* Add a copy of another tensor (name may differ). */
 struct st_tensor *st_put_copy(struct st *s, const char *name,
                               const struct st_tensor *src);

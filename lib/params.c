@@ -1,0 +1,151 @@
+/* params.c - parameter tables, buffers, init, load/save (see params.h). */
+#include "params.h"
+#include "err.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void params_init_table(struct params *p) { memset(p, 0, sizeof *p); }
+
+void params_free(struct params *p)
+{
+    free(p->spec);
+    free(p->data);
+    free(p->grad);
+    memset(p, 0, sizeof *p);
+}
+
+size_t params_add(struct params *p, const char *prefix, const char *name, int ndim,
+                  const int64_t *shape, enum param_init init, float a)
+{
+    TP_ASSERT(!p->data && ndim >= 0 && ndim <= 4);
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 64;
+        p->spec = tp_realloc(p->spec, p->cap * sizeof *p->spec);
+    }
+    struct param_spec *s = &p->spec[p->n++];
+    memset(s, 0, sizeof *s);
+    int k = snprintf(s->name, sizeof s->name, "%s%s", prefix ? prefix : "", name);
+    TP_ASSERT(k > 0 && (size_t)k < sizeof s->name);
+    s->ndim = ndim;
+    s->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        s->shape[i] = shape[i];
+        s->numel *= (size_t)shape[i];
+    }
+    s->offset = p->total;
+    s->init = init;
+    s->a = a;
+    p->total += s->numel;
+    return s->offset;
+}
+
+void params_alloc(struct params *p)
+{
+    p->data = tp_aligned_alloc(p->total * sizeof(float));
+    p->grad = tp_aligned_alloc(p->total * sizeof(float));
+    memset(p->data, 0, p->total * sizeof(float));
+    memset(p->grad, 0, p->total * sizeof(float));
+}
+
+/* fan_in / fan_out as torch computes them: dim 1 (times the receptive
+ * field) and dim 0. */
+static void fans(const struct param_spec *s, double *fan_in, double *fan_out)
+{
+    double rf = 1;
+    for (int i = 2; i < s->ndim; i++) rf *= (double)s->shape[i];
+    *fan_in = s->ndim >= 2 ? (double)s->shape[1] * rf : (double)s->numel;
+    *fan_out = s->ndim >= 2 ? (double)s->shape[0] * rf : (double)s->numel;
+}
+
+void params_fill_init(struct params *p, uint64_t seed)
+{
+    struct rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < p->n; i++) {
+        const struct param_spec *s = &p->spec[i];
+        float *x = p->data + s->offset;
+        double fi, fo;
+        fans(s, &fi, &fo);
+        for (size_t j = 0; j < s->numel; j++) {
+            switch (s->init) {
+            case INIT_ZEROS: x[j] = 0; break;
+            case INIT_ONES: x[j] = 1; break;
+            case INIT_NORMAL: x[j] = s->a * rng_normal(&r); break;
+            case INIT_TRUNC_NORMAL: x[j] = s->a * rng_trunc_normal(&r, -2, 2); break;
+            case INIT_UNIFORM: x[j] = s->a * (2 * rng_uniform(&r) - 1); break;
+            case INIT_XAVIER: x[j] = (float)sqrt(6.0 / (fi + fo)) * (2 * rng_uniform(&r) - 1); break;
+            case INIT_KAIMING: x[j] = (float)(1.0 / sqrt(fi)) * (2 * rng_uniform(&r) - 1); break;
+            }
+        }
+    }
+}
+
+static char *shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
+{
+    size_t k = snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+const struct param_spec *params_find(const struct params *p, const char *name)
+{
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->spec[i].name, name) == 0) return &p->spec[i];
+    return NULL;
+}
+
+int params_load(struct params *p, const struct st *w, int allow_extra)
+{
+    for (int i = 0; i < p->n; i++) {
+        const struct param_spec *s = &p->spec[i];
+        const struct st_tensor *t = st_require(w, s->name, ST_F32, s->ndim);
+        if (!t) return -1;
+        for (int d = 0; d < s->ndim; d++)
+            if (t->shape[d] != s->shape[d]) {
+                char a[96], b[96];
+                return tp_err_set("tensor '%s': shape %s, the architecture needs %s", s->name,
+                                  st_shape_str(t, a, sizeof a), shape_str(b, sizeof b, s->ndim, s->shape));
+            }
+        memcpy(p->data + s->offset, t->data, s->numel * sizeof(float));
+    }
+    if (!allow_extra)
+        for (int i = 0; i < w->n; i++)
+            if (!params_find(p, w->t[i].name))
+                return tp_err_set("tensor '%s' is not a parameter of this architecture", w->t[i].name);
+    return 0;
+}
+
+void params_view(const struct params *p, struct st *out, int grad)
+{
+    float *base = grad ? p->grad : p->data;
+    for (int i = 0; i < p->n; i++) {
+        const struct param_spec *s = &p->spec[i];
+        st_put_ref(out, s->name, ST_F32, s->ndim, s->shape, base + s->offset);
+    }
+}
+
+int params_save(const struct params *p, const char *path, const struct st *meta)
+{
+    struct st *s = st_new();
+    if (meta)
+        for (int i = 0; i < meta->nmeta; i++) st_meta_set(s, meta->meta_key[i], meta->meta_val[i]);
+    params_view(p, s, 0);
+    int rc = st_save(s, path);
+    st_free(s);
+    return rc;
+}
+
+void params_zero_grad(struct params *p) { memset(p->grad, 0, p->total * sizeof(float)); }
+
+size_t params_count(const struct params *p, const char *prefix)
+{
+    size_t n = 0, k = strlen(prefix);
+    for (int i = 0; i < p->n; i++)
+        if (strncmp(p->spec[i].name, prefix, k) == 0) n += p->spec[i].numel;
+    return n;
+}

@@ -1,0 +1,115 @@
+/* attention.c - multi-head self-attention (see attention.h). */
+#include "attention.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "dropout.h"
+#include "err.h"
+#include "linear.h"
+#include "softmax.h"
+
+size_t attention_acts_floats(int B, int T, int C, int NH, int dropout)
+{
+    size_t BT = (size_t)B * T, att = (size_t)B * NH * T * T;
+    return BT * 3 * C + att + (dropout ? att : 0) + BT * C;
+}
+
+float *attention_acts_point(struct attention_acts *a, float *mem, int B, int T,
+                            int C, int NH, int dropout)
+{
+    size_t BT = (size_t)B * T, att = (size_t)B * NH * T * T;
+    a->qkv = mem;
+    mem += BT * 3 * C;
+    a->att = mem;
+    mem += att;
+    a->att_drop = dropout ? mem : NULL;
+    mem += dropout ? att : 0;
+    a->y = mem;
+    return mem + BT * C;
+}
+
+void attention_forward(float *out, struct attention_acts *acts, const float *inp,
+                       const struct attention_params *w, int B, int T, int C,
+                       int NH, float p, uint64_t seed)
+{
+    TP_ASSERT(C % NH == 0);
+    TP_ASSERT(p == 0.0f || (p > 0.0f && p <= 1.0f && acts->att_drop));
+    int HD = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)HD);
+    size_t TT = (size_t)T * T;
+    linear_forward(acts->qkv, inp, w->in_proj_weight, w->in_proj_bias, B * T, C, C3);
+
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = acts->qkv + (size_t)b * T * C3 + h * HD;
+        const float *k = q + C, *v = q + 2 * C;
+        float *att = acts->att + bh * TT;
+        /* att = scale * q k^T: [T,HD] x [HD,T] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, q, C3, k,
+                    C3, 0.0f, att, T);
+        for (int t = 0; t < T; t++) softmax_row(att + (size_t)t * T, att + (size_t)t * T, T);
+        const float *pv = att;
+        if (p > 0.0f) {
+            float *ad = acts->att_drop + bh * TT;
+            for (size_t i = 0; i < TT; i++) ad[i] = att[i] * dropout_scale(p, seed, bh * TT + i);
+            pv = ad;
+        }
+        /* y_h = att @ v: [T,T] x [T,HD], into columns h*HD.. of y */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, pv, T, v,
+                    C3, 0.0f, acts->y + (size_t)b * T * C + h * HD, C);
+    }
+    linear_forward(out, acts->y, w->out_proj_weight, w->out_proj_bias, B * T, C, C);
+}
+
+/* Gradients of one (batch, head) pair: from dy_h to the q, k, v slices of
+ * dqkv (written, not added: the pairs tile dqkv exactly). */
+static void head_backward(struct attention_acts *d, const struct attention_acts *a,
+                          int b, int h, int T, int C, int NH, float p, uint64_t seed)
+{
+    int HD = C / NH, C3 = 3 * C, bh = b * NH + h;
+    float scale = 1.0f / sqrtf((float)HD);
+    size_t TT = (size_t)T * T;
+    size_t qoff = (size_t)b * T * C3 + h * HD;
+    const float *q = a->qkv + qoff, *k = q + C, *v = q + 2 * C;
+    float *dq = d->qkv + qoff, *dk = dq + C, *dv = dq + 2 * C;
+    const float *P = a->att + bh * TT;
+    const float *Pd = p > 0.0f ? a->att_drop + bh * TT : P;
+    const float *dy = d->y + (size_t)b * T * C + h * HD;
+    float *dP = d->att + bh * TT;
+
+    /* dv = Pd^T @ dy; dPd = dy @ v^T */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, Pd, T, dy, C,
+                0.0f, dv, C3);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dy, C, v, C3,
+                0.0f, dP, T);
+    if (p > 0.0f)
+        for (size_t i = 0; i < TT; i++) dP[i] *= dropout_scale(p, seed, bh * TT + i);
+    /* through the softmax, in place: dP becomes the gradient of the scores */
+    for (int t = 0; t < T; t++) softmax_row_backward_inplace(dP + (size_t)t * T, P + (size_t)t * T, T);
+    /* scores = scale * q k^T: dq = scale * dS @ k; dk = scale * dS^T @ q */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, scale, dP, T, k, C3,
+                0.0f, dq, C3);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, scale, dP, T, q, C3,
+                0.0f, dk, C3);
+}
+
+void attention_backward(float *dinp, struct attention_params *dw,
+                        struct attention_acts *scratch, const float *dout,
+                        const float *inp, const struct attention_params *w,
+                        const struct attention_acts *acts, int B, int T, int C,
+                        int NH, float p, uint64_t seed)
+{
+    TP_ASSERT(C % NH == 0);
+    TP_ASSERT(p == 0.0f || (p > 0.0f && p <= 1.0f && acts->att_drop));
+    int BT = B * T;
+    memset(scratch->y, 0, sizeof(float) * (size_t)BT * C);
+    linear_backward(scratch->y, dw ? dw->out_proj_weight : NULL, dw ? dw->out_proj_bias : NULL,
+                    dout, acts->y, w->out_proj_weight, BT, C, C);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) head_backward(scratch, acts, bh / NH, bh % NH, T, C, NH, p, seed);
+    linear_backward(dinp, dw ? dw->in_proj_weight : NULL, dw ? dw->in_proj_bias : NULL,
+                    scratch->qkv, inp, w->in_proj_weight, BT, C, 3 * C);
+}

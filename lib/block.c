@@ -1,0 +1,318 @@
+/* block.c - pre-LN ViT and post-LN BERT transformer blocks (see block.h). */
+#include "block.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "act.h"
+#include "dropout.h"
+#include "err.h"
+#include "layernorm.h"
+#include "linear.h"
+
+/* One walk over the parameters in memory order serves the spec table and
+ * the pointers: each entry may fill a spec (tab) and point a field (p). */
+struct walk {
+    struct param_spec *tab;
+    struct block_params *p;
+    float *mem;
+    int n;
+    size_t off;
+};
+
+static void put(struct walk *w, const char *name, int64_t d0, int64_t d1,
+                enum param_init init, float **field)
+{
+    size_t numel = (size_t)d0 * (d1 ? (size_t)d1 : 1);
+    if (w->tab) {
+        struct param_spec *e = &w->tab[w->n];
+        TP_ASSERT(w->n < BLOCK_MAX_PARAMS && strlen(name) < sizeof e->name);
+        memset(e, 0, sizeof *e);
+        snprintf(e->name, sizeof e->name, "%s", name);
+        e->ndim = d1 ? 2 : 1;
+        e->shape[0] = d0;
+        e->shape[1] = d1;
+        e->offset = w->off;
+        e->numel = numel;
+        e->init = init;
+        e->a = init == INIT_NORMAL ? BLOCK_INIT_STD : 0.0f;
+    }
+    if (w->p && field) *field = w->mem + w->off;
+    w->n++;
+    w->off += numel;
+}
+
+/* name.weight [d0,d1] N(0, 0.02) and name.bias [d0] zeros (a Linear) */
+static void put_linear(struct walk *w, const char *name, int64_t d0, int64_t d1, float **wf,
+                       float **bf)
+{
+    char n[64];
+    snprintf(n, sizeof n, "%s.weight", name);
+    put(w, n, d0, d1, INIT_NORMAL, wf);
+    snprintf(n, sizeof n, "%s.bias", name);
+    put(w, n, d0, 0, INIT_ZEROS, bf);
+}
+
+/* name.weight [C] ones and name.bias [C] zeros (a LayerNorm) */
+static void put_norm(struct walk *w, const char *name, int64_t C, float **wf, float **bf)
+{
+    char n[64];
+    snprintf(n, sizeof n, "%s.weight", name);
+    put(w, n, C, 0, INIT_ONES, wf);
+    snprintf(n, sizeof n, "%s.bias", name);
+    put(w, n, C, 0, INIT_ZEROS, bf);
+}
+
+/* field of w->p, or NULL when only the table is wanted */
+#define FIELD(x) (w->p ? &w->p->x : NULL)
+
+static void walk_pre(struct walk *w, int64_t C, int64_t F)
+{
+    put_norm(w, "ln_1", C, FIELD(ln1_w), FIELD(ln1_b));
+    put(w, "attn.in_proj_weight", 3 * C, C, INIT_XAVIER, FIELD(attn.in_proj_weight));
+    put(w, "attn.in_proj_bias", 3 * C, 0, INIT_ZEROS, FIELD(attn.in_proj_bias));
+    put_linear(w, "attn.out_proj", C, C, FIELD(attn.out_proj_weight), FIELD(attn.out_proj_bias));
+    put_norm(w, "ln_2", C, FIELD(ln2_w), FIELD(ln2_b));
+    put_linear(w, "mlp.c_fc", F, C, FIELD(fc_w), FIELD(fc_b));
+    put_linear(w, "mlp.c_proj", C, F, FIELD(proj_w), FIELD(proj_b));
+}
+
+static void walk_post(struct walk *w, int64_t C, int64_t F)
+{
+    /* query, key, value back to back: the packed in_proj (attention.h) */
+    static const char *qkv[3] = {"query", "key", "value"};
+    char n[64];
+    for (int i = 0; i < 6; i++) {
+        snprintf(n, sizeof n, "attention.self.%s.%s", qkv[i % 3], i < 3 ? "weight" : "bias");
+        float **first = i == 0 ? FIELD(attn.in_proj_weight) : i == 3 ? FIELD(attn.in_proj_bias) : NULL;
+        put(w, n, C, i < 3 ? C : 0, i < 3 ? INIT_NORMAL : INIT_ZEROS, first);
+    }
+    put_linear(w, "attention.output.dense", C, C, FIELD(attn.out_proj_weight),
+               FIELD(attn.out_proj_bias));
+    put_norm(w, "attention.output.LayerNorm", C, FIELD(ln1_w), FIELD(ln1_b));
+    put_linear(w, "intermediate.dense", F, C, FIELD(fc_w), FIELD(fc_b));
+    put_linear(w, "output.dense", C, F, FIELD(proj_w), FIELD(proj_b));
+    put_norm(w, "output.LayerNorm", C, FIELD(ln2_w), FIELD(ln2_b));
+}
+
+#undef FIELD
+
+static struct walk walk(const struct block_cfg *cfg, struct param_spec *tab,
+                        struct block_params *p, float *mem)
+{
+    struct walk w = {tab, p, mem, 0, 0};
+    if (cfg->kind == BLOCK_PRE_LN)
+        walk_pre(&w, cfg->C, cfg->F);
+    else
+        walk_post(&w, cfg->C, cfg->F);
+    return w;
+}
+
+int block_param_specs(struct param_spec *tab, const struct block_cfg *cfg)
+{
+    return walk(cfg, tab, NULL, NULL).n;
+}
+
+size_t block_param_floats(const struct block_cfg *cfg) { return walk(cfg, NULL, NULL, NULL).off; }
+
+size_t block_params_add(struct params *p, const char *prefix, const struct block_cfg *cfg)
+{
+    struct param_spec tab[BLOCK_MAX_PARAMS];
+    int n = block_param_specs(tab, cfg);
+    size_t base = p->total;
+    for (int i = 0; i < n; i++) {
+        size_t off = params_add(p, prefix, tab[i].name, tab[i].ndim, tab[i].shape, tab[i].init,
+                                tab[i].a);
+        TP_ASSERT(off == base + tab[i].offset);
+    }
+    return base;
+}
+
+void block_params_point(struct block_params *p, float *mem, const struct block_cfg *cfg)
+{
+    walk(cfg, NULL, p, mem);
+}
+
+size_t block_acts_floats(const struct block_cfg *cfg, int B, int T, int train)
+{
+    size_t BT = (size_t)B * T, C = cfg->C, F = cfg->F;
+    int dropout = train && cfg->attn_drop > 0.0f;
+    return 4 * BT * C + 4 * BT + 2 * BT * F +
+           attention_acts_floats(B, T, cfg->C, cfg->NH, dropout);
+}
+
+float *block_acts_point(struct block_acts *a, float *mem, const struct block_cfg *cfg,
+                        int B, int T, int train)
+{
+    size_t BT = (size_t)B * T, C = cfg->C, F = cfg->F;
+    int dropout = train && cfg->attn_drop > 0.0f;
+    a->ln1 = mem, mem += BT * C;
+    a->ln1_mean = mem, mem += BT;
+    a->ln1_rstd = mem, mem += BT;
+    mem = attention_acts_point(&a->attn, mem, B, T, cfg->C, cfg->NH, dropout);
+    a->res1 = mem, mem += BT * C;
+    a->ln2 = mem, mem += BT * C;
+    a->ln2_mean = mem, mem += BT;
+    a->ln2_rstd = mem, mem += BT;
+    a->fc = mem, mem += BT * F;
+    a->fc_act = mem, mem += BT * F;
+    a->res2 = mem, mem += BT * C;
+    return mem;
+}
+
+/* The dropout sites (block.h) and their probabilities in this pass. */
+struct drops {
+    float attn, hidden;
+    uint64_t s_probs, s_attn, s_mlp;
+};
+
+static struct drops drops_of(const struct block_cfg *cfg, int train, uint64_t seed)
+{
+    struct drops d = {train ? cfg->attn_drop : 0.0f, train ? cfg->drop : 0.0f,
+                      rng_hash(seed, 0), rng_hash(seed, 1), rng_hash(seed, 2)};
+    return d;
+}
+
+/* out[BT,C] = c_proj(gelu(c_fc(inp))), hidden saved in a->fc, a->fc_act. */
+static void mlp_forward(float *out, struct block_acts *a, const float *inp,
+                        const struct block_params *w, const struct block_cfg *cfg, int BT)
+{
+    int C = cfg->C, F = cfg->F;
+    size_t n = (size_t)BT * F;
+    linear_forward(a->fc, inp, w->fc_w, w->fc_b, BT, C, F);
+    if (cfg->gelu_tanh)
+        gelu_tanh_forward(a->fc_act, a->fc, n);
+    else
+        gelu_forward(a->fc_act, a->fc, n);
+    linear_forward(out, a->fc_act, w->proj_w, w->proj_b, BT, F, C);
+}
+
+#define G(field) (dw ? dw->field : NULL)
+
+static void mlp_backward(float *dinp, struct block_params *dw, struct block_acts *d,
+                         const float *dout, const float *inp, const struct block_params *w,
+                         const struct block_acts *a, const struct block_cfg *cfg, int BT)
+{
+    int C = cfg->C, F = cfg->F;
+    size_t n = (size_t)BT * F;
+    memset(d->fc_act, 0, sizeof(float) * n);
+    linear_backward(d->fc_act, G(proj_w), G(proj_b), dout, a->fc_act, w->proj_w, BT, F, C);
+    memset(d->fc, 0, sizeof(float) * n);
+    if (cfg->gelu_tanh)
+        gelu_tanh_backward(d->fc, d->fc_act, a->fc, n);
+    else
+        gelu_backward(d->fc, d->fc_act, a->fc, n);
+    linear_backward(dinp, G(fc_w), G(fc_b), d->fc, inp, w->fc_w, BT, C, F);
+}
+
+/* dout through a hidden dropout site: dout itself when off, else in tmp. */
+static const float *drop_back(float *tmp, const float *dout, size_t n, float p, uint64_t seed)
+{
+    if (p <= 0.0f) return dout;
+    memset(tmp, 0, sizeof(float) * n);
+    dropout_backward(tmp, dout, n, p, seed);
+    return tmp;
+}
+
+/* y = drop(y) + x: a residual branch joining the stream */
+static void drop_add(float *y, const float *x, size_t n, float p, uint64_t seed)
+{
+    if (p > 0.0f) dropout_forward(y, y, n, p, seed);
+    add_inplace(y, x, n);
+}
+
+static void pre_forward(float *out, struct block_acts *a, const float *x,
+                        const struct block_params *w, const struct block_cfg *cfg,
+                        int B, int T, struct drops dr)
+{
+    int BT = B * T, C = cfg->C;
+    size_t n = (size_t)BT * C;
+    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
+    attention_forward(a->res1, &a->attn, a->ln1, &w->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs);
+    drop_add(a->res1, x, n, dr.hidden, dr.s_attn);
+    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
+    mlp_forward(out, a, a->ln2, w, cfg, BT);
+    drop_add(out, a->res1, n, dr.hidden, dr.s_mlp);
+}
+
+static void pre_backward(float *dinp, struct block_params *dw, struct block_acts *d,
+                         const float *dout, const float *x, const struct block_params *w,
+                         const struct block_acts *a, const struct block_cfg *cfg, int B,
+                         int T, struct drops dr)
+{
+    int BT = B * T, C = cfg->C;
+    size_t n = (size_t)BT * C;
+    const float *dm = drop_back(d->res2, dout, n, dr.hidden, dr.s_mlp);
+    memset(d->ln2, 0, sizeof(float) * n);
+    mlp_backward(d->ln2, dw, d, dm, a->ln2, w, a, cfg, BT);
+    memcpy(d->res1, dout, sizeof(float) * n); /* the residual path */
+    layernorm_backward(d->res1, G(ln2_w), G(ln2_b), d->ln2, a->res1, w->ln2_w, a->ln2_mean,
+                       a->ln2_rstd, BT, C);
+    const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn);
+    memset(d->ln1, 0, sizeof(float) * n);
+    attention_backward(d->ln1, dw ? &dw->attn : NULL, &d->attn, da, a->ln1, &w->attn, &a->attn,
+                       B, T, C, cfg->NH, dr.attn, dr.s_probs);
+    layernorm_backward(dinp, G(ln1_w), G(ln1_b), d->ln1, x, w->ln1_w, a->ln1_mean, a->ln1_rstd,
+                       BT, C);
+    if (dinp) add_inplace(dinp, d->res1, n);
+}
+
+static void post_forward(float *out, struct block_acts *a, const float *x,
+                         const struct block_params *w, const struct block_cfg *cfg,
+                         int B, int T, struct drops dr)
+{
+    int BT = B * T, C = cfg->C;
+    size_t n = (size_t)BT * C;
+    attention_forward(a->res1, &a->attn, x, &w->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs);
+    drop_add(a->res1, x, n, dr.hidden, dr.s_attn);
+    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
+    mlp_forward(a->res2, a, a->ln1, w, cfg, BT);
+    drop_add(a->res2, a->ln1, n, dr.hidden, dr.s_mlp);
+    layernorm_forward(out, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
+}
+
+static void post_backward(float *dinp, struct block_params *dw, struct block_acts *d,
+                          const float *dout, const float *x, const struct block_params *w,
+                          const struct block_acts *a, const struct block_cfg *cfg, int B,
+                          int T, struct drops dr)
+{
+    int BT = B * T, C = cfg->C;
+    size_t n = (size_t)BT * C;
+    memset(d->res2, 0, sizeof(float) * n);
+    layernorm_backward(d->res2, G(ln2_w), G(ln2_b), dout, a->res2, w->ln2_w, a->ln2_mean,
+                       a->ln2_rstd, BT, C);
+    memcpy(d->ln1, d->res2, sizeof(float) * n); /* the residual path */
+    const float *dm = drop_back(d->ln2, d->res2, n, dr.hidden, dr.s_mlp);
+    mlp_backward(d->ln1, dw, d, dm, a->ln1, w, a, cfg, BT);
+    memset(d->res1, 0, sizeof(float) * n);
+    layernorm_backward(d->res1, G(ln1_w), G(ln1_b), d->ln1, a->res1, w->ln1_w, a->ln1_mean,
+                       a->ln1_rstd, BT, C);
+    if (dinp) add_inplace(dinp, d->res1, n);
+    const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn);
+    attention_backward(dinp, dw ? &dw->attn : NULL, &d->attn, da, x, &w->attn, &a->attn, B, T,
+                       C, cfg->NH, dr.attn, dr.s_probs);
+}
+
+void block_forward(float *out, struct block_acts *acts, const float *inp,
+                   const struct block_params *w, const struct block_cfg *cfg,
+                   int B, int T, int train, uint64_t seed)
+{
+    TP_ASSERT(out != inp);
+    struct drops dr = drops_of(cfg, train, seed);
+    if (cfg->kind == BLOCK_PRE_LN)
+        pre_forward(out, acts, inp, w, cfg, B, T, dr);
+    else
+        post_forward(out, acts, inp, w, cfg, B, T, dr);
+}
+
+void block_backward(float *dinp, struct block_params *dw, struct block_acts *scratch,
+                    const float *dout, const float *inp, const struct block_params *w,
+                    const struct block_acts *acts, const struct block_cfg *cfg,
+                    int B, int T, int train, uint64_t seed)
+{
+    struct drops dr = drops_of(cfg, train, seed);
+    if (cfg->kind == BLOCK_PRE_LN)
+        pre_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
+    else
+        post_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
+}

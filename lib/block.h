@@ -1,0 +1,107 @@
+/* block.h - transformer blocks: TiTok's pre-LN ViT block and HF BERT's
+ * post-LN layer (TiTok's ImageBert generator), forward and backward.
+ *
+ * Dimensions: B batch, T sequence, C width, NH heads, F MLP hidden width
+ * (4C upstream); BT = B*T rows of [BT,C] activations.
+ *
+ * BLOCK_PRE_LN (ResidualAttentionBlock, modeling/modules/blocks.py):
+ *   r1  = x + drop(attn(ln_1(x)))
+ *   out = r1 + drop(c_proj(gelu(c_fc(ln_2(r1)))))
+ * BLOCK_POST_LN (transformers BertLayer):
+ *   a   = LN1(x + drop(attn(x)))                 attention.output.LayerNorm
+ *   out = LN2(a + drop(out.dense(gelu(intermediate.dense(a)))))
+ * attn is attention.h's (BERT's attention.output.dense is its out_proj).
+ * Upstream values: pre-LN eps 1e-5, no dropout; post-LN eps 1e-12, hidden
+ * and attention dropout 0.1 in training; both exact (erf) GELU. JAX
+ * MaskGIT is post-LN with tanh GELU (gelu_tanh = 1).
+ *
+ * Dropout runs only when forward/backward get train = 1. Masks come from
+ * the caller's seed: site s in {0 attention probabilities, 1 attention
+ * output, 2 MLP output} uses rng_hash(seed, s), element i of the site's
+ * tensor dropout_scale(p, that, i) (dropout.h).
+ *
+ * Parameters: one contiguous run of block_param_floats() floats. The
+ * order inside it is the order of block_param_specs and block_params_add,
+ * which is upstream's state_dict order except that BERT's query, key and
+ * value weights come back to back, then their three biases, to form the
+ * packed attn.in_proj_weight/bias of attention.h:
+ *   pre-LN:  ln_1, attn.in_proj_weight/bias, attn.out_proj, ln_2, mlp.c_fc,
+ *            mlp.c_proj (exactly upstream's order)
+ *   post-LN: attention.self.{query,key,value}.weight, then .bias,
+ *            attention.output.dense, attention.output.LayerNorm,
+ *            intermediate.dense, output.dense, output.LayerNorm
+ * Init (G.13 of upstream.md): LayerNorm (1,0), biases 0, Linear weights
+ * N(0, 0.02) (TiTok's torch trunc_normal_(std=0.02) cuts at +-2 absolute,
+ * 100 std, so it is this normal; BERT's normal_), and the pre-LN block's
+ * packed in_proj_weight Xavier-uniform over [3C,C] (torch MHA's own init,
+ * which TiTok's _init_weights does not touch).
+ *
+ * Backward accumulates (+=) into dinp and the fields of dw; dinp, dw or
+ * any field of dw may be NULL. It takes a second block_acts as scratch for
+ * the activation gradients (sized with train = 0), clobbered.
+ */
+#ifndef TP_BLOCK_H
+#define TP_BLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attention.h"
+#include "params.h"
+
+enum block_kind { BLOCK_PRE_LN, BLOCK_POST_LN };
+
+struct block_cfg {
+    enum block_kind kind;
+    int C, NH, F;     /* width, heads, MLP hidden width */
+    float eps;        /* LayerNorm eps */
+    int gelu_tanh;    /* 0: exact erf GELU; 1: tanh approximation */
+    float drop;       /* hidden dropout after attention and after the MLP */
+    float attn_drop;  /* dropout on attention probabilities */
+};
+
+struct block_params {
+    float *ln1_w, *ln1_b;          /* [C] pre: ln_1; post: attention.output.LayerNorm */
+    struct attention_params attn;  /* [3C,C] [3C] [C,C] [C] */
+    float *ln2_w, *ln2_b;          /* [C] pre: ln_2; post: output.LayerNorm */
+    float *fc_w, *fc_b;            /* [F,C] [F] c_fc / intermediate.dense */
+    float *proj_w, *proj_b;        /* [C,F] [C] c_proj / output.dense */
+};
+
+struct block_acts {
+    float *ln1, *ln1_mean, *ln1_rstd; /* [BT,C] [BT] [BT] LN1 output and stats */
+    struct attention_acts attn;
+    float *res1;                      /* [BT,C] x + drop(attn): LN2 input (pre) / LN1 input (post) */
+    float *ln2, *ln2_mean, *ln2_rstd; /* [BT,C] [BT] [BT] LN2 output (pre only) and stats */
+    float *fc, *fc_act;               /* [BT,F] MLP hidden before / after GELU */
+    float *res2;                      /* [BT,C] post: a + drop(mlp), LN2 input; pre: backward scratch */
+};
+
+#define BLOCK_MAX_PARAMS 16
+#define BLOCK_INIT_STD 0.02f
+
+/* The block's parameters in memory order with names relative to the block,
+ * offsets relative to its first float, and init; returns the count. */
+int block_param_specs(struct param_spec *tab, const struct block_cfg *cfg);
+size_t block_param_floats(const struct block_cfg *cfg);
+/* Append the block's parameters to a model's table as prefix + name (e.g.
+ * "encoder.transformer.3."); returns the offset of the block's first float,
+ * the mem to give block_params_point (p->data + it, or p->grad + it). */
+size_t block_params_add(struct params *p, const char *prefix, const struct block_cfg *cfg);
+void block_params_point(struct block_params *p, float *mem, const struct block_cfg *cfg);
+
+/* train = 1 adds room for attention-probability dropout (if cfg->attn_drop). */
+size_t block_acts_floats(const struct block_cfg *cfg, int B, int T, int train);
+float *block_acts_point(struct block_acts *a, float *mem, const struct block_cfg *cfg,
+                        int B, int T, int train);
+
+/* out [BT,C] must not alias inp. */
+void block_forward(float *out, struct block_acts *acts, const float *inp,
+                   const struct block_params *w, const struct block_cfg *cfg,
+                   int B, int T, int train, uint64_t seed);
+void block_backward(float *dinp, struct block_params *dw, struct block_acts *scratch,
+                    const float *dout, const float *inp, const struct block_params *w,
+                    const struct block_acts *acts, const struct block_cfg *cfg,
+                    int B, int T, int train, uint64_t seed);
+
+#endif

@@ -1,0 +1,20 @@
+/* dropout.c - inverted dropout with a counter-based mask (see dropout.h). */
+#include "dropout.h"
+
+#include "err.h"
+
+#define PAR_MIN 16384 /* elements below which threads cost more than they give */
+
+void dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed)
+{
+    TP_ASSERT(p >= 0.0f && p <= 1.0f);
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] * dropout_scale(p, seed, i);
+}
+
+void dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed)
+{
+    TP_ASSERT(p >= 0.0f && p <= 1.0f);
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * dropout_scale(p, seed, i);
+}

@@ -1,0 +1,93 @@
+/* groupnorm.c - GroupNorm forward/backward (see groupnorm.h). */
+#include "groupnorm.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#include "err.h"
+
+#define PAR_MIN 16384
+
+void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int B, int C,
+                       int HW, int G, float eps)
+{
+    TP_ASSERT(B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0);
+    const int Cg = C / G;
+    const size_t n = (size_t)Cg * HW;
+#pragma omp parallel for collapse(2) if ((size_t)B * C * HW > PAR_MIN) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++) {
+            const size_t off = ((size_t)b * C + (size_t)g * Cg) * HW;
+            const float *x = inp + off;
+            double s = 0;
+            for (size_t i = 0; i < n; i++) s += x[i];
+            const double m = s / (double)n;
+            double v = 0; /* two passes: no cancellation when |mean| >> std */
+            for (size_t i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+            const float r = (float)(1.0 / sqrt(v / (double)n + (double)eps));
+            mean[b * G + g] = (float)m;
+            rstd[b * G + g] = r;
+            for (int c = 0; c < Cg; c++) {
+                const int ch = g * Cg + c;
+                const float w = weight ? weight[ch] : 1.0f, bi = bias ? bias[ch] : 0.0f;
+                const float *xc = x + (size_t)c * HW;
+                float *o = out + off + (size_t)c * HW;
+                for (int i = 0; i < HW; i++) o[i] = ((float)(xc[i] - m) * r) * w + bi;
+            }
+        }
+}
+
+void groupnorm_backward(float *dinp, float *dweight, float *dbias,
+                        const float *dout, const float *inp,
+                        const float *weight, const float *mean,
+                        const float *rstd, int B, int C, int HW, int G)
+{
+    TP_ASSERT(B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0);
+    const int Cg = C / G;
+    const size_t n = (size_t)Cg * HW, work = (size_t)B * C * HW;
+    if (dweight || dbias) {
+#pragma omp parallel for if (work > PAR_MIN) schedule(static)
+        for (int c = 0; c < C; c++) {
+            double sw = 0, sb = 0;
+            for (int b = 0; b < B; b++) {
+                const float m = mean[b * G + c / Cg], r = rstd[b * G + c / Cg];
+                const float *x = inp + ((size_t)b * C + c) * HW;
+                const float *d = dout + ((size_t)b * C + c) * HW;
+                for (int i = 0; i < HW; i++) {
+                    sw += (double)d[i] * ((x[i] - m) * r);
+                    sb += d[i];
+                }
+            }
+            if (dweight) dweight[c] += (float)sw;
+            if (dbias) dbias[c] += (float)sb;
+        }
+    }
+    if (!dinp) return;
+    /* dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),
+     * dxhat = dout * weight, means over the group */
+#pragma omp parallel for collapse(2) if (work > PAR_MIN) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++) {
+            const size_t off = ((size_t)b * C + (size_t)g * Cg) * HW;
+            const float m = mean[b * G + g], r = rstd[b * G + g];
+            double s1 = 0, s2 = 0;
+            for (int c = 0; c < Cg; c++) {
+                const float w = weight ? weight[g * Cg + c] : 1.0f;
+                const float *x = inp + off + (size_t)c * HW, *d = dout + off + (size_t)c * HW;
+                for (int i = 0; i < HW; i++) {
+                    const float dxh = d[i] * w;
+                    s1 += dxh;
+                    s2 += (double)dxh * ((x[i] - m) * r);
+                }
+            }
+            const float a = (float)(s1 / (double)n), bb = (float)(s2 / (double)n);
+            for (int c = 0; c < Cg; c++) {
+                const float w = weight ? weight[g * Cg + c] : 1.0f;
+                const float *x = inp + off + (size_t)c * HW, *d = dout + off + (size_t)c * HW;
+                float *dx = dinp + off + (size_t)c * HW;
+                for (int i = 0; i < HW; i++)
+                    dx[i] += r * (d[i] * w - a - (x[i] - m) * r * bb);
+            }
+        }
+}

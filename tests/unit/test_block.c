@@ -1,0 +1,340 @@
+/* test_block.c - transformer blocks: forward and every gradient against
+ * PyTorch (TiTok's ResidualAttentionBlock; HF BertLayer without and with
+ * dropout, tests/reference/ref_block.py), finite differences through whole
+ * blocks, the parameter table, initialisation, and identical bits on
+ * repeated runs at 2 threads. */
+#include "test.h"
+#include "gradcheck.h"
+
+#include "block.h"
+#include "cli.h"
+#include "layernorm.h"
+
+/* A block with its parameters, gradients, activations and scratch. */
+struct net {
+    struct block_cfg cfg;
+    int B, T, train;
+    uint64_t seed;
+    size_t np, n;
+    struct params par; /* the block's table; pm, dm are its data and grad */
+    float *pm, *dm, *am, *sm, *x, *out, *dx, *r;
+    struct block_params p, dp;
+    struct block_acts a, s;
+};
+
+/* prefix: the names' prefix in the parameter table */
+static void net_init(struct net *t, struct block_cfg cfg, int B, int T, int train,
+                     const char *prefix)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = cfg;
+    t->B = B, t->T = T, t->train = train, t->seed = 12345;
+    params_init_table(&t->par);
+    assert_int_equal(block_params_add(&t->par, prefix, &cfg), 0);
+    params_alloc(&t->par);
+    t->np = block_param_floats(&cfg);
+    assert_int_equal(t->par.total, t->np);
+    t->n = (size_t)B * T * cfg.C;
+    t->pm = t->par.data;
+    t->dm = t->par.grad;
+    size_t na = block_acts_floats(&cfg, B, T, train), ns = block_acts_floats(&cfg, B, T, 0);
+    t->am = tp_malloc(sizeof(float) * na);
+    t->sm = tp_malloc(sizeof(float) * ns);
+    assert_true(block_acts_point(&t->a, t->am, &cfg, B, T, train) == t->am + na);
+    assert_true(block_acts_point(&t->s, t->sm, &cfg, B, T, 0) == t->sm + ns);
+    block_params_point(&t->p, t->pm, &cfg);
+    block_params_point(&t->dp, t->dm, &cfg);
+    t->x = tp_malloc(sizeof(float) * t->n);
+    t->out = tp_malloc(sizeof(float) * t->n);
+    t->dx = tp_calloc(t->n, sizeof(float));
+    t->r = tp_malloc(sizeof(float) * t->n);
+}
+
+static void net_free(struct net *t)
+{
+    params_free(&t->par);
+    free(t->am), free(t->sm);
+    free(t->x), free(t->out), free(t->dx), free(t->r);
+}
+
+static void net_forward(struct net *t)
+{
+    block_forward(t->out, &t->a, t->x, &t->p, &t->cfg, t->B, t->T, t->train, t->seed);
+}
+
+static void net_backward(struct net *t)
+{
+    block_backward(t->dx, &t->dp, &t->s, t->r, t->x, &t->p, &t->a, &t->cfg, t->B, t->T,
+                   t->train, t->seed);
+}
+
+static struct block_cfg cfg_vit(int C, int NH, int F)
+{
+    return (struct block_cfg){BLOCK_PRE_LN, C, NH, F, LN_EPS_VIT, 0, 0.0f, 0.0f};
+}
+
+static struct block_cfg cfg_bert(int C, int NH, int F, float drop, float attn_drop)
+{
+    return (struct block_cfg){BLOCK_POST_LN, C, NH, F, LN_EPS_BERT, 0, drop, attn_drop};
+}
+
+/* ---- against PyTorch ---- */
+
+/* Parameters load by upstream name through params_load, as a model's do. */
+static void check_ref(const char *tag, struct block_cfg cfg, int train)
+{
+    enum { B = 2, T = 5 };
+    struct st *s = ref_load("block");
+    struct net t;
+    char name[160];
+    snprintf(name, sizeof name, "%s.p.", tag);
+    net_init(&t, cfg, B, T, train, name);
+    if (params_load(&t.par, s, 1) != 0) fail_msg("%s", tp_err());
+    snprintf(name, sizeof name, "%s.x", tag);
+    memcpy(t.x, ref_f32(s, name, t.n), sizeof(float) * t.n);
+    snprintf(name, sizeof name, "%s.dout", tag);
+    memcpy(t.r, ref_f32(s, name, t.n), sizeof(float) * t.n);
+    net_forward(&t);
+    net_backward(&t);
+    snprintf(name, sizeof name, "%s.out", tag);
+    check_close(name, t.out, ref_f32(s, name, t.n), t.n, 1e-4, 1e-3);
+    snprintf(name, sizeof name, "%s.dx", tag);
+    check_close(name, t.dx, ref_f32(s, name, t.n), t.n, 1e-4, 1e-3);
+    struct param_spec tab[BLOCK_MAX_PARAMS];
+    int np = block_param_specs(tab, &cfg);
+    for (int i = 0; i < np; i++) {
+        struct param_spec e = tab[i];
+        snprintf(name, sizeof name, "%s.g.%s", tag, e.name);
+        check_close(name, t.dm + e.offset, ref_f32(s, name, e.numel), e.numel, 1e-4, 1e-3);
+    }
+    net_free(&t);
+    st_free(s);
+}
+
+static void test_ref_vit(void **state) { (void)state; check_ref("vit", cfg_vit(16, 2, 64), 0); }
+static void test_ref_bert(void **state)
+{
+    (void)state;
+    /* dropout configured but train = 0: evaluation, as the fixture */
+    check_ref("bert", cfg_bert(16, 2, 64, 0.2f, 0.25f), 0);
+}
+static void test_ref_bert_dropout(void **state)
+{
+    (void)state;
+    check_ref("bertdrop", cfg_bert(16, 2, 64, 0.2f, 0.25f), 1);
+}
+
+/* ---- finite differences through whole blocks ---- */
+
+static double loss(void *v)
+{
+    struct net *t = v;
+    net_forward(t);
+    return gc_dot(t->out, t->r, t->n);
+}
+
+static void gradcheck(struct block_cfg cfg, int train)
+{
+    struct net t;
+    net_init(&t, cfg, 2, 3, train, "");
+    struct rng r;
+    rng_seed(&r, 7);
+    struct param_spec tab[BLOCK_MAX_PARAMS];
+    int np = block_param_specs(tab, &cfg);
+    for (int i = 0; i < np; i++) {
+        float lo = tab[i].init == INIT_ONES ? 0.7f : -0.5f;
+        fill_uniform(&r, t.pm + tab[i].offset, tab[i].numel, lo, lo + 1.0f);
+    }
+    fill_uniform(&r, t.x, t.n, -1, 1);
+    fill_uniform(&r, t.r, t.n, -1, 1);
+    loss(&t);
+    net_backward(&t);
+    gc_check("dinp", t.x, t.dx, t.n, loss, &t, 1e-2f, 2e-2);
+    for (int i = 0; i < np; i++)
+        gc_check(tab[i].name, t.pm + tab[i].offset, t.dm + tab[i].offset, tab[i].numel, loss,
+                 &t, 1e-2f, 2e-2);
+    net_free(&t);
+}
+
+static void test_gradcheck_pre(void **state) { (void)state; gradcheck(cfg_vit(8, 2, 16), 0); }
+static void test_gradcheck_pre_dropout(void **state)
+{
+    (void)state;
+    struct block_cfg c = cfg_vit(8, 2, 16);
+    c.drop = 0.2f, c.attn_drop = 0.3f, c.gelu_tanh = 1;
+    gradcheck(c, 1);
+}
+static void test_gradcheck_post(void **state) { (void)state; gradcheck(cfg_bert(8, 2, 16, 0, 0), 0); }
+static void test_gradcheck_post_dropout(void **state)
+{
+    (void)state;
+    gradcheck(cfg_bert(8, 2, 16, 0.2f, 0.3f), 1);
+}
+
+/* ---- determinism ---- */
+
+static void run_twice_same(struct block_cfg cfg, int train)
+{
+    enum { B = 2, T = 33 };
+    struct net t[2];
+    for (int k = 0; k < 2; k++) {
+        net_init(&t[k], cfg, B, T, train, "");
+        params_fill_init(&t[k].par, 3);
+        struct rng r;
+        rng_seed(&r, 3);
+        fill_uniform(&r, t[k].x, t[k].n, -1, 1);
+        fill_uniform(&r, t[k].r, t[k].n, -1, 1);
+        net_forward(&t[k]);
+        net_backward(&t[k]);
+    }
+    assert_memory_equal(t[0].out, t[1].out, sizeof(float) * t[0].n);
+    assert_memory_equal(t[0].dx, t[1].dx, sizeof(float) * t[0].n);
+    assert_memory_equal(t[0].dm, t[1].dm, sizeof(float) * t[0].np);
+    net_free(&t[0]);
+    net_free(&t[1]);
+}
+
+static void test_deterministic(void **state)
+{
+    (void)state;
+    tp_threads_set(2);
+    run_twice_same(cfg_vit(64, 4, 256), 0);
+    run_twice_same(cfg_bert(64, 4, 256, 0.1f, 0.1f), 1);
+}
+
+/* train = 0 ignores the configured dropout; train = 1 applies it. */
+static void test_train_flag(void **state)
+{
+    (void)state;
+    struct net t[3];
+    struct block_cfg off = cfg_bert(16, 2, 32, 0, 0), on = cfg_bert(16, 2, 32, 0.3f, 0.3f);
+    net_init(&t[0], off, 2, 4, 1, "");
+    net_init(&t[1], on, 2, 4, 0, "");
+    net_init(&t[2], on, 2, 4, 1, "");
+    for (int k = 0; k < 3; k++) {
+        params_fill_init(&t[k].par, 9);
+        struct rng r;
+        rng_seed(&r, 9);
+        fill_uniform(&r, t[k].x, t[k].n, -1, 1);
+        net_forward(&t[k]);
+    }
+    assert_memory_equal(t[0].out, t[1].out, sizeof(float) * t[0].n);
+    assert_memory_not_equal(t[0].out, t[2].out, sizeof(float) * t[0].n);
+    for (int k = 0; k < 3; k++) net_free(&t[k]);
+}
+
+/* ---- parameter table and init ---- */
+
+static void check_table(struct block_cfg cfg, int want_n, const char *first, const char *last)
+{
+    struct param_spec tab[BLOCK_MAX_PARAMS];
+    int n = block_param_specs(tab, &cfg);
+    assert_int_equal(n, want_n);
+    assert_string_equal(tab[0].name, first);
+    assert_string_equal(tab[n - 1].name, last);
+    size_t total = block_param_floats(&cfg), C = cfg.C, F = cfg.F;
+    assert_int_equal(total, 4 * C * C + 2 * F * C + 9 * C + F);
+    /* consecutive in table order, tiling [0,total) */
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t numel = (size_t)tab[i].shape[0] * (tab[i].ndim == 2 ? (size_t)tab[i].shape[1] : 1);
+        assert_int_equal(numel, tab[i].numel);
+        assert_int_equal(tab[i].offset, off);
+        off += numel;
+    }
+    assert_int_equal(off, total);
+}
+
+static void test_table(void **state)
+{
+    (void)state;
+    check_table(cfg_vit(16, 2, 64), 12, "ln_1.weight", "mlp.c_proj.bias");
+    check_table(cfg_bert(16, 2, 48, 0, 0), 16, "attention.self.query.weight",
+                "output.LayerNorm.bias");
+    /* in a model's table, behind other parameters, the pointers land on the
+     * named tensors; BERT's query, key, value are the packed in_proj rows */
+    struct block_cfg cfg = cfg_bert(16, 2, 48, 0, 0);
+    struct params p;
+    params_init_table(&p);
+    int64_t shape[1] = {5};
+    params_add(&p, "", "before", 1, shape, INIT_ZEROS, 0);
+    size_t base = block_params_add(&p, "layer.1.", &cfg);
+    assert_int_equal(base, 5);
+    params_alloc(&p);
+    struct block_params w;
+    block_params_point(&w, p.data + base, &cfg);
+    static const struct {
+        const char *name;
+        size_t skip; /* floats into the field */
+    } at[] = {{"attention.self.query.weight", 0}, {"attention.self.key.weight", 256},
+              {"attention.self.value.weight", 512}, {"attention.self.query.bias", 0},
+              {"attention.self.value.bias", 32}, {"attention.output.LayerNorm.weight", 0},
+              {"output.dense.weight", 0}, {"output.LayerNorm.bias", 0}};
+    float *field[] = {w.attn.in_proj_weight, w.attn.in_proj_weight, w.attn.in_proj_weight,
+                      w.attn.in_proj_bias, w.attn.in_proj_bias, w.ln1_w, w.proj_w, w.ln2_b};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "layer.1.%s", at[i].name);
+        const struct param_spec *e = params_find(&p, name);
+        assert_non_null(e);
+        assert_ptr_equal(p.data + e->offset, field[i] + at[i].skip);
+    }
+    params_free(&p);
+}
+
+static void test_init(void **state)
+{
+    (void)state;
+    struct block_cfg cfg = cfg_vit(64, 4, 256);
+    struct params p;
+    params_init_table(&p);
+    block_params_add(&p, "", &cfg);
+    params_alloc(&p);
+    params_fill_init(&p, 1);
+    for (int i = 0; i < p.n; i++) {
+        const struct param_spec *e = &p.spec[i];
+        const float *x = p.data + e->offset;
+        double s = 0, s2 = 0, amax = 0;
+        for (size_t j = 0; j < e->numel; j++) {
+            s += x[j], s2 += (double)x[j] * x[j];
+            amax = fmax(amax, fabs(x[j]));
+        }
+        double mean = s / e->numel, sd = sqrt(s2 / e->numel - mean * mean);
+        switch (e->init) {
+        case INIT_ONES: assert_true(mean == 1.0 && sd == 0.0); break;
+        case INIT_ZEROS: assert_true(amax == 0.0); break;
+        case INIT_NORMAL:
+            if (fabs(sd - 0.02) > 0.002 || fabs(mean) > 0.002)
+                fail_msg("%s: mean %g sd %g, want 0, 0.02", e->name, mean, sd);
+            break;
+        case INIT_XAVIER: {
+            double bound = sqrt(6.0 / (64 + 3 * 64));
+            if (amax > bound || fabs(sd - bound / sqrt(3)) > 0.05 * bound)
+                fail_msg("%s: max %g sd %g, bound %g", e->name, amax, sd, bound);
+            break;
+        }
+        default: fail_msg("%s: unexpected init %d", e->name, (int)e->init);
+        }
+    }
+    assert_int_equal(params_find(&p, "attn.in_proj_weight")->init, INIT_XAVIER);
+    assert_int_equal(params_find(&p, "attn.out_proj.weight")->init, INIT_NORMAL);
+    params_free(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ref_vit),
+        cmocka_unit_test(test_ref_bert),
+        cmocka_unit_test(test_ref_bert_dropout),
+        cmocka_unit_test(test_gradcheck_pre),
+        cmocka_unit_test(test_gradcheck_pre_dropout),
+        cmocka_unit_test(test_gradcheck_post),
+        cmocka_unit_test(test_gradcheck_post_dropout),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_train_flag),
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_init),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,256 @@
+/* test_conv2d.c - conv2d: SAME padding rule, backward against finite
+ * differences on several configurations, the sgemm paths against the direct
+ * loops (including chunked im2col), the PyTorch reference, and bit-identical
+ * results across runs at 2 threads. */
+#include "gradcheck.h"
+#include "conv2d.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+struct conv_case {
+    struct conv2d_shape s;
+    float *x, *w, *b, *out, *r;   /* b NULL: no bias */
+    float *dx, *dw, *db;
+};
+
+static struct conv_case case_new(struct conv2d_shape s, int bias, uint64_t seed)
+{
+    struct rng g;
+    rng_seed(&g, seed);
+    struct conv_case c = {.s = s};
+    size_t ni = conv2d_inp_numel(&s), no = conv2d_out_numel(&s), nw = conv2d_weight_numel(&s);
+    c.x = tp_malloc(ni * sizeof(float));
+    c.w = tp_malloc(nw * sizeof(float));
+    c.out = tp_malloc(no * sizeof(float));
+    c.r = tp_malloc(no * sizeof(float));
+    c.dx = tp_calloc(ni, sizeof(float));
+    c.dw = tp_calloc(nw, sizeof(float));
+    fill_uniform(&g, c.x, ni, -1, 1);
+    fill_uniform(&g, c.w, nw, -0.5f, 0.5f);
+    fill_uniform(&g, c.r, no, -1, 1);
+    if (bias) {
+        c.b = tp_malloc(s.OC * sizeof(float));
+        c.db = tp_calloc(s.OC, sizeof(float));
+        fill_uniform(&g, c.b, s.OC, -0.5f, 0.5f);
+    }
+    return c;
+}
+
+static void case_free(struct conv_case *c)
+{
+    free(c->x), free(c->w), free(c->b), free(c->out), free(c->r);
+    free(c->dx), free(c->dw), free(c->db);
+}
+
+static double conv_loss(void *ctx)
+{
+    struct conv_case *c = ctx;
+    conv2d_forward(c->out, c->x, c->w, c->b, &c->s);
+    return gc_dot(c->out, c->r, conv2d_out_numel(&c->s));
+}
+
+static void gradcheck_shape(struct conv2d_shape s, int bias)
+{
+    struct conv_case c = case_new(s, bias, 7);
+    conv2d_forward(c.out, c.x, c.w, c.b, &s);
+    conv2d_backward(c.dx, c.dw, c.db, c.r, c.x, c.w, &s);
+    gc_check("dinp", c.x, c.dx, conv2d_inp_numel(&s), conv_loss, &c, 1e-2f, 1e-3);
+    gc_check("dweight", c.w, c.dw, conv2d_weight_numel(&s), conv_loss, &c, 1e-2f, 1e-3);
+    if (bias) gc_check("dbias", c.b, c.db, s.OC, conv_loss, &c, 1e-2f, 1e-3);
+    /* backward accumulates: a second call into the gradients doubles them */
+    size_t ni = conv2d_inp_numel(&s), nw = conv2d_weight_numel(&s);
+    float *acc = tp_malloc((ni > nw ? ni : nw) * sizeof(float));
+    float *want = tp_malloc((ni > nw ? ni : nw) * sizeof(float));
+    const float *got[3] = {c.dx, c.dw, c.db};
+    size_t n[3] = {ni, nw, bias ? (size_t)s.OC : 0};
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < n[k]; i++) acc[i] = got[k][i], want[i] = 2 * got[k][i];
+        conv2d_backward(k == 0 ? acc : NULL, k == 1 ? acc : NULL, k == 2 && bias ? acc : NULL,
+                        c.r, c.x, c.w, &s);
+        check_close("accumulated", acc, want, n[k], 1e-6, 1e-5);
+    }
+    free(acc);
+    free(want);
+    case_free(&c);
+}
+
+static struct conv2d_shape shape_pad(int B, int C, int H, int W, int OC, int KH, int KW,
+                                     int sh, int sw, int pt, int pb, int pl, int pr, int G)
+{
+    struct conv2d_shape s = {B, C, H, W, OC, KH, KW, sh, sw, pt, pb, pl, pr, G, 0, 0};
+    conv2d_shape_finish(&s);
+    return s;
+}
+
+static void test_same_pad(void **state)
+{
+    (void)state;
+    static const int cases[][5] = {/* n, k, s, before, after */
+                                   {7, 3, 1, 1, 1}, {8, 4, 2, 1, 1}, {7, 4, 2, 1, 2},
+                                   {5, 1, 1, 0, 0}, {6, 5, 1, 2, 2}, {4, 2, 2, 0, 0},
+                                   {5, 2, 2, 0, 1}, {16, 5, 1, 2, 2}, {1, 4, 2, 1, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int a, b;
+        conv2d_same_pad(cases[i][0], cases[i][1], cases[i][2], &a, &b);
+        if (a != cases[i][3] || b != cases[i][4])
+            fail_msg("same_pad(n=%d,k=%d,s=%d) = (%d,%d), want (%d,%d)", cases[i][0],
+                     cases[i][1], cases[i][2], a, b, cases[i][3], cases[i][4]);
+    }
+    struct conv2d_shape s = conv2d_shape_same(1, 2, 7, 9, 3, 4, 4, 2, 1);
+    assert_int_equal(s.OH, 4); /* ceil(7/2) */
+    assert_int_equal(s.OW, 5);
+}
+
+static void test_grad_same3_bias(void **state)
+{
+    (void)state;
+    gradcheck_shape(conv2d_shape_same(2, 3, 5, 6, 4, 3, 3, 1, 1), 1);
+}
+
+static void test_grad_k4s2_asym(void **state)
+{
+    (void)state;
+    gradcheck_shape(shape_pad(2, 3, 7, 8, 5, 4, 4, 2, 2, 1, 2, 0, 1, 1), 0);
+}
+
+static void test_grad_1x1(void **state)
+{
+    (void)state;
+    gradcheck_shape(conv2d_shape_same(2, 5, 3, 4, 6, 1, 1, 1, 1), 1);   /* sgemm path */
+    gradcheck_shape(conv2d_shape_same(2, 5, 3, 4, 6, 1, 1, 1, 1), 0);
+    gradcheck_shape(shape_pad(1, 4, 5, 5, 3, 1, 1, 2, 2, 0, 0, 0, 0, 1), 1); /* strided 1x1 */
+}
+
+static void test_grad_depthwise(void **state)
+{
+    (void)state;
+    gradcheck_shape(conv2d_shape_same(2, 4, 7, 6, 4, 3, 3, 2, 4), 1);
+    gradcheck_shape(conv2d_shape_same(2, 3, 5, 5, 6, 4, 4, 2, 3), 0); /* multiplier 2 */
+}
+
+static void test_grad_groups(void **state)
+{
+    (void)state;
+    gradcheck_shape(shape_pad(2, 4, 5, 6, 6, 3, 3, 1, 2, 1, 1, 0, 2, 2), 0);
+    gradcheck_shape(shape_pad(1, 6, 4, 4, 3, 2, 3, 1, 1, 0, 1, 1, 1, 3), 1);
+}
+
+/* The dispatching forward/backward against the direct loops. */
+static void compare_direct(struct conv2d_shape s, double tol)
+{
+    struct conv_case c = case_new(s, 1, 11);
+    size_t ni = conv2d_inp_numel(&s), no = conv2d_out_numel(&s), nw = conv2d_weight_numel(&s);
+    float *out2 = tp_malloc(no * sizeof(float));
+    float *dx2 = tp_calloc(ni, sizeof(float)), *dw2 = tp_calloc(nw, sizeof(float));
+    float *db2 = tp_calloc(s.OC, sizeof(float));
+    /* accumulation: both start from the same non-zero gradient */
+    for (size_t i = 0; i < ni; i++) c.dx[i] = dx2[i] = 0.25f;
+    conv2d_forward(c.out, c.x, c.w, c.b, &s);
+    conv2d_forward_direct(out2, c.x, c.w, c.b, &s);
+    check_close("out", c.out, out2, no, tol, tol);
+    conv2d_backward(c.dx, c.dw, c.db, c.r, c.x, c.w, &s);
+    conv2d_backward_direct(dx2, dw2, db2, c.r, c.x, c.w, &s);
+    check_close("dinp", c.dx, dx2, ni, tol, tol);
+    check_close("dweight", c.dw, dw2, nw, tol, tol);
+    check_close("dbias", c.db, db2, s.OC, tol, tol);
+    free(out2), free(dx2), free(dw2), free(db2);
+    case_free(&c);
+}
+
+static void test_paths_agree(void **state)
+{
+    (void)state;
+    compare_direct(conv2d_shape_same(2, 8, 9, 7, 6, 3, 3, 1, 1), 1e-5);
+    compare_direct(shape_pad(2, 5, 9, 8, 7, 4, 4, 2, 2, 1, 2, 0, 1, 1), 1e-5);
+    compare_direct(conv2d_shape_same(3, 16, 5, 6, 12, 1, 1, 1, 1), 1e-5);
+    compare_direct(shape_pad(2, 6, 7, 6, 4, 3, 3, 1, 2, 1, 1, 0, 2, 2), 1e-5);
+    compare_direct(conv2d_shape_same(2, 1, 9, 8, 5, 3, 3, 1, 1), 1e-5); /* one input channel */
+    /* K*P = 576 * 16384 > CONV2D_COL_FLOATS: three column chunks, the
+     * boundaries falling inside output rows */
+    struct conv2d_shape big = conv2d_shape_same(1, 64, 128, 128, 8, 3, 3, 1, 1);
+    assert_true((size_t)64 * 9 * 128 * 128 > CONV2D_COL_FLOATS);
+    compare_direct(big, 1e-4);
+}
+
+static void check_fixture(const char *name)
+{
+    struct st *f = ref_load(name);
+    long v[15];
+    static const char *keys[15] = {"B", "C", "H", "W", "OC", "KH", "KW", "stride_h", "stride_w",
+                                   "pad_top", "pad_bottom", "pad_left", "pad_right", "groups", "bias"};
+    for (int i = 0; i < 15; i++)
+        if (st_meta_get_long(f, keys[i], &v[i])) fail_msg("%s: %s", name, tp_err());
+    struct conv2d_shape s = shape_pad(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8],
+                                      v[9], v[10], v[11], v[12], v[13]);
+    size_t ni = conv2d_inp_numel(&s), no = conv2d_out_numel(&s), nw = conv2d_weight_numel(&s);
+    float *x = ref_f32(f, "x", ni), *w = ref_f32(f, "weight", nw);
+    float *b = v[14] ? ref_f32(f, "bias", s.OC) : NULL;
+    float *out = tp_malloc(no * sizeof(float)), *dx = tp_calloc(ni, sizeof(float));
+    float *dw = tp_calloc(nw, sizeof(float)), *db = tp_calloc(s.OC, sizeof(float));
+    conv2d_forward(out, x, w, b, &s);
+    check_close(name, out, ref_f32(f, "out", no), no, 1e-4, 1e-3);
+    conv2d_backward(dx, dw, b ? db : NULL, ref_f32(f, "dout", no), x, w, &s);
+    check_close("x.grad", dx, ref_f32(f, "x.grad", ni), ni, 1e-4, 1e-3);
+    check_close("weight.grad", dw, ref_f32(f, "weight.grad", nw), nw, 1e-4, 1e-3);
+    if (b) check_close("bias.grad", db, ref_f32(f, "bias.grad", s.OC), s.OC, 1e-4, 1e-3);
+    free(out), free(dx), free(dw), free(db);
+    st_free(f);
+}
+
+static void test_reference(void **state)
+{
+    (void)state;
+    static const char *names[] = {"conv_same3", "conv_k4s2", "conv_1x1",
+                                  "conv_dw", "conv_grp", "conv_same5"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) check_fixture(names[i]);
+}
+
+/* forward + backward of one shape into out/dx/dw/db (zeroed first) */
+static void run_once(struct conv_case *c)
+{
+    size_t ni = conv2d_inp_numel(&c->s), nw = conv2d_weight_numel(&c->s);
+    memset(c->dx, 0, ni * sizeof(float));
+    memset(c->dw, 0, nw * sizeof(float));
+    memset(c->db, 0, c->s.OC * sizeof(float));
+    conv2d_forward(c->out, c->x, c->w, c->b, &c->s);
+    conv2d_backward(c->dx, c->dw, c->db, c->r, c->x, c->w, &c->s);
+}
+
+static void test_threads_deterministic(void **state)
+{
+    (void)state;
+    omp_set_num_threads(2);
+    openblas_set_num_threads(2);
+    struct conv2d_shape shapes[3] = {conv2d_shape_same(2, 32, 24, 20, 48, 3, 3, 1, 1),
+                                     conv2d_shape_same(2, 48, 24, 20, 32, 1, 1, 1, 1),
+                                     conv2d_shape_same(2, 32, 24, 20, 32, 4, 4, 2, 32)};
+    for (int k = 0; k < 3; k++) {
+        struct conv_case a = case_new(shapes[k], 1, 3), b = case_new(shapes[k], 1, 3);
+        run_once(&a);
+        run_once(&b);
+        struct conv2d_shape *s = &a.s;
+        assert_memory_equal(a.out, b.out, conv2d_out_numel(s) * sizeof(float));
+        assert_memory_equal(a.dx, b.dx, conv2d_inp_numel(s) * sizeof(float));
+        assert_memory_equal(a.dw, b.dw, conv2d_weight_numel(s) * sizeof(float));
+        assert_memory_equal(a.db, b.db, s->OC * sizeof(float));
+        case_free(&a);
+        case_free(&b);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_same_pad),
+        cmocka_unit_test(test_grad_same3_bias),
+        cmocka_unit_test(test_grad_k4s2_asym),
+        cmocka_unit_test(test_grad_1x1),
+        cmocka_unit_test(test_grad_depthwise),
+        cmocka_unit_test(test_grad_groups),
+        cmocka_unit_test(test_paths_agree),
+        cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_threads_deterministic),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

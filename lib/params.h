@@ -21,7 +21,9 @@ enum param_init {
     INIT_ZEROS,
     INIT_ONES,
     INIT_NORMAL,        /* N(0, a^2) */
-    INIT_TRUNC_NORMAL,  /* N(0, a^2) truncated to [-2a, 2a] (timm trunc_normal_ std=a) */
+    INIT_TRUNC_NORMAL,  /* N(0, a^2) cut at +-2a: JAX MaskGIT's truncated normal. (TiTok's
+                         * trunc_normal_(std=0.02) cuts at +-2 absolute, 100 std:
+                         * that is INIT_NORMAL.) */
     INIT_UNIFORM,       /* U(-a, a) */
     INIT_XAVIER,        /* U(-b, b), b = sqrt(6 / (fan_in + fan_out)) */
     INIT_KAIMING,       /* torch's default for Linear/Conv weights: U(-1/sqrt(fan_in), +) */

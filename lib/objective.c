@@ -1,0 +1,123 @@
+/* objective.c - weighted loss terms over a record (see objective.h). */
+#include "objective.h"
+#include "err.h"
+#include "loss.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const kind_names[] = {"mse", "l1", "ce"};
+
+void objective_init(struct objective *o)
+{
+    memset(o, 0, sizeof *o);
+    o->smoothing = 0;
+    o->unmasked_weight = 1;
+}
+
+int objective_add(struct objective *o, const char *spec)
+{
+    char kind[32];
+    const char *colon = strchr(spec, ':');
+    size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (n == 0 || n >= sizeof kind) return tp_err_set("bad loss term '%s'", spec);
+    memcpy(kind, spec, n);
+    kind[n] = 0;
+    int k = -1;
+    for (int i = 0; i < (int)(sizeof kind_names / sizeof *kind_names); i++)
+        if (strcmp(kind, kind_names[i]) == 0) k = i;
+    if (k < 0) return tp_err_set("unknown loss '%s' (mse, l1, ce)", kind);
+    double w = 1;
+    if (colon) {
+        char *end;
+        w = strtod(colon + 1, &end);
+        if (end == colon + 1 || *end || !isfinite(w)) return tp_err_set("bad weight in '%s'", spec);
+    }
+    if (o->n == OBJ_MAX_TERMS) return tp_err_set("at most %d loss terms", OBJ_MAX_TERMS);
+    o->t[o->n].kind = (enum obj_kind)k;
+    o->t[o->n].weight = w;
+    o->n++;
+    return 0;
+}
+
+const char *objective_term_name(const struct objective *o, int k) { return kind_names[o->t[k].kind]; }
+
+static int same_shape(const struct st_tensor *a, const struct st_tensor *b)
+{
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+static int eval_ce(struct objective *o, struct obj_term *t, const struct st *rec, float *dpred,
+                   const struct st_tensor *p)
+{
+    const char *tname = o->target ? o->target : "target";
+    struct st_tensor *tg = st_require(rec, tname, ST_I32, p->ndim - 1);
+    if (!tg) return -1;
+    for (int i = 0; i < tg->ndim; i++)
+        if (tg->shape[i] != p->shape[i])
+            return tp_err_set("field '%s' does not match the leading shape of '%s'", tname, p->name);
+    int V = (int)p->shape[p->ndim - 1];
+    int64_t N = st_numel(tg);
+    float *w = NULL;
+    const uint8_t *m = NULL;
+    struct st_tensor *mt = st_find(rec, o->mask ? o->mask : "mask");
+    if (mt) {
+        if (mt->dtype != ST_U8 || st_numel(mt) != N)
+            return tp_err_set("field '%s': expected U8 with one entry per target", mt->name);
+        m = mt->data;
+        w = tp_malloc((size_t)N * sizeof(float));
+        for (int64_t i = 0; i < N; i++) w[i] = m[i] ? 1.0f : o->unmasked_weight;
+    } else if (o->mask) {
+        return tp_err_set("missing field '%s'", o->mask);
+    }
+    struct ce_opts co = {.smoothing = o->smoothing, .weight = w, .acc_mask = m,
+                         .acc_group = tg->ndim >= 2 ? N / tg->shape[0] : 0};
+    struct ce_stats cs;
+    t->value = loss_ce(dpred, &cs, p->data, tg->data, N, V, &co, (float)t->weight);
+    free(w);
+    if (isnan(t->value)) return -1;
+    o->acc = cs.acc;
+    return 0;
+}
+
+int objective_eval(struct objective *o, const struct st *rec, struct st *grad)
+{
+    if (o->n == 0) return tp_err_set("no loss terms");
+    int is_ce = o->t[0].kind == OBJ_CE;
+    for (int k = 1; k < o->n; k++)
+        if ((o->t[k].kind == OBJ_CE) != is_ce) return tp_err_set("ce cannot be mixed with pixel losses");
+    const char *pname = o->pred ? o->pred : is_ce ? "logits" : "recon";
+    struct st_tensor *p = st_require(rec, pname, ST_F32, -1);
+    if (!p) return -1;
+    char gname[160];
+    snprintf(gname, sizeof gname, "%s.grad", pname);
+    struct st_tensor *g = st_put(grad, gname, ST_F32, p->ndim, p->shape);
+    o->total = 0;
+    o->acc = NAN;
+    for (int k = 0; k < o->n; k++) {
+        struct obj_term *t = &o->t[k];
+        if (t->kind == OBJ_CE) {
+            if (eval_ce(o, t, rec, g->data, p) != 0) return -1;
+        } else {
+            const char *tname = o->target ? o->target : "image";
+            struct st_tensor *tg = st_require(rec, tname, ST_F32, -1);
+            if (!tg) return -1;
+            if (!same_shape(tg, p)) return tp_err_set("fields '%s' and '%s' differ in shape", pname, tname);
+            size_t n = (size_t)st_numel(p);
+            t->value = t->kind == OBJ_MSE ? loss_mse(g->data, p->data, tg->data, n, (float)t->weight)
+                                          : loss_l1(g->data, p->data, tg->data, n, (float)t->weight);
+        }
+        o->total += t->weight * t->value;
+    }
+    static const char *const keys[] = {"step", "seed"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = st_meta_get(rec, keys[i]);
+        if (v) st_meta_set(grad, keys[i], v);
+    }
+    return 0;
+}

@@ -1,0 +1,46 @@
+/* objective.h - a weighted sum of loss terms over one record, with the
+ * gradient of the prediction: what the `loss` tool computes per record.
+ *
+ * Terms (loss.h does the arithmetic):
+ *   mse, l1   pred (default field recon) against target (default image),
+ *             same shape, F32
+ *   ce        pred logits F32 [...,V] against target ids I32 [...] (default
+ *             field target), label smoothing, per-position weights from the
+ *             mask field U8 (1 masked: weight 1; 0: unmasked_weight), as
+ *             upstream's MLMLoss; accuracy on masked positions
+ * The total is sum_k weight_k * term_k; the gradient record holds
+ * "PRED.grad" = d total / d pred, and the record's step/seed metadata.
+ */
+#ifndef TP_OBJECTIVE_H
+#define TP_OBJECTIVE_H
+
+#include "st.h"
+
+#define OBJ_MAX_TERMS 8
+
+enum obj_kind { OBJ_MSE, OBJ_L1, OBJ_CE };
+
+struct obj_term {
+    enum obj_kind kind;
+    double weight;
+    double value; /* of the last record, unweighted */
+};
+
+struct objective {
+    int n;
+    struct obj_term t[OBJ_MAX_TERMS];
+    const char *pred, *target, *mask; /* NULL: the defaults of the terms */
+    float smoothing, unmasked_weight;
+    /* of the last record */
+    double total, acc;
+};
+
+void objective_init(struct objective *o);
+/* Add a term from "KIND" or "KIND:WEIGHT"; -1 and a message if malformed. */
+int objective_add(struct objective *o, const char *spec);
+/* The name of term k ("mse", "ce", ...). */
+const char *objective_term_name(const struct objective *o, int k);
+/* Evaluate on rec; put the gradient field into grad. */
+int objective_eval(struct objective *o, const struct st *rec, struct st *grad);
+
+#endif

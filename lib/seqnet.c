@@ -1,0 +1,243 @@
+/* seqnet.c - chains of conv layers, forward and backward (see seqnet.h). */
+#include "seqnet.h"
+#include "act.h"
+#include "err.h"
+#include "groupnorm.h"
+#include "pool.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void seqnet_init(struct seqnet *s, int C, int H, int W)
+{
+    memset(s, 0, sizeof *s);
+    s->C = C;
+    s->H = H;
+    s->W = W;
+}
+
+void seqnet_free(struct seqnet *s)
+{
+    free(s->l);
+    free(s->acts);
+    free(s->g0);
+    free(s->g1);
+    memset(s, 0, sizeof *s);
+}
+
+void seqnet_out_dims(const struct seqnet *s, int *C, int *H, int *W)
+{
+    if (s->n == 0) {
+        *C = s->C, *H = s->H, *W = s->W;
+        return;
+    }
+    const struct seq_layer *l = &s->l[s->n - 1];
+    *C = l->OC, *H = l->OH, *W = l->OW;
+}
+
+static struct seq_layer *add(struct seqnet *s, enum seq_kind kind)
+{
+    int C, H, W;
+    seqnet_out_dims(s, &C, &H, &W);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        s->l = tp_realloc(s->l, s->cap * sizeof *s->l);
+    }
+    struct seq_layer *l = &s->l[s->n++];
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    l->C = l->OC = C;
+    l->H = l->OH = H;
+    l->W = l->OW = W;
+    return l;
+}
+
+/* torch's default init: weights kaiming-uniform (bound 1/sqrt(fan_in)),
+ * conv biases U(+-1/sqrt(fan_in)), norms (1, 0). */
+void seqnet_conv(struct seqnet *s, struct params *p, const char *prefix, int OC, int k, int bias)
+{
+    struct seq_layer *l = add(s, SEQ_CONV);
+    l->OC = OC;
+    l->k = k;
+    l->bias = bias;
+    int64_t ws[4] = {OC, l->C, k, k}, bs[1] = {OC};
+    l->poff = params_add(p, prefix, "weight", 4, ws, INIT_KAIMING, 0);
+    if (bias) params_add(p, prefix, "bias", 1, bs, INIT_UNIFORM, 1.0f / sqrtf((float)(l->C * k * k)));
+}
+
+void seqnet_res(struct seqnet *s, struct params *p, const char *prefix, int OC)
+{
+    struct seq_layer *l = add(s, SEQ_RES);
+    l->OC = OC;
+    struct convnet_param tab[RESBLOCK_MAX_PARAMS];
+    int n = resblock_params(tab, l->C, OC);
+    for (int i = 0; i < n; i++) {
+        enum param_init init = tab[i].ndim == 4 ? INIT_KAIMING
+                               : strstr(tab[i].name, "bias") ? INIT_ZEROS : INIT_ONES;
+        size_t off = params_add(p, prefix, tab[i].name, tab[i].ndim, tab[i].shape, init, 0);
+        if (i == 0) l->poff = off;
+    }
+}
+
+void seqnet_gn(struct seqnet *s, struct params *p, const char *prefix, int G, float eps)
+{
+    struct seq_layer *l = add(s, SEQ_GN);
+    l->G = G;
+    l->eps = eps;
+    int64_t cs[1] = {l->C};
+    l->poff = params_add(p, prefix, "weight", 1, cs, INIT_ONES, 0);
+    params_add(p, prefix, "bias", 1, cs, INIT_ZEROS, 0);
+}
+
+void seqnet_silu(struct seqnet *s) { add(s, SEQ_SILU); }
+
+void seqnet_pool(struct seqnet *s)
+{
+    struct seq_layer *l = add(s, SEQ_POOL);
+    l->OH = (l->H + 1) / 2;
+    l->OW = (l->W + 1) / 2;
+}
+
+void seqnet_up(struct seqnet *s)
+{
+    struct seq_layer *l = add(s, SEQ_UP);
+    l->OH = 2 * l->H;
+    l->OW = 2 * l->W;
+}
+
+void seqnet_bind(struct seqnet *s, struct params *p)
+{
+    for (int i = 0; i < s->n; i++) {
+        struct seq_layer *l = &s->l[i];
+        float *w = p->data + l->poff, *g = p->grad + l->poff;
+        switch (l->kind) {
+        case SEQ_CONV: {
+            size_t nw = (size_t)l->OC * l->C * l->k * l->k;
+            l->w = w, l->dw = g;
+            l->b = l->bias ? w + nw : NULL;
+            l->db = l->bias ? g + nw : NULL;
+            break;
+        }
+        case SEQ_GN:
+            l->w = w, l->b = w + l->C, l->dw = g, l->db = g + l->C;
+            break;
+        case SEQ_RES:
+            resblock_weights_point(&l->rw, w, l->C, l->OC);
+            resblock_weights_point(&l->rdw, g, l->C, l->OC);
+            break;
+        default: break;
+        }
+    }
+}
+
+static struct conv2d_shape conv_shape(const struct seq_layer *l, int B)
+{
+    return conv2d_shape_same(B, l->C, l->H, l->W, l->OC, l->k, l->k, 1, 1);
+}
+
+static struct resblock_cfg res_cfg(const struct seq_layer *l, int B)
+{
+    return resblock_cfg_upstream(B, l->C, l->OC, l->H, l->W);
+}
+
+/* (Re)size every activation buffer for batch B, in one block. */
+static void reserve(struct seqnet *s, int B)
+{
+    if (s->B == B) return;
+    size_t total = 0, gmax = (size_t)B * s->C * s->H * s->W;
+    for (int pass = 0; pass < 2; pass++) {
+        float *base = pass ? s->acts : NULL;
+        total = 0;
+        for (int i = 0; i < s->n; i++) {
+            struct seq_layer *l = &s->l[i];
+            size_t out = (size_t)B * l->OC * l->OH * l->OW;
+            if (out > gmax) gmax = out;
+            if (base) l->out = base + total;
+            total += out;
+            if (l->kind == SEQ_GN) {
+                if (base) l->mean = base + total, l->rstd = base + total + (size_t)B * l->G;
+                total += 2 * (size_t)B * l->G;
+            } else if (l->kind == SEQ_RES) {
+                struct resblock_cfg c = res_cfg(l, B);
+                if (base) resblock_acts_point(&l->racts, base + total, &c);
+                total += resblock_acts_size(&c);
+            }
+        }
+        if (!pass) {
+            free(s->acts);
+            s->acts = tp_aligned_alloc(total * sizeof(float));
+        }
+    }
+    free(s->g0);
+    free(s->g1);
+    s->g0 = tp_aligned_alloc(gmax * sizeof(float));
+    s->g1 = tp_aligned_alloc(gmax * sizeof(float));
+    s->gmax = gmax;
+    s->B = B;
+}
+
+const float *seqnet_forward(struct seqnet *s, const float *inp, int B)
+{
+    reserve(s, B);
+    const float *x = inp;
+    for (int i = 0; i < s->n; i++) {
+        struct seq_layer *l = &s->l[i];
+        size_t nin = (size_t)B * l->C * l->H * l->W;
+        switch (l->kind) {
+        case SEQ_CONV: {
+            struct conv2d_shape cs = conv_shape(l, B);
+            conv2d_forward(l->out, x, l->w, l->b, &cs);
+            break;
+        }
+        case SEQ_RES: {
+            struct resblock_cfg c = res_cfg(l, B);
+            resblock_forward(l->out, &l->racts, x, &l->rw, &c);
+            break;
+        }
+        case SEQ_GN:
+            groupnorm_forward(l->out, l->mean, l->rstd, x, l->w, l->b, B, l->C, l->H * l->W, l->G, l->eps);
+            break;
+        case SEQ_SILU: silu_forward(l->out, x, nin); break;
+        case SEQ_POOL: avgpool2_forward(l->out, x, B, l->C, l->H, l->W); break;
+        case SEQ_UP: upsample2_forward(l->out, x, B, l->C, l->H, l->W); break;
+        }
+        x = l->out;
+    }
+    return x;
+}
+
+void seqnet_backward(struct seqnet *s, float *dinp, const float *dout, const float *inp)
+{
+    int B = s->B;
+    TP_ASSERT(B > 0);
+    const float *g = dout;
+    for (int i = s->n - 1; i >= 0; i--) {
+        struct seq_layer *l = &s->l[i];
+        const float *x = i > 0 ? s->l[i - 1].out : inp;
+        size_t nin = (size_t)B * l->C * l->H * l->W;
+        /* the first layer writes straight into dinp (which accumulates) */
+        float *dx = i > 0 ? (g == s->g0 ? s->g1 : s->g0) : dinp;
+        if (i > 0) memset(dx, 0, nin * sizeof(float));
+        if (!dx && l->kind != SEQ_CONV && l->kind != SEQ_RES && l->kind != SEQ_GN) break;
+        switch (l->kind) {
+        case SEQ_CONV: {
+            struct conv2d_shape cs = conv_shape(l, B);
+            conv2d_backward(dx, l->dw, l->db, g, x, l->w, &cs);
+            break;
+        }
+        case SEQ_RES: {
+            struct resblock_cfg c = res_cfg(l, B);
+            resblock_backward(dx, &l->rdw, g, x, &l->rw, &l->racts, &c);
+            break;
+        }
+        case SEQ_GN:
+            groupnorm_backward(dx, l->dw, l->db, g, x, l->w, l->mean, l->rstd, B, l->C, l->H * l->W, l->G);
+            break;
+        case SEQ_SILU: silu_backward(dx, g, x, nin); break;
+        case SEQ_POOL: avgpool2_backward(dx, g, B, l->C, l->H, l->W); break;
+        case SEQ_UP: upsample2_backward(dx, g, B, l->C, l->H, l->W); break;
+        }
+        g = dx;
+    }
+}

@@ -5,6 +5,7 @@
 #                                  stderr, starting "tool: ", and nothing on stdout
 #   eq  "what" GOT WANT            strings must be equal
 #   no_file "what" PATH            PATH must not exist (no partial output)
+#   has "what" TEXT                the last command's stderr must contain TEXT
 #   done_tests                     prints the RESULT line; exit status
 # Runs in a fresh temporary directory ($T); tools come from $TP_BIN.
 set -u
@@ -45,6 +46,10 @@ eq() {
 no_file() {
     if [ -e "$2" ] || ls "$(dirname "$2")"/.*.tmp.* >/dev/null 2>&1; then _no "$1" "$2 (or a temporary) exists"
     else _ok "$1"; fi
+}
+
+has() {
+    if grep -q -- "$2" "$T/.err"; then _ok "$1"; else _no "$1" "stderr: $(head -c 300 "$T/.err")"; fi
 }
 
 skip_test() { _skip=$((_skip + 1)); echo "SKIP $1"; }

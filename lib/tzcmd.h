@@ -11,6 +11,7 @@
  *   tzcmd_stats.c   stats
  *   tzcmd_npy.c     npy
  *   tzcmd_make.c    make
+ *   tzcmd_feed.c    feed (the data source of training runs)
  *   tzcmd_num.c     element values of any dtype as double, and back
  * Each tzcmd_X(argc, argv) gets argv[0] == "X" and returns the exit code.
  */
@@ -104,6 +105,7 @@ int tzcmd_meta(int argc, char **argv);
 int tzcmd_stats(int argc, char **argv);
 int tzcmd_npy(int argc, char **argv);
 int tzcmd_make(int argc, char **argv);
+int tzcmd_feed(int argc, char **argv);
 
 /* tzcmd_num.c: element i of a buffer of dtype dt as a double, and back
  * (integers round to nearest and saturate; NaN becomes 0). */

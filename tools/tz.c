@@ -27,6 +27,7 @@ static const struct {
     {"npy", tzcmd_npy, "export fields to DIR/FIELD.npy"},
     {"meta", tzcmd_meta, "print, get or set __metadata__"},
     {"make", tzcmd_make, "synthesise records (tests, benchmarks)"},
+    {"feed", tzcmd_feed, "the batches of training steps: seeded epochs, resumable"},
 };
 #define NCMDS ((int)(sizeof cmds / sizeof cmds[0]))
 

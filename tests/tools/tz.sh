@@ -292,4 +292,28 @@ timeout 60 sh -c '{ tz make --field x:F32:100x100=rand:1 --records 500 2>err; ec
 eq "broken pipe: exit 1, no hang" "$(cat rc)" "1"
 eq "broken pipe: one-line error" "$(cat err)" "tz: stdout: write error: Broken pipe"
 
+# ---- feed: the data source of training runs -----------------------------
+tz make --field x:F32:10x3=iota --field label:I32:10=iota --keys k --records 3 -o fd.tz
+ok "feed: 7 steps of 4" sh -c 'tz feed -b 4 --steps 7 --seed 9 fd.tz > feed.tz'
+tz meta < feed.tz > feed.meta
+"$PYTHON" - <<'PY' > feed.check
+import json
+metas = [json.loads(l) for l in open("feed.meta")]
+keys = [k for m in metas for k in json.loads(m["keys"])]
+print(len(metas), [int(m["step"]) for m in metas] == list(range(7)),
+      len(keys), len(set(keys[:28])), {m["epoch"] for m in metas} == {"0"})
+PY
+# 7 records, steps 0..6, 28 samples all distinct (epoch 0 has 30), all in epoch 0
+eq "feed: records, steps, distinct samples within an epoch" "$(cat feed.check)" "7 True 28 28 True"
+tz feed -b 4 --steps 9 --seed 9 fd.tz | tz meta | sed -n '8p;9p' | grep -c '"epoch":"1"' > feed.ep
+eq "feed: the batch straddling epochs starts epoch 0, the next is epoch 1" "$(cat feed.ep)" 1
+a=$(tz feed -b 4 --steps 7 --seed 9 fd.tz | tz slice 4:7 | md5sum)
+b=$(tz feed -b 4 --steps 7 --start-step 4 --seed 9 fd.tz | md5sum)
+eq "feed: a resumed feed equals the rest of an uninterrupted one" "$a" "$b"
+c=$(tz feed -b 4 --steps 7 --seed 10 fd.tz | md5sum)
+[ "$a" != "$c" ]; eq "feed: another seed, another order" "$?" 0
+bad "feed: -b is required" 2 tz feed --steps 3 fd.tz
+bad "feed: start past the end" 2 tz feed -b 2 --steps 3 --start-step 4 fd.tz
+bad "feed: missing input" 1 tz feed -b 2 --steps 3 nonexistent.tz
+
 done_tests

@@ -1,0 +1,191 @@
+/* bench_layers.c - forward+backward speed of each layer against this
+ * machine's sgemm peak, measured in the same run.
+ *
+ * Usage: bench_layers [REPS]
+ * Prints markdown table rows: layer, shape, GFLOP per fwd+bwd, ms, GFLOP/s,
+ * share of the sgemm peak, and (for the matrix layers) share of the raw
+ * sgemm calls of the same shapes. Times are the best of REPS runs.
+ * FLOPs count multiply-adds as 2; backward of a matmul is 2x its forward.
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+#include "block.h"
+#include "cli.h"
+#include "conv2d.h"
+#include "groupnorm.h"
+#include "layernorm.h"
+#include "linear.h"
+#include "params.h"
+#include "resblock.h"
+#include "rng.h"
+
+static int reps = 5;
+
+static float *buf(size_t n, struct rng *r)
+{
+    float *p = tp_aligned_alloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = rng_uniform(r) - 0.5f;
+    return p;
+}
+
+#define BEST(expr)                                        \
+    ({                                                    \
+        double best_ = 1e30;                              \
+        for (int rep_ = 0; rep_ < reps + 1; rep_++) {     \
+            double t0_ = tp_now();                        \
+            expr;                                         \
+            double t_ = tp_now() - t0_;                   \
+            if (rep_ > 0 && t_ < best_) best_ = t_;       \
+        }                                                 \
+        best_;                                            \
+    })
+
+/* C[M,N] = A[M,K] B[K,N], row-major, no transposes */
+static double sgemm_time(int M, int N, int K, struct rng *r)
+{
+    float *a = buf((size_t)M * K, r), *b = buf((size_t)K * N, r), *c = buf((size_t)M * N, r);
+    double t = BEST(cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, a, K, b, N, 0, c, N));
+    free(a), free(b), free(c);
+    return t;
+}
+
+static double peak;
+
+static void row(const char *layer, const char *shape, double flop, double t, double sgemm_t)
+{
+    double gf = flop / t / 1e9;
+    printf("| %s | %s | %.2f | %.2f | %.1f | %.0f%% |", layer, shape, flop / 1e9, t * 1e3, gf, 100 * gf / peak);
+    if (sgemm_t > 0) printf(" %.0f%% |\n", 100 * sgemm_t / t);
+    else printf(" - |\n");
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) reps = atoi(argv[1]);
+    tp_threads_set(0);
+    struct rng r;
+    rng_seed(&r, 1);
+    double tp = sgemm_time(1024, 1024, 1024, &r);
+    peak = 2.0 * 1024 * 1024 * 1024 / tp / 1e9;
+    printf("sgemm peak (1024^3, %d threads): %.1f GFLOP/s\n\n", tp_threads(), peak);
+    printf("| layer | shape | GFLOP | ms | GFLOP/s | of peak | of same-shape sgemm |\n|---|---|---|---|---|---|---|\n");
+
+    /* linear: titok-tiny MLP fc, B=32 T=97 C=256 -> 1024 */
+    {
+        int BT = 32 * 97, C = 256, OC = 1024;
+        float *x = buf((size_t)BT * C, &r), *w = buf((size_t)OC * C, &r), *b = buf(OC, &r);
+        float *y = buf((size_t)BT * OC, &r), *dy = buf((size_t)BT * OC, &r);
+        float *dx = buf((size_t)BT * C, &r), *dw = buf((size_t)OC * C, &r), *db = buf(OC, &r);
+        double t = BEST((linear_forward(y, x, w, b, BT, C, OC), linear_backward(dx, dw, db, dy, x, w, BT, C, OC)));
+        double ts = sgemm_time(BT, OC, C, &r) + sgemm_time(BT, C, OC, &r) + sgemm_time(OC, C, BT, &r);
+        row("linear", "3104x256 -> 1024", 6.0 * BT * C * OC, t, ts);
+        free(x), free(w), free(b), free(y), free(dy), free(dx), free(dw), free(db);
+    }
+    /* attention: B=32 T=97 C=256 NH=4 */
+    {
+        int B = 32, T = 97, C = 256, NH = 4;
+        size_t n = (size_t)B * T * C;
+        float *x = buf(n, &r), *y = buf(n, &r), *dy = buf(n, &r), *dx = buf(n, &r);
+        float *wi = buf(3 * C * C, &r), *bi = buf(3 * C, &r), *wo = buf(C * C, &r), *bo = buf(C, &r);
+        float *dwi = buf(3 * C * C, &r), *dbi = buf(3 * C, &r), *dwo = buf(C * C, &r), *dbo = buf(C, &r);
+        struct attention_params p = {wi, bi, wo, bo}, dp = {dwi, dbi, dwo, dbo};
+        struct attention_acts a, s;
+        float *am = tp_aligned_alloc(attention_acts_floats(B, T, C, NH, 0) * sizeof(float));
+        float *sm = tp_aligned_alloc(attention_acts_floats(B, T, C, NH, 0) * sizeof(float));
+        attention_acts_point(&a, am, B, T, C, NH, 0);
+        attention_acts_point(&s, sm, B, T, C, NH, 0);
+        double t = BEST((attention_forward(y, &a, x, &p, B, T, C, NH, 0, 0),
+                         attention_backward(dx, &dp, &s, dy, x, &p, &a, B, T, C, NH, 0, 0)));
+        double fwd = 2.0 * B * T * C * 4 * C + 4.0 * B * T * T * C;
+        row("attention", "B32 T97 C256 NH4", 3 * fwd, t, 0);
+        free(x), free(y), free(dy), free(dx), free(wi), free(bi), free(wo), free(bo);
+        free(dwi), free(dbi), free(dwo), free(dbo), free(am), free(sm);
+    }
+    /* pre-LN ViT block, titok-tiny shape */
+    {
+        int B = 32, T = 97, C = 256;
+        struct block_cfg cfg = {.kind = BLOCK_PRE_LN, .C = C, .NH = 4, .F = 4 * C, .eps = 1e-5f};
+        struct params pr;
+        params_init_table(&pr);
+        block_params_add(&pr, "", &cfg);
+        params_alloc(&pr);
+        params_fill_init(&pr, 1);
+        struct block_params w, dw;
+        block_params_point(&w, pr.data, &cfg);
+        block_params_point(&dw, pr.grad, &cfg);
+        struct block_acts a, s;
+        float *am = tp_aligned_alloc(block_acts_floats(&cfg, B, T, 1) * sizeof(float));
+        float *sm = tp_aligned_alloc(block_acts_floats(&cfg, B, T, 0) * sizeof(float));
+        block_acts_point(&a, am, &cfg, B, T, 1);
+        block_acts_point(&s, sm, &cfg, B, T, 0);
+        size_t n = (size_t)B * T * C;
+        float *x = buf(n, &r), *y = buf(n, &r), *dy = buf(n, &r), *dx = buf(n, &r);
+        double t = BEST((block_forward(y, &a, x, &w, &cfg, B, T, 1, 0),
+                         block_backward(dx, &dw, &s, dy, x, &w, &a, &cfg, B, T, 1, 0)));
+        double fwd = 2.0 * B * T * (4.0 * C * C + 2.0 * C * cfg.F) + 4.0 * B * T * T * C;
+        row("ViT block (pre-LN)", "B32 T97 C256 NH4", 3 * fwd, t, 0);
+        printf("\nVIT_BLOCK_MS %.3f\n\n", t * 1e3);
+        params_free(&pr);
+        free(am), free(sm), free(x), free(y), free(dy), free(dx);
+    }
+    /* conv 3x3 SAME, the vqgan-tiny middle level */
+    {
+        int B = 32, C = 64, H = 16;
+        struct conv2d_shape cs = conv2d_shape_same(B, C, H, H, C, 3, 3, 1, 1);
+        size_t n = conv2d_inp_numel(&cs), nw = conv2d_weight_numel(&cs);
+        float *x = buf(n, &r), *y = buf(n, &r), *dy = buf(n, &r), *dx = buf(n, &r);
+        float *w = buf(nw, &r), *dw = buf(nw, &r);
+        double t = BEST((conv2d_forward(y, x, w, NULL, &cs), conv2d_backward(dx, dw, NULL, dy, x, w, &cs)));
+        double ts = 3 * sgemm_time(C, H * H, C * 9, &r) * B;
+        row("conv2d 3x3", "B32 64->64 16x16", 6.0 * B * C * C * 9 * H * H, t, ts);
+        free(x), free(y), free(dy), free(dx), free(w), free(dw);
+    }
+    /* VQGAN ResBlock */
+    {
+        int B = 32, C = 64, H = 16;
+        struct resblock_cfg rc = resblock_cfg_upstream(B, C, C, H, H);
+        struct params pr;
+        params_init_table(&pr);
+        int64_t sh[1] = {(int64_t)resblock_weights_point(&(struct resblock_weights){0}, NULL, C, C)};
+        params_add(&pr, "", "w", 1, sh, INIT_UNIFORM, 0.05f);
+        params_alloc(&pr);
+        params_fill_init(&pr, 2);
+        struct resblock_weights w, dw;
+        resblock_weights_point(&w, pr.data, C, C);
+        resblock_weights_point(&dw, pr.grad, C, C);
+        for (int i = 0; i < C; i++) w.norm1_weight[i] = w.norm2_weight[i] = 1;
+        struct resblock_acts a;
+        float *am = tp_aligned_alloc(resblock_acts_size(&rc) * sizeof(float));
+        resblock_acts_point(&a, am, &rc);
+        size_t n = (size_t)B * C * H * H;
+        float *x = buf(n, &r), *y = buf(n, &r), *dy = buf(n, &r), *dx = buf(n, &r);
+        double t = BEST((resblock_forward(y, &a, x, &w, &rc), resblock_backward(dx, &dw, dy, x, &w, &a, &rc)));
+        row("VQGAN ResBlock", "B32 64->64 16x16", 2 * 6.0 * B * C * C * 9 * H * H, t, 0);
+        params_free(&pr);
+        free(am), free(x), free(y), free(dy), free(dx);
+    }
+    /* normalisations (memory-bound: no FLOP ratio intended) */
+    {
+        int BT = 32 * 97, C = 256;
+        size_t n = (size_t)BT * C;
+        float *x = buf(n, &r), *y = buf(n, &r), *dy = buf(n, &r), *dx = buf(n, &r);
+        float *g = buf(C, &r), *b = buf(C, &r), *dg = buf(C, &r), *db = buf(C, &r);
+        float *mean = buf(BT, &r), *rstd = buf(BT, &r);
+        double t = BEST((layernorm_forward(y, mean, rstd, x, g, b, BT, C, 1e-5f),
+                         layernorm_backward(dx, dg, db, dy, x, g, mean, rstd, BT, C)));
+        row("layernorm", "3104x256", 12.0 * n, t, 0);
+        int B = 32, GC = 64, HW = 256;
+        float *gm = buf(B * 32, &r), *gr = buf(B * 32, &r);
+        t = BEST((groupnorm_forward(y, gm, gr, x, g, b, B, GC, HW, 32, 1e-6f),
+                  groupnorm_backward(dx, dg, db, dy, x, g, gm, gr, B, GC, HW, 32)));
+        row("groupnorm", "B32 C64 16x16 G32", 12.0 * B * GC * HW, t, 0);
+        free(x), free(y), free(dy), free(dx), free(g), free(b), free(dg), free(db), free(mean), free(rstd);
+        free(gm), free(gr);
+    }
+    return 0;
+}

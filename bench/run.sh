@@ -1,0 +1,58 @@
+#!/bin/sh
+# make bench: every benchmark in one run, written to bench/results.md.
+# Baselines are measured in the same run: this machine's sgemm peak, the
+# zstd command on the same bytes, PyTorch (Debian's python3-torch) on the
+# same shapes. Both sides run with OMP_WAIT_POLICY=passive (PyTorch's
+# OpenMP threads otherwise spin against OpenBLAS's) and the environment's
+# OPENBLAS_CORETYPE, which is recorded.
+set -eu
+cd "$(dirname "$0")/.."
+B=${BENCH_BIN:-build/bench}
+export OMP_WAIT_POLICY=passive
+out=bench/results.md.tmp
+reps=${BENCH_REPS:-5}
+{
+echo "# tokpipe benchmarks"
+echo
+echo "Written by \`make bench\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}, OMP_WAIT_POLICY=passive, best of $reps runs."
+echo
+echo "## Layers: forward + backward against the sgemm peak (issue 3)"
+echo
+"$B/bench_layers" "$reps" | grep -v '^VIT_BLOCK_MS' | tee /tmp/bench_layers.$$
+vit=$("$B/bench_layers" "$reps" | sed -n 's/^VIT_BLOCK_MS //p')
+echo
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    tb=$(/usr/bin/python3 bench/torch_block.py "$reps" "$(nproc)")
+    echo "Pre-LN ViT block (titok-tiny: B=32, T=97, W=256, 4 heads), forward + backward:"
+    echo "tokpipe $vit ms, PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') $tb ms:"
+    /usr/bin/python3 -c "print(f'tokpipe takes {float($vit)/float($tb):.2f}x the time of PyTorch (below 1: faster).')"
+else
+    echo "PyTorch not installed: the ViT block comparison was skipped."
+fi
+echo
+echo "## Streams: .tz write and read against the zstd command (issue 2)"
+echo
+if [ -f data/fmnist-test.tz ]; then
+    echo "| stream | level | records | MB | ratio | write MB/s | zstd -c MB/s | write vs zstd | read MB/s | zstd -dc MB/s | read vs zstd |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    tmp=$(mktemp -d)
+    for lvl in 1 3 9; do "$B/bench_tz" data/fmnist-test.tz $lvl "$tmp"; done
+    rm -rf "$tmp"
+    echo
+    echo "MB are 10^6 bytes of decompressed records; the zstd command compresses the same"
+    echo "bytes (the records concatenated) single-threaded at the same level."
+    echo
+    echo "## img2patch on Fashion-MNIST (issue 2)"
+    echo
+    t0=$(date +%s.%N)
+    bin/img2patch -b 256 --pad 2 --labels /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz \
+        /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz > /dev/null
+    t1=$(date +%s.%N)
+    /usr/bin/python3 -c "t=$t1-$t0; print(f'60000 images (IDX, gzip, padded to 32x32, batches of 256, zstd level 3) in {t:.2f} s: {60000/t:.0f} images/s.')"
+else
+    echo "No data: run \`make data\` first for the stream and img2patch figures."
+fi
+} > "$out"
+mv "$out" bench/results.md
+echo "bench: wrote bench/results.md"

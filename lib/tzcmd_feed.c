@@ -1,0 +1,153 @@
+/* tzcmd_feed.c - tz feed: the data source of a training run.
+ *
+ * Step s of a run is the batch of samples at positions [s*B, (s+1)*B) of an
+ * endless sequence: epoch e is a permutation of all samples drawn from
+ * rng_hash(seed, e) (or the file order with --no-shuffle), and epochs follow
+ * one another (a batch may straddle two). Each record carries "step", "epoch"
+ * and "seed" = rng_hash(seed, step + 2^40) in its metadata, the randomness the
+ * stages draw from. The batch of a step depends only on (data, B, seed,
+ * step), so a run resumed at step S (--start-step) sees exactly the batches
+ * an uninterrupted run would have.
+ *
+ * The data set is held in memory (decompressed) so any sample is reachable;
+ * --max-memory bounds it.
+ */
+#include "batch.h"
+#include "rng.h"
+#include "tzcmd.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* above the common options' codes (tzcmd_common.c) */
+enum { O_STEPS = 0x200, O_START, O_SEED, O_NOSHUF, O_RENAME, O_MAXMEM };
+
+static const struct option feed_opts[] = {
+    {"batch", required_argument, 0, 'b'},
+    {"steps", required_argument, 0, O_STEPS},
+    {"start-step", required_argument, 0, O_START},
+    {"seed", required_argument, 0, O_SEED},
+    {"no-shuffle", no_argument, 0, O_NOSHUF},
+    {"rename", required_argument, 0, O_RENAME},
+    {"max-memory", required_argument, 0, O_MAXMEM},
+    {0, 0, 0, 0},
+};
+
+#define MAX_RENAMES 16
+
+static void rename_fields(struct st *rec, char *const *from, char *const *to, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct st_tensor *t = st_find(rec, from[i]);
+        if (!t) continue;
+        st_put_copy(rec, to[i], t);
+        st_remove(rec, from[i]);
+    }
+}
+
+int tzcmd_feed(int argc, char **argv)
+{
+    struct tzc c;
+    tzc_init(&c, argc, argv,
+             "usage: tz feed -b B --steps N [--start-step S] [--seed S] [--no-shuffle]\n"
+             "               [--rename OLD=NEW]... [-o FILE] DATA.tz...\n"
+             "Emit the batches of training steps S..N-1: epochs of seeded permutations of\n"
+             "all samples, B per step, with step, epoch and seed in each record's metadata.\n"
+             "The batch of a step depends only on the data, B, the seed and the step, so a\n"
+             "resumed run (--start-step) sees what an uninterrupted one would.\n"
+             "  --max-memory BYTES  limit on the decompressed data held (8 GiB)\n",
+             "b:", feed_opts);
+    long B = 0, steps = -1, start = 0;
+    uint64_t seed = 0, maxmem = (uint64_t)8 << 30;
+    int shuffle = 1, nren = 0;
+    char *from[MAX_RENAMES], *to[MAX_RENAMES];
+    int o;
+    while ((o = tzc_getopt(&c, argc, argv)) != -1) {
+        switch (o) {
+        case 'b': B = cli_long("-b", optarg, 1, INT_MAX); break;
+        case O_STEPS: steps = cli_long("--steps", optarg, 0, LONG_MAX); break;
+        case O_START: start = cli_long("--start-step", optarg, 0, LONG_MAX); break;
+        case O_SEED: seed = (uint64_t)cli_long("--seed", optarg, 0, LONG_MAX); break;
+        case O_NOSHUF: shuffle = 0; break;
+        case O_MAXMEM: maxmem = (uint64_t)cli_long("--max-memory", optarg, 1, LONG_MAX); break;
+        case O_RENAME: {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || !eq[1]) die_usage("--rename: '%s' is not OLD=NEW", optarg);
+            if (nren == MAX_RENAMES) die_usage("--rename: at most %d", MAX_RENAMES);
+            from[nren] = tp_strdup(optarg);
+            from[nren][eq - optarg] = 0;
+            to[nren] = from[nren] + (eq - optarg) + 1;
+            nren++;
+            break;
+        }
+        }
+    }
+    if (B == 0) die_usage("-b B is required");
+    if (steps < 0) die_usage("--steps N is required");
+    if (start > steps) die_usage("--start-step %ld is past --steps %ld", start, steps);
+    tzc_inputs(&c, argc, argv);
+
+    /* the whole data set, and a table of (record, sample) references */
+    struct st **recs = NULL;
+    int nrec = 0, cap = 0;
+    struct batch_ref *all = NULL;
+    long nsamp = 0, scap = 0;
+    uint64_t bytes = 0;
+    struct st *rec;
+    while (tzc_next(&c, &rec)) {
+        long n = batch_samples(rec);
+        if (n < 0) tzc_die_rec(&c);
+        if (nrec && batch_compatible(recs[0], rec) != 0) tzc_die_rec(&c);
+        for (int i = 0; i < rec->n; i++) bytes += rec->t[i].nbytes;
+        if (bytes > maxmem) die("%s: the data set exceeds --max-memory (%llu bytes)", tzc_name(&c),
+                                (unsigned long long)maxmem);
+        if (nrec == cap) recs = tp_realloc(recs, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *recs);
+        if (nrec == INT_MAX) die("%s: too many records", tzc_name(&c));
+        recs[nrec] = rec;
+        for (long i = 0; i < n; i++) {
+            if (nsamp == scap) all = tp_realloc(all, (size_t)(scap = scap ? 2 * scap : 1024) * sizeof *all);
+            all[nsamp++] = (struct batch_ref){nrec, i};
+        }
+        nrec++;
+    }
+    if (nsamp == 0 && start < steps) die("%s: no samples to feed", tzc_name(&c));
+    tzc_out_open(&c);
+    int64_t *perm = tp_malloc((size_t)(nsamp ? nsamp : 1) * sizeof *perm);
+    struct batch_ref *refs = tp_malloc((size_t)B * sizeof *refs);
+    long cur_epoch = -1;
+    for (long s = start; s < steps; s++) {
+        long epoch0 = 0;
+        for (long j = 0; j < B; j++) {
+            /* position in the endless sequence; unsigned to survive large steps */
+            unsigned long long pos = (unsigned long long)s * (unsigned long long)B + (unsigned long long)j;
+            long epoch = (long)(pos / (unsigned long long)nsamp), k = (long)(pos % (unsigned long long)nsamp);
+            if (j == 0) epoch0 = epoch;
+            if (epoch != cur_epoch) {
+                struct rng r;
+                rng_seed(&r, rng_hash(seed, (uint64_t)epoch));
+                if (shuffle) rng_permutation(&r, perm, nsamp);
+                else
+                    for (long i = 0; i < nsamp; i++) perm[i] = i;
+                cur_epoch = epoch;
+            }
+            refs[j] = all[perm[k]];
+        }
+        struct st *out = batch_gather(recs, nrec, refs, B);
+        if (!out) die("%s", tp_err());
+        rename_fields(out, from, to, nren);
+        st_meta_set_long(out, "step", s);
+        st_meta_set_long(out, "epoch", epoch0);
+        char sv[32];
+        snprintf(sv, sizeof sv, "%llu", (unsigned long long)rng_hash(seed, (uint64_t)s + (1ull << 40)));
+        st_meta_set(out, "seed", sv);
+        tzc_put(&c, out);
+        st_free(out);
+    }
+    tzc_out_close(&c);
+    tzc_finish(&c);
+    for (int i = 0; i < nrec; i++) st_free(recs[i]);
+    for (int i = 0; i < nren; i++) free(from[i]);
+    free(recs), free(all), free(perm), free(refs);
+    return 0;
+}

@@ -140,6 +140,7 @@ void progress_init(struct progress *p, const char *what, long total, int force)
     p->done = 0;
     p->t0 = p->last = tp_now();
     p->what = what;
+    p->note[0] = 0;
 }
 
 static void progress_print(struct progress *p, int final)
@@ -147,11 +148,11 @@ static void progress_print(struct progress *p, int final)
     double el = tp_now() - p->t0;
     double rate = el > 0 ? p->done / el : 0;
     if (p->total > 0 && rate > 0 && !final)
-        fprintf(stderr, "\r%s: %ld %s / %ld  %.1f/s  ETA %.0fs   ", tp_progname,
-                p->done, p->what, p->total, rate, (p->total - p->done) / rate);
+        fprintf(stderr, "\r%s: %ld/%ld %s  %.2f/s  ETA %.0fs  %s   ", tp_progname,
+                p->done, p->total, p->what, rate, (p->total - p->done) / rate, p->note);
     else
-        fprintf(stderr, "\r%s: %ld %s  %.1f/s  %.1fs   ", tp_progname, p->done,
-                p->what, rate, el);
+        fprintf(stderr, "\r%s: %ld %s  %.2f/s  %.1fs  %s   ", tp_progname, p->done,
+                p->what, rate, el, p->note);
     if (final) fputc('\n', stderr);
 }
 

@@ -47,6 +47,7 @@ struct progress {
     long total, done;
     double t0, last;
     const char *what;
+    char note[96]; /* shown after the rate, e.g. "loss 0.0312" */
 };
 void progress_init(struct progress *p, const char *what, long total, int force);
 void progress_step(struct progress *p, long n);

@@ -2,13 +2,14 @@
 #include "objective.h"
 #include "err.h"
 #include "loss.h"
+#include "metrics.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kind_names[] = {"mse", "l1", "ce"};
+static const char *const kind_names[] = {"mse", "l1", "ce", "psnr", "ssim"};
 
 void objective_init(struct objective *o)
 {
@@ -28,7 +29,7 @@ int objective_add(struct objective *o, const char *spec)
     int k = -1;
     for (int i = 0; i < (int)(sizeof kind_names / sizeof *kind_names); i++)
         if (strcmp(kind, kind_names[i]) == 0) k = i;
-    if (k < 0) return tp_err_set("unknown loss '%s' (mse, l1, ce)", kind);
+    if (k < 0) return tp_err_set("unknown loss '%s' (mse, l1, ce; metrics psnr, ssim)", kind);
     double w = 1;
     if (colon) {
         char *end;
@@ -104,11 +105,20 @@ int objective_eval(struct objective *o, const struct st *rec, struct st *grad)
         if (t->kind == OBJ_CE) {
             if (eval_ce(o, t, rec, g->data, p) != 0) return -1;
         } else {
+            if ((t->kind == OBJ_PSNR || t->kind == OBJ_SSIM) && !o->eval_only)
+                return tp_err_set("%s is a metric, not a loss: use --eval", kind_names[t->kind]);
             const char *tname = o->target ? o->target : "image";
             struct st_tensor *tg = st_require(rec, tname, ST_F32, -1);
             if (!tg) return -1;
             if (!same_shape(tg, p)) return tp_err_set("fields '%s' and '%s' differ in shape", pname, tname);
             size_t n = (size_t)st_numel(p);
+            if (t->kind == OBJ_PSNR || t->kind == OBJ_SSIM) {
+                if (p->ndim != 4) return tp_err_set("%s needs [B,C,H,W] images", kind_names[t->kind]);
+                int B = (int)p->shape[0], C = (int)p->shape[1], H = (int)p->shape[2], W = (int)p->shape[3];
+                t->value = t->kind == OBJ_PSNR ? metric_psnr(p->data, tg->data, B, C, H, W)
+                                               : metric_ssim(p->data, tg->data, B, C, H, W);
+                continue; /* a metric adds nothing to the total */
+            }
             t->value = t->kind == OBJ_MSE ? loss_mse(g->data, p->data, tg->data, n, (float)t->weight)
                                           : loss_l1(g->data, p->data, tg->data, n, (float)t->weight);
         }

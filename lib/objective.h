@@ -8,6 +8,8 @@
  *             field target), label smoothing, per-position weights from the
  *             mask field U8 (1 masked: weight 1; 0: unmasked_weight), as
  *             upstream's MLMLoss; accuracy on masked positions
+ *   psnr, ssim  metrics (lib/metrics.h), only with eval_only: reported, not
+ *             part of the total, no gradient
  * The total is sum_k weight_k * term_k; the gradient record holds
  * "PRED.grad" = d total / d pred, and the record's step/seed metadata.
  */
@@ -18,7 +20,7 @@
 
 #define OBJ_MAX_TERMS 8
 
-enum obj_kind { OBJ_MSE, OBJ_L1, OBJ_CE };
+enum obj_kind { OBJ_MSE, OBJ_L1, OBJ_CE, OBJ_PSNR, OBJ_SSIM };
 
 struct obj_term {
     enum obj_kind kind;
@@ -31,6 +33,7 @@ struct objective {
     struct obj_term t[OBJ_MAX_TERMS];
     const char *pred, *target, *mask; /* NULL: the defaults of the terms */
     float smoothing, unmasked_weight;
+    int eval_only;  /* metrics allowed; the gradient is not used */
     /* of the last record */
     double total, acc;
 };

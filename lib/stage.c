@@ -436,6 +436,9 @@ static int do_train(const struct stage_tool *t, const struct opts *o)
             st_free(s);
         }
     }
+    /* a new EMA file is a weights file: it carries the architecture */
+    if (ema && ema->nmeta == 0)
+        for (int i = 0; i < m.meta->nmeta; i++) st_meta_set(ema, m.meta->meta_key[i], m.meta->meta_val[i]);
     if (o->ckpt_dir && io_mkdirs(o->ckpt_dir) != 0) die_err();
     struct optim *opt = optim_new(&o->ocfg);
     if (!opt) die_err();

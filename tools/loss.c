@@ -54,6 +54,7 @@ _Noreturn static void usage(void)
            "kinds:\n"
            "  mse, l1              pred (recon) against target (image), F32, same shape\n"
            "  ce                   pred (logits) F32 [...,V] against target (target) I32 [...]\n"
+           "  psnr, ssim           metrics of pred against target images (with --eval only)\n"
            "options:\n"
            "  --pred F, --target F  field names\n"
            "  --mask F             ce: U8 field, 1 = masked (weight 1), 0 = unmasked (mask)\n"
@@ -91,7 +92,7 @@ static void parse(struct cmdline *c, int argc, char **argv)
         case O_STEPS: c->steps = cli_long("--steps", optarg, 0, 1L << 40); break;
         case O_START: c->start_step = cli_long("--start-step", optarg, 0, 1L << 40); break;
         case O_PROGRESS: c->progress = 1; break;
-        case O_EVAL: c->eval = 1; break;
+        case O_EVAL: c->eval = c->obj.eval_only = 1; break;
         case O_VERSION: cli_version();
         default: die_usage("unknown option");
         }
@@ -239,8 +240,8 @@ int main(int argc, char **argv)
         st_free(g);
         st_free(rec);
         n++;
+        snprintf(p.note, sizeof p.note, "loss %.4g", c.obj.total);
         progress_step(&p, 1);
-        if (p.enabled) fprintf(stderr, " loss %.4g", c.obj.total);
     }
     if (rc < 0) die_err();
     progress_end(&p);

@@ -41,7 +41,8 @@ static void usage(void)
     printf("Usage: %s [options] (-d DIR | --tar FILE | --grid FILE --cols C) [INPUT.tz]\n"
            "Write the images of a .tz stream as PNG files.\n\n"
            "  -i FILE           input stream (default stdin)\n"
-           "  -f FIELD          F32 [B,C,H,W] field to write (default image, or patch)\n"
+           "  -f FIELD          F32 [B,C,H,W] field to write (default image, or patch);\n"
+           "                    with --grid, -f A,B puts each row of A over the same row of B\n"
            "  -d DIR            DIR/KEY.png for each sample (and KEY.cls with labels)\n"
            "  --tar FILE        the same as members of a tar file (- for stdout)\n"
            "  --grid FILE       one PNG with the images in a grid\n"
@@ -88,6 +89,7 @@ static void parse_cmdline(int argc, char **argv, struct cmdline *cl)
         cl->input = argv[optind];
     }
     if (!!cl->dir + !!cl->tar + !!cl->grid != 1) die_usage("give one of -d DIR, --tar FILE, --grid FILE");
+    if (cl->field && strchr(cl->field, ',') && !cl->grid) die_usage("-f with several fields needs --grid");
     if (cl->grid && !cl->cols) die_usage("--grid needs --cols");
     if (!cl->grid && (cl->cols || cl->rows)) die_usage("--cols and --rows go with --grid");
 }
@@ -189,13 +191,39 @@ static int write_under(int dfd, const char *dirname, const char *rel, const void
     return rc;
 }
 
+#define GRID_MAX_FIELDS 8
+
+/* -f a,b,c into an array (one allocation); NULL field: one default field. */
+static char **grid_fields(const char *field, int *n)
+{
+    const char *f = field ? field : "";
+    size_t len = strlen(f) + 1;
+    char **v = tp_malloc(GRID_MAX_FIELDS * sizeof(char *) + len);
+    char *copy = (char *)(v + GRID_MAX_FIELDS);
+    memcpy(copy, f, len);
+    *n = 0;
+    if (!field) {
+        v[(*n)++] = NULL;
+        return v;
+    }
+    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (*n == GRID_MAX_FIELDS) die_usage("-f: at most %d fields", GRID_MAX_FIELDS);
+        v[(*n)++] = t;
+    }
+    if (*n == 0) die_usage("-f: no field named");
+    return v;
+}
+
 struct sink {
     const struct cmdline *cl;
     int dfd;                  /* -d */
     struct io_out out;        /* --tar, --grid */
     struct archive *a;        /* --tar */
-    float *grid;              /* --grid: collected images [n,C,H,W] */
+    float *grid;              /* --grid: collected images [n,C,H,W], sample-major:
+                               * entry n is field n % nfields of sample n / nfields */
     long ngrid, gridcap;
+    char **fields;            /* -f a,b: rows of a over rows of b (grid only) */
+    int nfields;
     int C, H, W;
 };
 
@@ -246,15 +274,18 @@ static void grid_write(struct sink *k)
 {
     const struct cmdline *cl = k->cl;
     if (k->ngrid == 0) die("%s: no images in the stream", cl->input ? cl->input : "stdin");
-    int cols = cl->cols, rows = cl->rows ? cl->rows : (int)((k->ngrid + cols - 1) / cols);
+    int nf = k->nfields, cols = cl->cols;
+    long samples = k->ngrid / nf;
+    int rows = nf * (cl->rows ? cl->rows : (int)((samples + cols - 1) / cols));
     int64_t gh = (int64_t)rows * (k->H + cl->pad) + cl->pad, gw = (int64_t)cols * (k->W + cl->pad) + cl->pad;
     if (png_check_size(gw, gh) != 0) die("%s: grid: %s", cl->grid, tp_err());
     float *g = tp_malloc(sizeof(float) * k->C * gh * gw);
     for (int64_t i = 0; i < k->C * gh * gw; i++) g[i] = cl->pad_value;
     size_t per = (size_t)k->C * k->H * k->W;
     for (long n = 0; n < k->ngrid; n++) {
-        int64_t y0 = cl->pad + (n / cols) * (int64_t)(k->H + cl->pad);
-        int64_t x0 = cl->pad + (n % cols) * (int64_t)(k->W + cl->pad);
+        long s = n / nf, row = (s / cols) * nf + n % nf;
+        int64_t y0 = cl->pad + row * (int64_t)(k->H + cl->pad);
+        int64_t x0 = cl->pad + (s % cols) * (int64_t)(k->W + cl->pad);
         for (int c = 0; c < k->C; c++)
             for (int y = 0; y < k->H; y++)
                 memcpy(g + ((size_t)c * gh + y0 + y) * gw + x0,
@@ -279,6 +310,7 @@ static void sink_close(struct sink *k)
     }
     if (k->cl->grid) grid_write(k);
     free(k->grid);
+    free(k->fields);
 }
 
 /* ---- records --------------------------------------------------------------------- */
@@ -320,8 +352,48 @@ static int record_images(const struct st *rec, const char *field, const float **
     return 0;
 }
 
+/* --grid: collect the record's images, every field of a sample in turn. */
+static void grid_collect(struct sink *k, const struct st *rec, long ri, const char *input)
+{
+    int nf = k->nfields;
+    const float *xs[GRID_MAX_FIELDS];
+    float *tmps[GRID_MAX_FIELDS];
+    int64_t d[4];
+    long B = -1;
+    for (int f = 0; f < nf; f++) {
+        int64_t df[4];
+        if (record_images(rec, k->fields[f], &xs[f], df, &tmps[f]) != 0)
+            die("%s: record %ld: %s", input, ri, tp_err());
+        if (f > 0 && memcmp(df, d, sizeof d) != 0)
+            die("%s: record %ld: fields '%s' and '%s' differ in shape", input, ri, k->fields[0], k->fields[f]);
+        memcpy(d, df, sizeof d);
+        B = d[0];
+    }
+    int C = (int)d[1], H = (int)d[2], W = (int)d[3];
+    size_t per = (size_t)C * H * W;
+    if (k->ngrid > 0 && (C != k->C || H != k->H || W != k->W))
+        die("%s: record %ld: images are %dx%dx%d, earlier ones %dx%dx%d", input, ri, C, H, W, k->C, k->H, k->W);
+    k->C = C, k->H = H, k->W = W;
+    long want = k->cl->rows ? (long)k->cl->rows * k->cl->cols * nf : -1;
+    for (long i = 0; i < B && (want < 0 || k->ngrid < want); i++)
+        for (int f = 0; f < nf; f++) {
+            if (k->ngrid == k->gridcap) {
+                k->gridcap = k->gridcap ? 2 * k->gridcap : 64;
+                if ((int64_t)k->gridcap * per > ((int64_t)1 << 31))
+                    die("%s: record %ld: the grid would take over 8 GB; give --rows", input, ri);
+                k->grid = tp_realloc(k->grid, sizeof(float) * per * k->gridcap);
+            }
+            memcpy(k->grid + per * k->ngrid++, xs[f] + per * i, sizeof(float) * per);
+        }
+    for (int f = 0; f < nf; f++) free(tmps[f]);
+}
+
 static void put_record(struct sink *k, const struct st *rec, long ri, const char *input)
 {
+    if (k->cl->grid) {
+        grid_collect(k, rec, ri, input);
+        return;
+    }
     int64_t d[4];
     float *tmp;
     const float *x = NULL;
@@ -329,24 +401,6 @@ static void put_record(struct sink *k, const struct st *rec, long ri, const char
         die("%s: record %ld: %s", input, ri, tp_err());
     int B = (int)d[0], C = (int)d[1], H = (int)d[2], W = (int)d[3];
     size_t per = (size_t)C * H * W;
-    if (k->cl->grid) {
-        if (k->ngrid > 0 && (C != k->C || H != k->H || W != k->W))
-            die("%s: record %ld: images are %dx%dx%d, earlier ones %dx%dx%d", input, ri, C, H, W,
-                k->C, k->H, k->W);
-        k->C = C, k->H = H, k->W = W;
-        long want = k->cl->rows ? (long)k->cl->rows * k->cl->cols : -1;
-        for (int i = 0; i < B && (want < 0 || k->ngrid < want); i++) {
-            if (k->ngrid == k->gridcap) {
-                k->gridcap = k->gridcap ? 2 * k->gridcap : 64;
-                if ((int64_t)k->gridcap * per > ((int64_t)1 << 31))
-                    die("%s: record %ld: the grid would take over 8 GB; give --rows", input, ri);
-                k->grid = tp_realloc(k->grid, sizeof(float) * per * k->gridcap);
-            }
-            memcpy(k->grid + per * k->ngrid++, x + per * i, sizeof(float) * per);
-        }
-        free(tmp);
-        return;
-    }
     const struct st_tensor *lab = st_find(rec, "label");
     if (lab && (lab->dtype != ST_I32 || lab->ndim != 1 || lab->shape[0] != B)) lab = NULL;
     char **names = record_names(rec, ri, B);
@@ -382,6 +436,7 @@ int main(int argc, char **argv)
     const char *input = tz_reader_name(r);
     struct sink k;
     sink_open(&k, &cl);
+    k.fields = grid_fields(cl.field, &k.nfields);
     struct progress pg;
     progress_init(&pg, "records", -1, cl.progress);
     struct st *rec;

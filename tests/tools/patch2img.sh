@@ -41,6 +41,13 @@ ok "--grid" patch2img --grid g.png --cols 2 --pad 1 --pad-value 1 three.tz
 ok "grid layout, spacing and values" $MK grid g.png 2 1 255 g8.png g8b.png g8.png
 ok "--grid --rows 1 takes the first row" patch2img --grid g1.png --cols 2 --rows 1 --pad 0 three.tz
 ok "one-row grid" $MK grid g1.png 2 0 0 g8.png g8b.png
+# two fields: each row of image over the same row of recon
+tz head -n 1 three.tz > ga.tz
+tz feed --no-shuffle -b 2 --steps 2 --start-step 1 --rename image=recon three.tz > gb.tz
+tz merge ga.tz gb.tz > gab.tz
+ok "--grid -f image,recon" patch2img -f image,recon --grid g2.png --cols 2 --pad 0 gab.tz
+ok "image row over recon row" $MK grid g2.png 2 0 0 g8.png g8b.png g8.png g8.png
+bad "several fields need --grid" 2 patch2img -f image,recon -d x gab.tz
 
 # ---- fields, clamping, names ------------------------------------------------------------
 rec patch >/dev/null

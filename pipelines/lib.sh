@@ -1,0 +1,51 @@
+# lib.sh - sourced by the training scripts of pipelines/: what every stream-
+# mode run shares.
+#
+#   resume_step CKPT_DIR STAGE...  newest step every stage has a finished
+#                                  checkpoint of (0 if none)
+#   fifos DIR NAME...              fresh FIFOs DIR/NAME
+#   init_once FILE TOOL ARGS...    TOOL --init -w FILE ARGS unless FILE exists
+#   plot_log LOG PNG TITLE         loss curves (gnuplot) if gnuplot is there
+set -eu
+
+resume_step() {
+    ck=$1 first=$2; shift
+    for step in $(ls "$ck/$first" 2>/dev/null | sed -n 's/^step-\([0-9]*\)\.done$/\1/p' | sort -rn); do
+        all=1
+        for s in "$@"; do [ -f "$ck/$s/step-$step.done" ] || all=; done
+        if [ -n "$all" ]; then echo "$step" | sed 's/^0*\([0-9]\)/\1/'; return; fi
+    done
+    echo 0
+}
+
+fifos() {
+    d=$1; shift
+    for f in "$@"; do rm -f "$d/$f"; mkfifo "$d/$f"; done
+}
+
+init_once() {
+    f=$1 tool=$2; shift 2
+    [ -f "$f" ] || "$tool" --init -w "$f" "$@"
+}
+
+plot_log() {
+    log=$1 png=$2 title=$3
+    command -v gnuplot >/dev/null 2>&1 || { echo "plot: gnuplot not installed, $png not made"; return 0; }
+    [ -s "$log" ] || return 0
+    cols=$(head -1 "$log" | tr '\t' '\n' | grep -n -v -E '^(step|seconds|lr\..*|vq\..*|epoch)$' | cut -d: -f1 | tr '\n' ' ')
+    plot=
+    for c in $cols; do
+        plot="${plot:+$plot, }'$log' using 1:$c with lines title columnhead($c)"
+    done
+    gnuplot <<EOF
+set terminal pngcairo size 900,500
+set output '$png.tmp'
+set title '$title'
+set xlabel 'step'
+set logscale y
+set key outside right
+set datafile separator '\t'
+plot $plot
+EOF
+    mv "$png.tmp" "$png"
+}

@@ -1,0 +1,48 @@
+# vqgan.mk - the 2D teacher: MaskGIT-VQGAN trained end to end through the tools.
+#
+#   make vqgan [DATA=fmnist|emoji] [VQGAN_STEPS=N] [QUICK=1]
+#       trains vqgan-tiny in stream mode (tz feed | encode | vq | decode | loss),
+#       AdamW warmup + cosine, EMA, checkpoints every VQGAN_CKPT steps, resumes
+#       after a kill; writes runs/vqgan-$(DATA)/: weights (+ .ema), log.tsv,
+#       loss.png, recon.png (test images over reconstructions), eval.tsv (test
+#       MSE, PSNR, SSIM, codebook usage and perplexity).
+#   make tokens-2d
+#       the whole data set through the trained encoder and vq: 8x8 ids per image
+#       with labels, runs/vqgan-$(DATA)/tokens-{train,test}.tz.
+DATA        ?= fmnist
+QUICK       ?=
+ifeq ($(DATA),emoji)
+VQGAN_TRAIN := data/emoji.tz
+VQGAN_TEST  := data/emoji.tz
+VQGAN_CH    := 3
+else
+VQGAN_TRAIN := data/fmnist-train.tz
+VQGAN_TEST  := data/fmnist-test.tz
+VQGAN_CH    := 1
+endif
+VQGAN_STEPS ?= $(if $(QUICK),20,1500)
+VQGAN_CKPT  ?= $(if $(QUICK),10,250)
+VQGAN_BATCH ?= 32
+VQGAN_LR    ?= 5e-4
+VQGAN_RUN   := runs/vqgan-$(DATA)$(if $(QUICK),-quick)
+VQGAN_LOSS  ?= mse
+THREADS     ?= $(shell nproc)
+# the stages of a pipeline take turns: spinning OpenMP threads would only
+# steal the cores of the stage that works
+export OMP_WAIT_POLICY = passive
+
+.PHONY: vqgan tokens-2d
+vqgan: $(VQGAN_RUN)/done
+
+$(VQGAN_RUN)/done: $(VQGAN_TRAIN) $(VQGAN_TEST) pipelines/vqgan.sh pipelines/lib.sh | all
+	RUN=$(VQGAN_RUN) DATA_TRAIN=$(VQGAN_TRAIN) DATA_TEST=$(VQGAN_TEST) CHANNELS=$(VQGAN_CH) \
+	STEPS=$(VQGAN_STEPS) BATCH=$(VQGAN_BATCH) LR=$(VQGAN_LR) WARMUP=$$(($(VQGAN_STEPS) / 20)) \
+	CKPT_EVERY=$(VQGAN_CKPT) SEED=1 LOSSES="$(VQGAN_LOSS)" THREADS=$(THREADS) BIN=$(abspath $(BINDIR)) \
+	PYTHON=$(PYTHON) sh pipelines/vqgan.sh
+	touch $@
+
+tokens-2d: $(VQGAN_RUN)/tokens-train.tz $(VQGAN_RUN)/tokens-test.tz
+
+$(VQGAN_RUN)/tokens-%.tz: $(VQGAN_RUN)/done
+	$(BINDIR)/encode -w $(VQGAN_RUN)/encode.ema.safetensors < $(if $(filter train,$*),$(VQGAN_TRAIN),$(VQGAN_TEST)) | \
+	    $(BINDIR)/vq -w $(VQGAN_RUN)/vq.ema.safetensors | $(BINDIR)/tz pick ids,label -o $@

@@ -24,6 +24,8 @@ struct opts {
     const char *arch;
     const char *sets[MAX_SETS];
     int nsets;
+    const char *froms[MAX_SETS];
+    int nfroms;
     long seed;
     int training;
     const char *backward_in, *grad_file;
@@ -39,7 +41,7 @@ struct opts {
 enum {
     O_INIT = 0x100, O_ARCH, O_SET, O_SEED, O_TRAINING, O_BACKWARD, O_TRAIN, O_GRAD_IN,
     O_GRAD_OUT, O_EMA, O_EMA_DECAY, O_CKPT_DIR, O_CKPT_EVERY, O_START_STEP, O_PROGRESS,
-    O_VERSION,
+    O_VERSION, O_INIT_FROM,
 };
 
 static const struct option stage_options[] = {
@@ -55,6 +57,7 @@ static const struct option stage_options[] = {
     {"arch", required_argument, 0, O_ARCH},
     {"set", required_argument, 0, O_SET},
     {"seed", required_argument, 0, O_SEED},
+    {"init-from", required_argument, 0, O_INIT_FROM},
     {"training", no_argument, 0, O_TRAINING},
     {"backward", required_argument, 0, O_BACKWARD},
     {"train", no_argument, 0, O_TRAIN},
@@ -74,7 +77,9 @@ _Noreturn static void usage(const struct stage_tool *t)
 {
     printf("usage: %s -w W.safetensors [options] < in.tz > out.tz\n%s\n\n", t->name, t->summary);
     printf("modes:\n"
-           "  --init               create -w with --arch PRESET, --set k=v..., --seed S\n"
+           "  --init               create -w with --arch PRESET, --set k=v..., --seed S;\n"
+           "                       --init-from FILE[:OLD=NEW] copies the tensors of FILE\n"
+           "                       (names starting OLD renamed to NEW) that the model has\n"
            "  (default)            forward each record (inference)\n"
            "  --training           forward in training mode (step mode)\n"
            "  --backward IN.tz     recompute the forward of IN.tz, read output gradients on\n"
@@ -133,6 +138,10 @@ static void parse(const struct stage_tool *t, struct opts *o, int argc, char **a
             o->sets[o->nsets++] = optarg;
             break;
         case O_SEED: o->seed = cli_long("--seed", optarg, 0, 1L << 62); break;
+        case O_INIT_FROM:
+            if (o->nfroms == MAX_SETS) die_usage("--init-from: at most %d", MAX_SETS);
+            o->froms[o->nfroms++] = optarg;
+            break;
         case O_TRAINING: o->training = 1; break;
         case O_BACKWARD: o->backward_in = optarg; break;
         case O_TRAIN: o->train = 1; break;
@@ -174,6 +183,47 @@ static void meta_apply_kv(struct st *meta, const char *kvlist, char sep)
     free(copy);
 }
 
+/* --init-from FILE[:OLD=NEW]: overwrite the parameters that FILE has (after
+ * renaming the prefix OLD to NEW), checking shapes; report what was taken.
+ * This is how a model starts from parts of others (TiTok stage 2: its
+ * stage-1 decoder, the teacher's codebook and pixel decoder). */
+static void init_from(struct module *m, const char *spec)
+{
+    char *path = tp_strdup(spec), *old = NULL, *new = NULL;
+    char *colon = strrchr(path, ':');
+    if (colon && strchr(colon, '=')) {
+        *colon = 0;
+        old = colon + 1;
+        new = strchr(old, '=');
+        *new++ = 0;
+    }
+    struct st *w;
+    if (st_load(&w, path) != 0) die_err();
+    long taken = 0;
+    char name[256];
+    for (int i = 0; i < w->n; i++) {
+        const struct st_tensor *t = &w->t[i];
+        if (old) {
+            size_t k = strlen(old);
+            if (strncmp(t->name, old, k) != 0) continue;
+            snprintf(name, sizeof name, "%s%s", new, t->name + k);
+        } else {
+            snprintf(name, sizeof name, "%s", t->name);
+        }
+        const struct param_spec *p = params_find(&m->params, name);
+        if (!p) continue;
+        if (t->dtype != ST_F32 || (size_t)st_numel(t) != p->numel || t->ndim != p->ndim ||
+            memcmp(t->shape, p->shape, sizeof(int64_t) * (size_t)p->ndim) != 0)
+            die("%s: tensor '%s' does not fit parameter '%s'", path, t->name, name);
+        memcpy(m->params.data + p->offset, t->data, p->numel * sizeof(float));
+        taken++;
+    }
+    if (taken == 0) die("%s: no tensor of it is a parameter of this model", path);
+    fprintf(stderr, "%s: %ld tensors from %s\n", tp_progname, taken, spec);
+    st_free(w);
+    free(path);
+}
+
 static int do_init(const struct stage_tool *t, const struct opts *o)
 {
     struct st *meta = st_new();
@@ -186,6 +236,7 @@ static int do_init(const struct stage_tool *t, const struct opts *o)
     struct module m;
     if (module_build(&m, t->ops, meta) != 0) die("%s: %s", o->weights, tp_err());
     params_fill_init(&m.params, (uint64_t)o->seed);
+    for (int i = 0; i < o->nfroms; i++) init_from(&m, o->froms[i]);
     st_meta_set_long(m.meta, "init_seed", o->seed);
     if (params_save(&m.params, o->weights, m.meta) != 0) die_err();
     fprintf(stderr, "%s: %s: %s, %zu parameters\n", t->name, o->weights,

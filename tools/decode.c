@@ -6,7 +6,7 @@
 static const struct module_ops *const ops[] = {&vqgan_decoder_ops, NULL};
 
 static const char *const presets[][2] = {
-    {"vqgan-tiny", "arch=vqgan-decoder channels=1 resolution=32 hidden=32 mult=1,2,4 res_blocks=1 z=32"},
+    {"vqgan-tiny", "arch=vqgan-decoder channels=1 resolution=32 hidden=32 mult=1,1,2 res_blocks=1 z=32"},
     {"vqgan-f16-256", "arch=vqgan-decoder channels=3 resolution=256 hidden=128 mult=1,1,2,2,4 res_blocks=2 z=256"},
     {NULL, NULL},
 };

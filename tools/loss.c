@@ -252,8 +252,8 @@ int main(int argc, char **argv)
     }
     if (c.eval) {
         for (int k = 0; k < c.obj.n; k++)
-            printf("%s\t%.6g\n", objective_term_name(&c.obj, k), n ? sums[k] / n : NAN);
-        printf("total\t%.6g\nrecords\t%ld\n", n ? sums[OBJ_MAX_TERMS] / n : NAN, n);
+            printf("%s\t%.10g\n", objective_term_name(&c.obj, k), n ? sums[k] / n : NAN);
+        printf("total\t%.10g\nrecords\t%ld\n", n ? sums[OBJ_MAX_TERMS] / n : NAN, n);
     }
     tz_reader_close(r);
     if (tr) tz_reader_close(tr);

@@ -66,7 +66,7 @@ gen encode "encode images to latents (the MaskGIT-VQGAN encoder)" \
 "Runs the MaskGIT-VQGAN encoder: conv_in 3x3, at every level res_blocks ResnetBlocks (GroupNorm 32, eps 1e-6, SiLU, SAME 3x3 convs, with upstream's shortcut quirk when the width changes) and a 2x2 average pool after every level but the last, mid blocks, GroupNorm, SiLU, conv_out 1x1. Tensor names are upstream's (encoder.conv_in.weight, encoder.down.I.block.J.norm1.weight, ...), so the weight files of encode, vq and decode together form upstream's state_dict." \
 ".TP
 .B vqgan-tiny
-channels=1 resolution=32 hidden=32 mult=1,2,4 res_blocks=1 z=32: 32x32 images to 8x8 latents (use --set channels=3 for colour data).
+channels=1 resolution=32 hidden=32 mult=1,1,2 res_blocks=1 z=32: 32x32 images to 8x8 latents (use --set channels=3 for colour data).
 .TP
 .B vqgan-f16-256
 channels=3 resolution=256 hidden=128 mult=1,1,2,2,4 res_blocks=2 z=256: upstream's f16 tokenizer." \
@@ -84,7 +84,7 @@ gen decode "decode quantized latents to images (the MaskGIT-VQGAN decoder)" \
 "Runs the MaskGIT-VQGAN decoder: conv_in 3x3, mid blocks, at every level from the deepest res_blocks ResnetBlocks then (but at the last) nearest x2 upsampling and upsample_conv 3x3, GroupNorm, SiLU, conv_out 3x3. Names are upstream's (decoder.*)." \
 ".TP
 .B vqgan-tiny
-channels=1 resolution=32 hidden=32 mult=1,2,4 res_blocks=1 z=32
+channels=1 resolution=32 hidden=32 mult=1,1,2 res_blocks=1 z=32
 .TP
 .B vqgan-f16-256
 channels=3 resolution=256 hidden=128 mult=1,1,2,2,4 res_blocks=2 z=256" \

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kind_names[] = {"mse", "l1", "ce", "psnr", "ssim"};
+static const char *const kind_names[] = {"mse", "l1", "ce", "psnr", "ssim", "gan"};
 
 void objective_init(struct objective *o)
 {
@@ -29,7 +29,7 @@ int objective_add(struct objective *o, const char *spec)
     int k = -1;
     for (int i = 0; i < (int)(sizeof kind_names / sizeof *kind_names); i++)
         if (strcmp(kind, kind_names[i]) == 0) k = i;
-    if (k < 0) return tp_err_set("unknown loss '%s' (mse, l1, ce; metrics psnr, ssim)", kind);
+    if (k < 0) return tp_err_set("unknown loss '%s' (mse, l1, ce, gan; metrics psnr, ssim)", kind);
     double w = 1;
     if (colon) {
         char *end;
@@ -100,6 +100,11 @@ int objective_eval(struct objective *o, const struct st *rec, struct st *grad)
     struct st_tensor *g = st_put(grad, gname, ST_F32, p->ndim, p->shape);
     o->total = 0;
     o->acc = NAN;
+    memset(&o->drep, 0, sizeof o->drep);
+    long step = 0;
+    const char *sv = st_meta_get(rec, "step");
+    if (sv) step = strtol(sv, NULL, 10);
+    const struct st_tensor *real = NULL;
     for (int k = 0; k < o->n; k++) {
         struct obj_term *t = &o->t[k];
         if (t->kind == OBJ_CE) {
@@ -112,6 +117,18 @@ int objective_eval(struct objective *o, const struct st *rec, struct st *grad)
             if (!tg) return -1;
             if (!same_shape(tg, p)) return tp_err_set("fields '%s' and '%s' differ in shape", pname, tname);
             size_t n = (size_t)st_numel(p);
+            if (t->kind == OBJ_GAN) {
+                if (!o->gan) return tp_err_set("the gan term needs a discriminator");
+                if (p->ndim != 4) return tp_err_set("gan needs [B,C,H,W] images");
+                /* the generator side, weighted inside by the gan's g_weight */
+                double v = gan_generator_loss(o->gan, g->data, p->data, (int)p->shape[0], (int)p->shape[1],
+                                              (int)p->shape[2], (int)p->shape[3], step);
+                if (isnan(v)) return -1;
+                t->value = t->weight != 0 ? v / t->weight : 0;
+                o->total += v;
+                real = tg;
+                continue;
+            }
             if (t->kind == OBJ_PSNR || t->kind == OBJ_SSIM) {
                 if (p->ndim != 4) return tp_err_set("%s needs [B,C,H,W] images", kind_names[t->kind]);
                 int B = (int)p->shape[0], C = (int)p->shape[1], H = (int)p->shape[2], W = (int)p->shape[3];
@@ -123,6 +140,11 @@ int objective_eval(struct objective *o, const struct st *rec, struct st *grad)
                                           : loss_l1(g->data, p->data, tg->data, n, (float)t->weight);
         }
         o->total += t->weight * t->value;
+    }
+    if (real) { /* the critic learns after the generator's gradient is taken */
+        double d = gan_discriminator_step(o->gan, real->data, p->data, (int)p->shape[0], (int)p->shape[1],
+                                          (int)p->shape[2], (int)p->shape[3], step, &o->drep);
+        if (isnan(d)) return -1;
     }
     static const char *const keys[] = {"step", "seed"};
     for (int i = 0; i < 2; i++) {

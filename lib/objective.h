@@ -8,6 +8,11 @@
  *             field target), label smoothing, per-position weights from the
  *             mask field U8 (1 masked: weight 1; 0: unmasked_weight), as
  *             upstream's MLMLoss; accuracy on masked positions
+ *   gan       the adversarial term of upstream's stage-2 loss (gan.h): the
+ *             critic's -mean D(pred) times the term's weight, from the
+ *             gan's start step; then, in the same call, the critic's own
+ *             hinge + LeCam step on target (real) and pred (fake). Needs
+ *             o->gan; the step is the record's "step" metadata.
  *   psnr, ssim  metrics (lib/metrics.h), only with eval_only: reported, not
  *             part of the total, no gradient
  * The total is sum_k weight_k * term_k; the gradient record holds
@@ -16,11 +21,12 @@
 #ifndef TP_OBJECTIVE_H
 #define TP_OBJECTIVE_H
 
+#include "gan.h"
 #include "st.h"
 
 #define OBJ_MAX_TERMS 8
 
-enum obj_kind { OBJ_MSE, OBJ_L1, OBJ_CE, OBJ_PSNR, OBJ_SSIM };
+enum obj_kind { OBJ_MSE, OBJ_L1, OBJ_CE, OBJ_PSNR, OBJ_SSIM, OBJ_GAN };
 
 struct obj_term {
     enum obj_kind kind;
@@ -34,8 +40,10 @@ struct objective {
     const char *pred, *target, *mask; /* NULL: the defaults of the terms */
     float smoothing, unmasked_weight;
     int eval_only;  /* metrics allowed; the gradient is not used */
+    struct gan *gan;                  /* for the gan term (not owned) */
     /* of the last record */
     double total, acc;
+    struct gan_d_report drep;         /* the critic's step */
 };
 
 void objective_init(struct objective *o);

@@ -32,13 +32,13 @@ plot_log() {
     log=$1 png=$2 title=$3
     command -v gnuplot >/dev/null 2>&1 || { echo "plot: gnuplot not installed, $png not made"; return 0; }
     [ -s "$log" ] || return 0
-    cols=$(head -1 "$log" | tr '\t' '\n' | grep -n -v -E '^(step|seconds|lr\..*|vq\..*|epoch)$' | cut -d: -f1 | tr '\n' ' ')
+    cols=$(head -1 "$log" | tr '\t' '\n' | grep -n -v -E '^(step|seconds|lr\..*|vq\..*|gan\..*|acc|epoch)$' | cut -d: -f1 | tr '\n' ' ')
     plot=
     for c in $cols; do
         plot="${plot:+$plot, }'$log' using 1:$c with lines title columnhead($c)"
     done
     gnuplot <<EOF
-set terminal pngcairo size 900,500
+set terminal pngcairo size 900,500 noenhanced
 set output '$png.tmp'
 set title '$title'
 set xlabel 'step'

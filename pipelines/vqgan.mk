@@ -25,7 +25,9 @@ VQGAN_CKPT  ?= $(if $(QUICK),10,250)
 VQGAN_BATCH ?= 32
 VQGAN_LR    ?= 5e-4
 VQGAN_RUN   := runs/vqgan-$(DATA)$(if $(QUICK),-quick)
-VQGAN_LOSS  ?= mse
+# L2 + adversarial from mid-run (upstream's MaskGIT VQGAN: perceptual 0.1, GAN 0.1)
+VQGAN_LOSS  ?= mse gan:0.1
+VQGAN_GAN_START ?= $$(($(VQGAN_STEPS) / 2))
 THREADS     ?= $(shell nproc)
 # the stages of a pipeline take turns: spinning OpenMP threads would only
 # steal the cores of the stage that works
@@ -37,7 +39,8 @@ vqgan: $(VQGAN_RUN)/done
 $(VQGAN_RUN)/done: $(VQGAN_TRAIN) $(VQGAN_TEST) pipelines/vqgan.sh pipelines/lib.sh | all
 	RUN=$(VQGAN_RUN) DATA_TRAIN=$(VQGAN_TRAIN) DATA_TEST=$(VQGAN_TEST) CHANNELS=$(VQGAN_CH) \
 	STEPS=$(VQGAN_STEPS) BATCH=$(VQGAN_BATCH) LR=$(VQGAN_LR) WARMUP=$$(($(VQGAN_STEPS) / 20)) \
-	CKPT_EVERY=$(VQGAN_CKPT) SEED=1 LOSSES="$(VQGAN_LOSS)" THREADS=$(THREADS) BIN=$(abspath $(BINDIR)) \
+	CKPT_EVERY=$(VQGAN_CKPT) SEED=1 LOSSES="$(VQGAN_LOSS)" GAN_START=$(VQGAN_GAN_START) \
+	THREADS=$(THREADS) BIN=$(abspath $(BINDIR)) \
 	PYTHON=$(PYTHON) sh pipelines/vqgan.sh
 	touch $@
 

@@ -2,7 +2,7 @@
 # vqgan.sh - train the VQGAN teacher in stream mode, then evaluate it.
 # Called by pipelines/vqgan.mk; every setting comes from the environment:
 #   RUN DATA_TRAIN DATA_TEST CHANNELS STEPS BATCH LR WARMUP CKPT_EVERY SEED
-#   LOSSES (loss terms) THREADS BIN
+#   LOSSES (loss terms) GAN_START THREADS BIN
 # A killed run resumes from the newest checkpoint all stages finished and ends
 # with the weights an uninterrupted run would have.
 . "$(dirname "$0")/lib.sh"
@@ -13,10 +13,12 @@ init_once "$RUN/init/encode.safetensors" encode $ARCH --seed "$SEED"
 init_once "$RUN/init/vq.safetensors" vq --arch vqgan-tiny --seed "$((SEED + 1))"
 init_once "$RUN/init/decode.safetensors" decode $ARCH --seed "$((SEED + 2))"
 
-S=$(resume_step "$RUN/ckpt" encode vq decode)
+STAGES="encode vq decode"
+case " $LOSSES " in *" gan"*) STAGES="$STAGES loss" ;; esac
+S=$(resume_step "$RUN/ckpt" $STAGES)
 if [ "$S" -eq 0 ]; then
     for m in encode vq decode; do cp "$RUN/init/$m.safetensors" "$RUN/$m.safetensors"; done
-    rm -f "$RUN/log.tsv" "$RUN"/*.state.safetensors "$RUN"/*.ema.safetensors
+    rm -f "$RUN/log.tsv" "$RUN"/*.state.safetensors "$RUN"/*.ema.safetensors "$RUN/disc.safetensors"
 else
     echo "vqgan: resuming at step $S of $STEPS"
 fi
@@ -33,7 +35,11 @@ tz feed -b "$BATCH" --steps "$STEPS" --start-step "$S" --seed "$SEED" "$DATA_TRA
     stage encode --grad-in "$RUN/g_latent" |
     stage vq --grad-in "$RUN/g_quant" --grad-out "$RUN/g_latent" |
     stage decode --grad-in "$RUN/g_recon" --grad-out "$RUN/g_quant" |
-    loss $LOSSES --log "$RUN/log.tsv" --start-step "$S" --steps "$STEPS" --progress -j "$THREADS" > "$RUN/g_recon"
+    loss $LOSSES --log "$RUN/log.tsv" --start-step "$S" --steps "$STEPS" --progress -j "$THREADS" \
+        --disc "$RUN/disc.safetensors" --disc-state "$RUN/disc.state.safetensors" --gan-start "$GAN_START" \
+        --ckpt-dir "$RUN/ckpt/loss" --ckpt-every "$CKPT_EVERY" \
+        --lr "$LR" --betas 0.9,0.99 --schedule cosine --warmup "$WARMUP" --total "$STEPS" --clip 1.0 \
+        > "$RUN/g_recon"
 t1=$(date +%s)
 rm -f "$RUN/g_recon" "$RUN/g_quant" "$RUN/g_latent"
 echo "$((t1 - t0))" > "$RUN/train-seconds"

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "io.h"
 #include "objective.h"
+#include "optim_cli.h"
 #include "tz.h"
 
 #include <getopt.h>
@@ -24,10 +25,15 @@ struct cmdline {
     const char *in, *out, *target_file, *log;
     long steps, start_step;
     int level, threads, progress, eval;
+    /* the gan term's critic */
+    const char *disc, *disc_state, *disc_widths, *ckpt_dir;
+    long ckpt_every;
+    struct gan_cfg gan;
 };
 
 enum { O_PRED = 0x100, O_TARGET, O_MASK, O_SMOOTH, O_UNMASKED, O_TARGET_FILE, O_LOG, O_STEPS,
-       O_START, O_PROGRESS, O_EVAL, O_VERSION };
+       O_START, O_PROGRESS, O_EVAL, O_VERSION, O_DISC, O_DISC_STATE, O_DISC_WIDTHS, O_GAN_START,
+       O_LECAM, O_DFACTOR, O_CKPT_DIR, O_CKPT_EVERY };
 
 static const struct option options[] = {
     {"pred", required_argument, 0, O_PRED},
@@ -43,6 +49,14 @@ static const struct option options[] = {
     {"eval", no_argument, 0, O_EVAL},
     {"version", no_argument, 0, O_VERSION},
     {"help", no_argument, 0, 'h'},
+    {"disc", required_argument, 0, O_DISC},
+    {"disc-state", required_argument, 0, O_DISC_STATE},
+    {"disc-widths", required_argument, 0, O_DISC_WIDTHS},
+    {"gan-start", required_argument, 0, O_GAN_START},
+    {"lecam", required_argument, 0, O_LECAM},
+    {"disc-factor", required_argument, 0, O_DFACTOR},
+    {"ckpt-dir", required_argument, 0, O_CKPT_DIR},
+    {"ckpt-every", required_argument, 0, O_CKPT_EVERY},
     {0, 0, 0, 0},
 };
 
@@ -54,6 +68,7 @@ _Noreturn static void usage(void)
            "kinds:\n"
            "  mse, l1              pred (recon) against target (image), F32, same shape\n"
            "  ce                   pred (logits) F32 [...,V] against target (target) I32 [...]\n"
+           "  gan                  the adversarial term (critic below), from --gan-start\n"
            "  psnr, ssim           metrics of pred against target images (with --eval only)\n"
            "options:\n"
            "  --pred F, --target F  field names\n"
@@ -65,7 +80,17 @@ _Noreturn static void usage(void)
            "  --start-step S       resuming: drop log lines of step S and later first\n"
            "  --steps N            steps expected (for the progress ETA)\n"
            "  --eval               no gradient stream: print the mean of each loss at the end\n"
-           "  -i FILE, -o FILE, -l LEVEL, -j N, --progress, -h, --version\n");
+           "  -i FILE, -o FILE, -l LEVEL, -j N, --progress, -h, --version\n"
+           "the gan term (upstream's stage-2 adversarial loss, its critic trained here):\n"
+           "  --disc FILE          the critic's weights (created, upstream init, if absent)\n"
+           "  --disc-state FILE    its AdamW state and LeCam EMAs (created if absent)\n"
+           "  --disc-widths LIST   widths of a new critic (32,32,64,128; upstream 128,128,256,512)\n"
+           "  --gan-start N        first step with the adversarial terms (20000)\n"
+           "  --lecam X            LeCam weight (0.001); --disc-factor X (1)\n"
+           "  --ckpt-dir DIR, --ckpt-every N   the critic's checkpoints, named as the stages'\n"
+           "  --start-step S       also resumes the critic from DIR's step S\n"
+           "the critic's optimizer (defaults: upstream stage 2):\n%s",
+           optim_cli_usage);
     exit(0);
 }
 
@@ -74,9 +99,23 @@ static void parse(struct cmdline *c, int argc, char **argv)
     memset(c, 0, sizeof *c);
     objective_init(&c->obj);
     c->level = 1; /* gradients are floats: a low level is as small and faster */
+    gan_cfg_init(&c->gan);
+    c->gan.g_weight = 0; /* set by a gan term */
+    struct option all[64];
+    int n = options_append(all, 0, options);
+    options_append(all, n, optim_cli_options);
     int o;
-    while ((o = getopt_long(argc, argv, "i:o:l:j:h", options, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "i:o:l:j:h", all, NULL)) != -1) {
+        if (optim_cli_parse(&c->gan.d_opt, o, optarg)) continue;
         switch (o) {
+        case O_DISC: c->disc = optarg; break;
+        case O_DISC_STATE: c->disc_state = optarg; break;
+        case O_DISC_WIDTHS: c->disc_widths = optarg; break;
+        case O_GAN_START: c->gan.start_step = cli_long("--gan-start", optarg, 0, 1L << 40); break;
+        case O_LECAM: c->gan.lecam_weight = cli_double("--lecam", optarg, 0, 1e6); break;
+        case O_DFACTOR: c->gan.d_factor = cli_double("--disc-factor", optarg, 0, 1e6); break;
+        case O_CKPT_DIR: c->ckpt_dir = optarg; break;
+        case O_CKPT_EVERY: c->ckpt_every = cli_long("--ckpt-every", optarg, 1, 1L << 40); break;
         case 'i': c->in = optarg; break;
         case 'o': c->out = optarg; break;
         case 'l': c->level = (int)cli_long("-l", optarg, -7, 19); break;
@@ -100,6 +139,64 @@ static void parse(struct cmdline *c, int argc, char **argv)
     if (optind == argc) die_usage("no loss terms (e.g. 'loss mse')");
     for (; optind < argc; optind++)
         if (objective_add(&c->obj, argv[optind]) != 0) die_usage("%s", tp_err());
+    for (int k = 0; k < c->obj.n; k++)
+        if (c->obj.t[k].kind == OBJ_GAN) {
+            if (!c->disc) die_usage("the gan term needs --disc FILE");
+            c->gan.g_weight = c->obj.t[k].weight;
+            struct optim *check = optim_new(&c->gan.d_opt); /* bad settings: before any file is made */
+            if (!check) die_usage("%s", tp_err());
+            optim_free(check);
+        }
+    if (c->ckpt_every && !c->ckpt_dir) die_usage("--ckpt-every needs --ckpt-dir");
+}
+
+/* ---- the critic ------------------------------------------------------------------ */
+
+static void ckpt_name(char *buf, size_t n, const char *dir, long step, const char *what)
+{
+    snprintf(buf, n, "%s/step-%08ld.%s", dir, step, what);
+}
+
+/* Open the critic: from the checkpoint of the start step when resuming,
+ * else from --disc, created for the data's channels if it does not exist. */
+static void critic_open(struct cmdline *c, int channels)
+{
+    char w[4096], s[4096];
+    if (c->start_step > 0 && c->ckpt_dir) {
+        ckpt_name(w, sizeof w, c->ckpt_dir, c->start_step, "weights.safetensors");
+        ckpt_name(s, sizeof s, c->ckpt_dir, c->start_step, "state.safetensors");
+    } else {
+        snprintf(w, sizeof w, "%s", c->disc);
+        snprintf(s, sizeof s, "%s", c->disc_state ? c->disc_state : "");
+        if (access(c->disc, F_OK) != 0) {
+            struct st *meta = st_new();
+            st_meta_set(meta, "arch", "nlayer-discriminator");
+            st_meta_set_long(meta, "channels", channels);
+            st_meta_set(meta, "widths", c->disc_widths ? c->disc_widths : "32,32,64,128");
+            if (disc_init_file(c->disc, meta, 1) != 0) die_err();
+            st_free(meta);
+        }
+    }
+    if (gan_open(&c->obj.gan, w, s[0] ? s : NULL, &c->gan) != 0) die_err();
+}
+
+static void critic_checkpoint(const struct cmdline *c, long done)
+{
+    char w[4096], s[4096];
+    ckpt_name(w, sizeof w, c->ckpt_dir, done, "weights.safetensors");
+    ckpt_name(s, sizeof s, c->ckpt_dir, done, "state.safetensors");
+    if (gan_save(c->obj.gan, w, s) != 0) die_err();
+    ckpt_name(w, sizeof w, c->ckpt_dir, done, "done");
+    char line[32];
+    int k = snprintf(line, sizeof line, "%ld\n", done);
+    if (io_write_file_atomic(w, line, (size_t)k) != 0) die_err();
+    /* keep the two newest, as the stages do */
+    ckpt_name(w, sizeof w, c->ckpt_dir, done - 2 * c->ckpt_every, "weights.safetensors");
+    unlink(w);
+    ckpt_name(w, sizeof w, c->ckpt_dir, done - 2 * c->ckpt_every, "state.safetensors");
+    unlink(w);
+    ckpt_name(w, sizeof w, c->ckpt_dir, done - 2 * c->ckpt_every, "done");
+    unlink(w);
 }
 
 /* ---- the TSV log ---------------------------------------------------------------- */
@@ -113,7 +210,8 @@ struct logf {
 
 static int keep_key(const char *k)
 {
-    return strncmp(k, "loss.", 5) == 0 || strncmp(k, "lr.", 3) == 0 || strncmp(k, "vq.", 3) == 0;
+    return strncmp(k, "loss.", 5) == 0 || strncmp(k, "lr.", 3) == 0 || strncmp(k, "vq.", 3) == 0 ||
+           strncmp(k, "gan.", 4) == 0;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -227,11 +325,22 @@ int main(int argc, char **argv)
         long step = n;
         const char *sv = st_meta_get(rec, "step");
         if (sv) step = strtol(sv, NULL, 10);
+        if (c.gan.g_weight > 0 && !c.obj.gan) {
+            struct st_tensor *img = st_find(rec, c.obj.target ? c.obj.target : "image");
+            critic_open(&c, img && img->ndim == 4 ? (int)img->shape[1] : 3);
+            if (c.ckpt_dir && io_mkdirs(c.ckpt_dir) != 0) die_err();
+        }
         struct st *g = st_new();
         if (objective_eval(&c.obj, rec, g) != 0)
             die("%s: record %ld: %s", tz_reader_name(r), tz_reader_index(r) - 1, tp_err());
         if (!isfinite(c.obj.total))
             die("%s: record %ld: the loss is not finite (%g)", tz_reader_name(r), tz_reader_index(r) - 1, c.obj.total);
+        if (c.obj.gan) {
+            st_meta_set_double(rec, "gan.loss_disc", c.obj.drep.loss);
+            st_meta_set_double(rec, "gan.logits_real", c.obj.drep.logits_real);
+            st_meta_set_double(rec, "gan.logits_fake", c.obj.drep.logits_fake);
+            if (c.ckpt_every && (step + 1) % c.ckpt_every == 0) critic_checkpoint(&c, step + 1);
+        }
         if (n == 0) log_open(&lg, &c, rec);
         log_row(&lg, &c, rec, step);
         for (int k = 0; k < c.obj.n; k++) sums[k] += c.obj.t[k].value;
@@ -246,6 +355,10 @@ int main(int argc, char **argv)
     if (rc < 0) die_err();
     progress_end(&p);
     log_close(&lg, c.log);
+    if (c.obj.gan) {
+        if (gan_save(c.obj.gan, c.disc, c.disc_state) != 0) die_err();
+        gan_free(c.obj.gan);
+    }
     if (w) {
         if (tz_writer_close(w) != 0) die_err();
         if (io_out_commit(&out) != 0) die_err();

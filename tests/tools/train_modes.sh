@@ -15,7 +15,10 @@ imgs = (rng.random((16, 32, 32)) * 255).astype(np.uint8)
 with gzip.open("imgs.idx.gz", "wb") as f:
     f.write(struct.pack(">IIII", 0x803, 16, 32, 32) + imgs.tobytes())
 PY
-ok "make images" img2patch -b 4 imgs.idx.gz -o data.tz
+ok "make images" sh -c 'img2patch -b 4 imgs.idx.gz | tz feed -b 4 --steps 4 --no-shuffle -o data.tz'
+# the loss stage trains its own critic (gan term) from step 1: it too must
+# end identical in every mode
+GAN="gan:0.1 --gan-start 1 --lr 1e-3 --warmup 1 --schedule cosine --total 4"
 ARCH="--arch vqgan-tiny --set hidden=32 --set mult=1,2 --set z=8"
 OPT="--lr 1e-3 --warmup 2 --schedule cosine --total 4 --clip 1.0"
 for m in encode vq decode; do
@@ -31,7 +34,7 @@ while [ $i -lt 4 ]; do
     encode -w step_encode.st --training -j 2 < in.tz > lat.tz &&
     vq -w step_vq.st --training -j 2 < lat.tz > q.tz &&
     decode -w step_decode.st --training -j 2 < q.tz > out.tz &&
-    loss mse < out.tz > g.tz &&
+    loss mse $GAN --disc step_disc.st --disc-state step_disc.state < out.tz > g.tz &&
     decode -w step_decode.st --backward q.tz -g dec.grad -j 2 < g.tz > qg.tz &&
     vq -w step_vq.st --backward lat.tz -g vq.grad -j 2 < qg.tz > lg.tz &&
     encode -w step_encode.st --backward in.tz -g enc.grad -j 2 < lg.tz > /dev/null &&
@@ -49,7 +52,7 @@ stream() { # prefix, input, extra args
     encode -w ${p}_encode.st -s ${p}_encode.state --train --grad-in g_latent -j 2 $OPT "$@" < $in |
     vq -w ${p}_vq.st -s ${p}_vq.state --train --grad-in g_quant --grad-out g_latent -j 2 $OPT "$@" |
     decode -w ${p}_decode.st -s ${p}_decode.state --train --grad-in g_recon --grad-out g_quant -j 2 $OPT "$@" |
-    loss mse > g_recon
+    loss mse $GAN --disc ${p}_disc.st --disc-state ${p}_disc.state > g_recon
 }
 ok "stream mode" stream stream data.tz
 for m in encode vq decode; do
@@ -57,21 +60,25 @@ for m in encode vq decode; do
     eq "$m weights: step == stream" "$(cmp step_$m.st stream_$m.st && echo same)" same
     eq "$m state: step == stream" "$(cmp step_$m.state stream_$m.state && echo same)" same
 done
+eq "critic trained at steps 1..3 (3 updates)" \
+    "$("$PYTHON" -c "import sys; sys.path.insert(0, '$REF_PY'); import stio; print(stio.load('step_disc.st')[1]['step'])")" 3
+eq "critic: step == stream" "$(cmp step_disc.st stream_disc.st && cmp step_disc.state stream_disc.state && echo same)" same
 
 # resume: run 2 steps with checkpoints, "kill" (stop), resume from step 2
-for m in encode vq decode; do mkdir -p ck_$m; done
+for m in encode vq decode loss; do mkdir -p ck_$m; done
 tz head -n 2 data.tz > first.tz
 stream_ck() {
     rm -f g_recon g_quant g_latent; mkfifo g_recon g_quant g_latent
     encode -w kill_encode.st --train --grad-in g_latent -j 2 $OPT --ckpt-dir ck_encode --ckpt-every 2 "$@" |
     vq -w kill_vq.st --train --grad-in g_quant --grad-out g_latent -j 2 $OPT --ckpt-dir ck_vq --ckpt-every 2 "$@" |
     decode -w kill_decode.st --train --grad-in g_recon --grad-out g_quant -j 2 $OPT --ckpt-dir ck_decode --ckpt-every 2 "$@" |
-    loss mse > g_recon
+    loss mse $GAN --disc kill_disc.st --disc-state kill_disc.state --ckpt-dir ck_loss --ckpt-every 2 "$@" > g_recon
 }
 stream_ck < first.tz; eq "stream mode, first 2 steps" "$?" 0
 eq "checkpoint of step 2 done" "$(cat ck_vq/step-00000002.done)" 2
 tz slice 2:4 data.tz > rest.tz
 stream_ck --start-step 2 < rest.tz; eq "resumed from step 2" "$?" 0
+eq "critic: resumed == uninterrupted" "$(cmp kill_disc.st stream_disc.st && echo same)" same
 for m in encode vq decode; do
     eq "$m weights: resumed == uninterrupted" "$(cmp kill_$m.st stream_$m.st && echo same)" same
 done

@@ -6,6 +6,7 @@
 #include "test.h"
 #include "cli.h"
 #include "io.h"
+#include "chain.h"
 #include "module.h"
 #include "objective.h"
 #include "optim.h"
@@ -85,7 +86,6 @@ static void test_inprocess_equals_step_mode(void **state)
     optim_cfg_init(&oc);
     oc.lr = 2e-3, oc.warmup = 1, oc.schedule = OPTIM_COSINE, oc.total = 3, oc.clip = 1.0;
     const struct module_ops *const *ops[3] = {enc_ops, vq_ops, dec_ops};
-    struct st *wv[3], *gv[3], *state_[3];
     struct optim *opt = optim_new(&oc);
     assert_non_null(opt);
     char path[512];
@@ -95,9 +95,6 @@ static void test_inprocess_equals_step_mode(void **state)
         params_fill_init(&m[k].params, 7 + (uint64_t)k);
         snprintf(path, sizeof path, "%s/%s.st", dir, names[k]);
         assert_int_equal(params_save(&m[k].params, path, m[k].meta), 0);
-        wv[k] = st_new(), gv[k] = st_new(), state_[k] = st_new();
-        params_view(&m[k].params, wv[k], 0);
-        params_view(&m[k].params, gv[k], 1);
         st_free(meta);
     }
     float *init_dec = tp_malloc(m[2].params.total * sizeof(float));
@@ -106,23 +103,16 @@ static void test_inprocess_equals_step_mode(void **state)
     struct objective obj;
     objective_init(&obj);
     assert_int_equal(objective_add(&obj, "mse"), 0);
+    struct chain ch;
+    struct module *mp[3] = {&m[0], &m[1], &m[2]};
+    chain_init(&ch, mp, 3, opt, &obj);
     for (int i = 0; i < STEPS; i++) {
         struct st *rec = batch(i);
         snprintf(path, sizeof path, "%s/in%d.tz", dir, i);
         write_one(path, rec);
         /* in-process: forward through the chain, loss, backward, update */
-        for (int k = 0; k < 3; k++) params_zero_grad(&m[k].params);
-        for (int k = 0; k < 3; k++) assert_int_equal(m[k].ops->forward(&m[k], rec, 1), 0);
-        struct st *g = st_new(), *g1 = st_new(), *g2 = st_new(), *g3 = st_new();
-        assert_int_equal(objective_eval(&obj, rec, g), 0);
-        assert_int_equal(m[2].ops->backward(&m[2], g, g1), 0);
-        assert_int_equal(m[1].ops->backward(&m[1], g1, g2), 0);
-        assert_int_equal(m[0].ops->backward(&m[0], g2, g3), 0);
-        for (int k = 0; k < 3; k++) {
-            struct optim_report rep;
-            assert_int_equal(optim_step(opt, wv[k], gv[k], state_[k], &rep), 0);
-        }
-        st_free(g), st_free(g1), st_free(g2), st_free(g3), st_free(rec);
+        assert_int_equal(chain_step(&ch, rec), 0);
+        st_free(rec);
         /* the tools, step mode */
         int rc = sh("cd %s && B=%s && "
                     "$B/encode -w encode.st --training -j 2 < in%d.tz > lat.tz && "
@@ -157,7 +147,9 @@ static void test_inprocess_equals_step_mode(void **state)
         }
         assert_false(differs);
         st_free(w);
-        st_free(wv[k]), st_free(gv[k]), st_free(state_[k]);
+    }
+    chain_free(&ch);
+    for (int k = 0; k < 3; k++) {
         module_free(&m[k]);
     }
     optim_free(opt);

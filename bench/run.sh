@@ -50,8 +50,14 @@ if [ -f data/fmnist-test.tz ]; then
         /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz > /dev/null
     t1=$(date +%s.%N)
     /usr/bin/python3 -c "t=$t1-$t0; print(f'60000 images (IDX, gzip, padded to 32x32, batches of 256, zstd level 3) in {t:.2f} s: {60000/t:.0f} images/s.')"
+    echo
+    echo "## A VQGAN training step: process boundaries against compute (issue 4)"
+    echo
+    echo "vqgan-tiny, batch 32, Fashion-MNIST, L2 loss; the mean over ${BENCH_TRAIN_STEPS:-8} steps:"
+    echo
+    sh bench/train_split.sh "$B" data/fmnist-train.tz "${BENCH_TRAIN_STEPS:-8}" 32
 else
-    echo "No data: run \`make data\` first for the stream and img2patch figures."
+    echo "No data: run \`make data\` first for the stream, img2patch and training figures."
 fi
 } > "$out"
 mv "$out" bench/results.md

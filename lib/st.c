@@ -130,8 +130,9 @@ static struct st_tensor *slot_for(struct st *s, const char *name)
     return t;
 }
 
-struct st_tensor *st_put(struct st *s, const char *name, enum st_dtype dt, int ndim,
-                         const int64_t *shape)
+/* The slot for name with dtype and shape set; data not yet attached. */
+static struct st_tensor *slot_shaped(struct st *s, const char *name, enum st_dtype dt, int ndim,
+                                     const int64_t *shape)
 {
     TP_ASSERT(ndim >= 0 && ndim <= ST_MAX_DIMS && (unsigned)dt < ST_DTYPE_COUNT);
     struct st_tensor *t = slot_for(s, name);
@@ -144,6 +145,13 @@ struct st_tensor *st_put(struct st *s, const char *name, enum st_dtype dt, int n
         n *= (size_t)shape[i];
     }
     t->nbytes = n * dtype_sizes[dt];
+    return t;
+}
+
+struct st_tensor *st_put(struct st *s, const char *name, enum st_dtype dt, int ndim,
+                         const int64_t *shape)
+{
+    struct st_tensor *t = slot_shaped(s, name, dt, ndim, shape);
     t->data = tp_aligned_alloc(t->nbytes);
     memset(t->data, 0, t->nbytes);
     t->owned = 1;
@@ -153,16 +161,7 @@ struct st_tensor *st_put(struct st *s, const char *name, enum st_dtype dt, int n
 struct st_tensor *st_put_ref(struct st *s, const char *name, enum st_dtype dt, int ndim,
                              const int64_t *shape, void *data)
 {
-    TP_ASSERT(ndim >= 0 && ndim <= ST_MAX_DIMS && (unsigned)dt < ST_DTYPE_COUNT);
-    struct st_tensor *t = slot_for(s, name);
-    t->dtype = dt;
-    t->ndim = ndim;
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        t->shape[i] = shape[i];
-        n *= (size_t)shape[i];
-    }
-    t->nbytes = n * dtype_sizes[dt];
+    struct st_tensor *t = slot_shaped(s, name, dt, ndim, shape);
     t->data = data;
     t->owned = 0;
     return t;

@@ -20,7 +20,7 @@ VQGAN_TRAIN := data/fmnist-train.tz
 VQGAN_TEST  := data/fmnist-test.tz
 VQGAN_CH    := 1
 endif
-VQGAN_STEPS ?= $(if $(QUICK),20,1500)
+VQGAN_STEPS ?= $(if $(QUICK),20,1000)
 VQGAN_CKPT  ?= $(if $(QUICK),10,250)
 VQGAN_BATCH ?= 32
 VQGAN_LR    ?= 5e-4

@@ -47,6 +47,25 @@ static inline void check_close_(const char *what, const float *got,
 #define check_close(what, got, want, n, atol, rtol) \
     check_close_(what, got, want, n, atol, rtol, __FILE__, __LINE__)
 
+/* A fresh directory for a group's files (tmpdir), removed afterwards:
+ * cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown). */
+static char tmpdir[64];
+
+static inline int tmpdir_setup(void **state)
+{
+    (void)state;
+    strcpy(tmpdir, "/tmp/tp_test_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static inline int tmpdir_teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 /* Fill with uniform values in [lo,hi). */
 static inline void fill_uniform(struct rng *r, float *x, size_t n, float lo, float hi)
 {

@@ -11,22 +11,6 @@
 #include <omp.h>
 #include <unistd.h>
 
-static char tmpdir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    strcpy(tmpdir, "/tmp/tp_disc_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
 
 static struct disc_cfg tiny_cfg(int channels, const char *widths, int groups, int pool)
 {
@@ -405,5 +389,5 @@ int main(void)
         cmocka_unit_test(test_reference_default),
         cmocka_unit_test(test_threads_deterministic),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

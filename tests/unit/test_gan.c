@@ -10,22 +10,6 @@
 #include <cblas.h>
 #include <omp.h>
 
-static char tmpdir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    strcpy(tmpdir, "/tmp/tp_gan_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
 
 static char *tmp_path(char *buf, size_t n, const char *name)
 {
@@ -359,5 +343,5 @@ int main(void)
         cmocka_unit_test(test_generator_side),
         cmocka_unit_test(test_threads_deterministic),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

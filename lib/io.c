@@ -130,6 +130,13 @@ int io_out_open(struct io_out *o, const char *path)
         o->fd = STDOUT_FILENO;
         return 0;
     }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode)) {
+        o->fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (o->fd < 0) return tp_err_errno("%s", path);
+        o->path = tp_strdup(path);
+        return 0;
+    }
     o->path = tp_strdup(path);
     o->tmp = tmp_name_for(path);
     o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -153,6 +160,13 @@ int io_out_commit(struct io_out *o)
 {
     if (!o->path) return 0;
     int rc = 0;
+    if (!o->tmp) { /* written in place */
+        if (close(o->fd) != 0) rc = tp_err_errno("%s: close", o->path);
+        free(o->path);
+        o->path = NULL;
+        o->fd = -1;
+        return rc;
+    }
     if (fsync(o->fd) != 0 && errno != EINVAL) rc = tp_err_errno("%s: fsync", o->path);
     if (close(o->fd) != 0 && rc == 0) rc = tp_err_errno("%s: close", o->path);
     o->fd = -1;
@@ -169,8 +183,8 @@ void io_out_abort(struct io_out *o)
 {
     if (!o->path) return;
     if (o->fd >= 0) close(o->fd);
-    unlink(o->tmp);
-    io_tmp_unregister(o->tmp);
+    if (o->tmp) unlink(o->tmp);
+    if (o->tmp) io_tmp_unregister(o->tmp);
     free(o->tmp);
     free(o->path);
     o->tmp = o->path = NULL;

@@ -23,10 +23,12 @@ int io_slurp(const char *path, size_t cap, void **buf, size_t *n);
 struct io_out {
     int fd;
     char *path;  /* final name, NULL for stdout */
-    char *tmp;   /* temporary name while open */
+    char *tmp;   /* temporary name while open; NULL when writing in place */
 };
 
-/* path NULL or "-": stdout. Else create the temporary file. */
+/* path NULL or "-": stdout. An existing device, FIFO or socket (/dev/null, a
+ * pipe): written in place, since renaming over it would replace it with a
+ * regular file. Else a temporary file renamed over path on commit. */
 int io_out_open(struct io_out *o, const char *path);
 /* fsync, close and rename into place (files); for stdout only checks. */
 int io_out_commit(struct io_out *o);

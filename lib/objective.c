@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kind_names[] = {"mse", "l1", "ce", "psnr", "ssim", "gan"};
+static const char *const kind_names[] = {"mse", "l1", "ce", "psnr", "ssim", "gan", "perceptual"};
 
 void objective_init(struct objective *o)
 {
@@ -29,7 +29,7 @@ int objective_add(struct objective *o, const char *spec)
     int k = -1;
     for (int i = 0; i < (int)(sizeof kind_names / sizeof *kind_names); i++)
         if (strcmp(kind, kind_names[i]) == 0) k = i;
-    if (k < 0) return tp_err_set("unknown loss '%s' (mse, l1, ce, gan; metrics psnr, ssim)", kind);
+    if (k < 0) return tp_err_set("unknown loss '%s' (mse, l1, ce, perceptual, gan; metrics psnr, ssim)", kind);
     double w = 1;
     if (colon) {
         char *end;
@@ -127,6 +127,15 @@ int objective_eval(struct objective *o, const struct st *rec, struct st *grad)
                 t->value = t->weight != 0 ? v / t->weight : 0;
                 o->total += v;
                 real = tg;
+                continue;
+            }
+            if (t->kind == OBJ_PERCEPTUAL) {
+                if (!o->perc) return tp_err_set("the perceptual term needs a network");
+                if (p->ndim != 4) return tp_err_set("perceptual needs [B,C,H,W] images");
+                t->value = perceptual_loss(o->perc, g->data, p->data, tg->data, (int)p->shape[0], (int)p->shape[1],
+                                           (int)p->shape[2], (int)p->shape[3], (float)t->weight);
+                if (isnan(t->value)) return -1;
+                o->total += t->weight * t->value;
                 continue;
             }
             if (t->kind == OBJ_PSNR || t->kind == OBJ_SSIM) {

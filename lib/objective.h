@@ -8,6 +8,8 @@
  *             field target), label smoothing, per-position weights from the
  *             mask field U8 (1 masked: weight 1; 0: unmasked_weight), as
  *             upstream's MLMLoss; accuracy on masked positions
+ *   perceptual  distance of pred and target images in a frozen network's
+ *             features (perceptual.h; needs o->perc)
  *   gan       the adversarial term of upstream's stage-2 loss (gan.h): the
  *             critic's -mean D(pred) times the term's weight, from the
  *             gan's start step; then, in the same call, the critic's own
@@ -22,11 +24,12 @@
 #define TP_OBJECTIVE_H
 
 #include "gan.h"
+#include "perceptual.h"
 #include "st.h"
 
 #define OBJ_MAX_TERMS 8
 
-enum obj_kind { OBJ_MSE, OBJ_L1, OBJ_CE, OBJ_PSNR, OBJ_SSIM, OBJ_GAN };
+enum obj_kind { OBJ_MSE, OBJ_L1, OBJ_CE, OBJ_PSNR, OBJ_SSIM, OBJ_GAN, OBJ_PERCEPTUAL };
 
 struct obj_term {
     enum obj_kind kind;
@@ -41,6 +44,7 @@ struct objective {
     float smoothing, unmasked_weight;
     int eval_only;  /* metrics allowed; the gradient is not used */
     struct gan *gan;                  /* for the gan term (not owned) */
+    struct perceptual *perc;          /* for the perceptual term (not owned) */
     /* of the last record */
     double total, acc;
     struct gan_d_report drep;         /* the critic's step */

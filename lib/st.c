@@ -242,6 +242,24 @@ void st_meta_remove(struct st *s, const char *key)
         }
 }
 
+int st_meta_apply_kv(struct st *s, const char *kvlist, char sep)
+{
+    char *copy = tp_strdup(kvlist), *save = NULL;
+    char seps[2] = {sep, 0};
+    int rc = 0;
+    for (char *kv = strtok_r(copy, seps, &save); kv; kv = strtok_r(NULL, seps, &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) {
+            rc = tp_err_set("'%s' is not KEY=VALUE", kv);
+            continue;
+        }
+        *eq = 0;
+        st_meta_set(s, kv, eq + 1);
+    }
+    free(copy);
+    return rc;
+}
+
 int st_meta_get_long(const struct st *s, const char *key, long *out)
 {
     const char *v = st_meta_get(s, key);

@@ -122,6 +122,10 @@ const char *st_meta_get(const struct st *s, const char *key);   /* NULL */
 void st_meta_set(struct st *s, const char *key, const char *val);
 void st_meta_remove(struct st *s, const char *key);
 
+/* Set every KEY=VALUE of kvlist, items separated by sep ("k=v k=v" with
+ * sep ' ', the presets' form). An item without '=' is ignored: -1. */
+int st_meta_apply_kv(struct st *s, const char *kvlist, char sep);
+
 /* Metadata helpers with parse checks: -1 and a message if absent/malformed. */
 int st_meta_get_long(const struct st *s, const char *key, long *out);
 int st_meta_get_double(const struct st *s, const char *key, double *out);

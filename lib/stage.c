@@ -170,19 +170,6 @@ static void parse(const struct stage_tool *t, struct opts *o, int argc, char **a
 
 /* ---- init ------------------------------------------------------------------ */
 
-static void meta_apply_kv(struct st *meta, const char *kvlist, char sep)
-{
-    char *copy = tp_strdup(kvlist), *save = NULL;
-    char seps[2] = {sep, 0};
-    for (char *kv = strtok_r(copy, seps, &save); kv; kv = strtok_r(NULL, seps, &save)) {
-        char *eq = strchr(kv, '=');
-        TP_ASSERT(eq);
-        *eq = 0;
-        st_meta_set(meta, kv, eq + 1);
-    }
-    free(copy);
-}
-
 /* --init-from FILE[:OLD=NEW]: overwrite the parameters that FILE has (after
  * renaming the prefix OLD to NEW), checking shapes; report what was taken.
  * This is how a model starts from parts of others (TiTok stage 2: its
@@ -230,9 +217,9 @@ static int do_init(const struct stage_tool *t, const struct opts *o)
     const char *preset = NULL;
     for (int i = 0; t->presets && t->presets[i][0]; i++)
         if (strcmp(t->presets[i][0], o->arch) == 0) preset = t->presets[i][1];
-    if (preset) meta_apply_kv(meta, preset, ' ');
+    if (preset) st_meta_apply_kv(meta, preset, ' ');
     else st_meta_set(meta, "arch", o->arch); /* a bare architecture with its defaults */
-    for (int i = 0; i < o->nsets; i++) meta_apply_kv(meta, o->sets[i], '\1');
+    for (int i = 0; i < o->nsets; i++) st_meta_apply_kv(meta, o->sets[i], '\1');
     struct module m;
     if (module_build(&m, t->ops, meta) != 0) die("%s: %s", o->weights, tp_err());
     params_fill_init(&m.params, (uint64_t)o->seed);

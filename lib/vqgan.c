@@ -10,35 +10,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int meta_int(const struct st *m, const char *key, int lo, int hi, int *out)
+/* metadata key kp + key (kp: "" or e.g. "pixel_") */
+static int meta_int(const struct st *m, const char *kp, const char *key, int lo, int hi, int *out)
 {
+    char k[96];
+    snprintf(k, sizeof k, "%s%s", kp, key);
     long v;
-    if (st_meta_get_long(m, key, &v) != 0) return -1;
-    if (v < lo || v > hi) return tp_err_set("metadata '%s': %ld is out of range [%d, %d]", key, v, lo, hi);
+    if (st_meta_get_long(m, k, &v) != 0) return -1;
+    if (v < lo || v > hi) return tp_err_set("metadata '%s': %ld is out of range [%d, %d]", k, v, lo, hi);
     *out = (int)v;
     return 0;
 }
 
 int vqgan_cfg_from_meta(struct vqgan_cfg *c, const struct st *meta)
 {
+    return vqgan_cfg_from_meta_keys(c, meta, "");
+}
+
+int vqgan_cfg_from_meta_keys(struct vqgan_cfg *c, const struct st *meta, const char *kp)
+{
     memset(c, 0, sizeof *c);
-    if (meta_int(meta, "channels", 1, 4, &c->channels) || meta_int(meta, "resolution", 4, 4096, &c->resolution) ||
-        meta_int(meta, "hidden", 32, 4096, &c->hidden) || meta_int(meta, "res_blocks", 1, 16, &c->res_blocks) ||
-        meta_int(meta, "z", 1, 4096, &c->z))
+    if (meta_int(meta, kp, "channels", 1, 4, &c->channels) ||
+        meta_int(meta, kp, "resolution", 4, 4096, &c->resolution) ||
+        meta_int(meta, kp, "hidden", 32, 4096, &c->hidden) ||
+        meta_int(meta, kp, "res_blocks", 1, 16, &c->res_blocks) || meta_int(meta, kp, "z", 1, 4096, &c->z))
         return -1;
-    const char *m = st_meta_get(meta, "mult");
-    if (!m) return tp_err_set("metadata 'mult' is missing");
+    char mk[96];
+    snprintf(mk, sizeof mk, "%smult", kp);
+    const char *m = st_meta_get(meta, mk);
+    if (!m) return tp_err_set("metadata '%s' is missing", mk);
     const char *p = m;
     while (*p) {
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || v < 1 || v > 64 || c->nlevels == VQGAN_MAX_LEVELS)
-            return tp_err_set("metadata 'mult': '%s' is not a list of 1..%d multipliers", m, VQGAN_MAX_LEVELS);
+            return tp_err_set("metadata '%s': '%s' is not a list of 1..%d multipliers", mk, m, VQGAN_MAX_LEVELS);
         c->mult[c->nlevels++] = (int)v;
         p = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return tp_err_set("metadata 'mult': '%s' is not a comma list", m);
+        if (*end && *end != ',') return tp_err_set("metadata '%s': '%s' is not a comma list", mk, m);
     }
-    if (c->nlevels == 0) return tp_err_set("metadata 'mult' is empty");
+    if (c->nlevels == 0) return tp_err_set("metadata '%s' is empty", mk);
     int down = 1 << (c->nlevels - 1);
     if (c->resolution % down) return tp_err_set("resolution %d is not a multiple of %d", c->resolution, down);
     for (int i = 0; i < c->nlevels; i++)
@@ -166,33 +177,37 @@ const struct module_ops vqgan_encoder_ops = {
 
 /* ---- decoder ---------------------------------------------------------------- */
 
+void vqgan_decoder_net(struct seqnet *s, struct params *p, const struct vqgan_cfg *c, const char *prefix)
+{
+    char name[160];
+    int r = c->resolution >> (c->nlevels - 1);
+    seqnet_init(s, c->z, r, r);
+    int top = c->hidden * c->mult[c->nlevels - 1];
+    seqnet_conv(s, p, pfx(name, sizeof name, "%sconv_in.", prefix), top, 3, 1);
+    for (int j = 0; j < c->res_blocks; j++)
+        seqnet_res(s, p, pfx(name, sizeof name, "%smid.%d.", prefix, j), top);
+    for (int i = c->nlevels - 1; i >= 0; i--) {
+        int ch = c->hidden * c->mult[i];
+        for (int j = 0; j < c->res_blocks; j++)
+            seqnet_res(s, p, pfx(name, sizeof name, "%sup.%d.block.%d.", prefix, i, j), ch);
+        if (i != 0) {
+            seqnet_up(s);
+            seqnet_conv(s, p, pfx(name, sizeof name, "%sup.%d.upsample_conv.", prefix, i), ch, 3, 1);
+        }
+    }
+    seqnet_gn(s, p, pfx(name, sizeof name, "%snorm_out.", prefix), RESBLOCK_GROUPS, RESBLOCK_EPS);
+    seqnet_silu(s);
+    seqnet_conv(s, p, pfx(name, sizeof name, "%sconv_out.", prefix), c->channels, 3, 1);
+}
+
 static int dec_build(struct module *m, const struct st *meta)
 {
     struct vqgan_net *v = tp_calloc(1, sizeof *v);
     m->impl = v;
     if (vqgan_cfg_from_meta(&v->cfg, meta) != 0) return -1;
-    const struct vqgan_cfg *c = &v->cfg;
     struct seqnet *s = &v->net;
     struct params *p = &m->params;
-    char name[96];
-    int r = c->resolution >> (c->nlevels - 1);
-    seqnet_init(s, c->z, r, r);
-    int top = c->hidden * c->mult[c->nlevels - 1];
-    seqnet_conv(s, p, "decoder.conv_in.", top, 3, 1);
-    for (int j = 0; j < c->res_blocks; j++)
-        seqnet_res(s, p, pfx(name, sizeof name, "decoder.mid.%d.", j), top);
-    for (int i = c->nlevels - 1; i >= 0; i--) {
-        int ch = c->hidden * c->mult[i];
-        for (int j = 0; j < c->res_blocks; j++)
-            seqnet_res(s, p, pfx(name, sizeof name, "decoder.up.%d.block.%d.", i, j), ch);
-        if (i != 0) {
-            seqnet_up(s);
-            seqnet_conv(s, p, pfx(name, sizeof name, "decoder.up.%d.upsample_conv.", i), ch, 3, 1);
-        }
-    }
-    seqnet_gn(s, p, "decoder.norm_out.", RESBLOCK_GROUPS, RESBLOCK_EPS);
-    seqnet_silu(s);
-    seqnet_conv(s, p, "decoder.conv_out.", c->channels, 3, 1);
+    vqgan_decoder_net(s, p, &v->cfg, "decoder.");
     params_alloc(p);
     seqnet_bind(s, p);
     return 0;

@@ -39,6 +39,16 @@ struct vqgan_cfg {
 };
 
 int vqgan_cfg_from_meta(struct vqgan_cfg *c, const struct st *meta);
+/* The same with every key prefixed by kp: "pixel_" reads pixel_channels,
+ * pixel_resolution, ... (TiTok's pixel decoder, titok.h). */
+int vqgan_cfg_from_meta_keys(struct vqgan_cfg *c, const struct st *meta, const char *kp);
+
+struct seqnet;
+/* The decoder's layers, seqnet_init'ed into s, with parameters appended to
+ * p under prefix + upstream's names: "decoder." (vqgan-decoder) or
+ * "pixel_decoder." (TiTok's stage-2 decoder). The caller allocates p and
+ * binds s (seqnet_bind). */
+void vqgan_decoder_net(struct seqnet *s, struct params *p, const struct vqgan_cfg *c, const char *prefix);
 
 extern const struct module_ops vqgan_encoder_ops;
 extern const struct module_ops vqgan_decoder_ops;

@@ -26,14 +26,14 @@ struct cmdline {
     long steps, start_step;
     int level, threads, progress, eval;
     /* the gan term's critic */
-    const char *disc, *disc_state, *disc_widths, *ckpt_dir;
+    const char *disc, *disc_state, *disc_widths, *ckpt_dir, *perceptual;
     long ckpt_every;
     struct gan_cfg gan;
 };
 
 enum { O_PRED = 0x100, O_TARGET, O_MASK, O_SMOOTH, O_UNMASKED, O_TARGET_FILE, O_LOG, O_STEPS,
        O_START, O_PROGRESS, O_EVAL, O_VERSION, O_DISC, O_DISC_STATE, O_DISC_WIDTHS, O_GAN_START,
-       O_LECAM, O_DFACTOR, O_CKPT_DIR, O_CKPT_EVERY };
+       O_LECAM, O_DFACTOR, O_CKPT_DIR, O_CKPT_EVERY, O_PERCEPTUAL };
 
 static const struct option options[] = {
     {"pred", required_argument, 0, O_PRED},
@@ -50,6 +50,7 @@ static const struct option options[] = {
     {"version", no_argument, 0, O_VERSION},
     {"help", no_argument, 0, 'h'},
     {"disc", required_argument, 0, O_DISC},
+    {"perceptual", required_argument, 0, O_PERCEPTUAL},
     {"disc-state", required_argument, 0, O_DISC_STATE},
     {"disc-widths", required_argument, 0, O_DISC_WIDTHS},
     {"gan-start", required_argument, 0, O_GAN_START},
@@ -68,6 +69,7 @@ _Noreturn static void usage(void)
            "kinds:\n"
            "  mse, l1              pred (recon) against target (image), F32, same shape\n"
            "  ce                   pred (logits) F32 [...,V] against target (target) I32 [...]\n"
+           "  perceptual           feature distance in the frozen network of --perceptual FILE\n"
            "  gan                  the adversarial term (critic below), from --gan-start\n"
            "  psnr, ssim           metrics of pred against target images (with --eval only)\n"
            "options:\n"
@@ -109,6 +111,7 @@ static void parse(struct cmdline *c, int argc, char **argv)
         if (optim_cli_parse(&c->gan.d_opt, o, optarg)) continue;
         switch (o) {
         case O_DISC: c->disc = optarg; break;
+        case O_PERCEPTUAL: c->perceptual = optarg; break;
         case O_DISC_STATE: c->disc_state = optarg; break;
         case O_DISC_WIDTHS: c->disc_widths = optarg; break;
         case O_GAN_START: c->gan.start_step = cli_long("--gan-start", optarg, 0, 1L << 40); break;
@@ -148,6 +151,11 @@ static void parse(struct cmdline *c, int argc, char **argv)
             optim_free(check);
         }
     if (c->ckpt_every && !c->ckpt_dir) die_usage("--ckpt-every needs --ckpt-dir");
+    for (int k = 0; k < c->obj.n; k++)
+        if (c->obj.t[k].kind == OBJ_PERCEPTUAL) {
+            if (!c->perceptual) die_usage("the perceptual term needs --perceptual FILE");
+            if (perceptual_load(&c->obj.perc, c->perceptual) != 0) die_err();
+        }
 }
 
 /* ---- the critic ------------------------------------------------------------------ */
@@ -359,6 +367,7 @@ int main(int argc, char **argv)
         if (gan_save(c.obj.gan, c.disc, c.disc_state) != 0) die_err();
         gan_free(c.obj.gan);
     }
+    if (c.obj.perc) perceptual_free(c.obj.perc);
     if (w) {
         if (tz_writer_close(w) != 0) die_err();
         if (io_out_commit(&out) != 0) die_err();

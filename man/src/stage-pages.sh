@@ -62,41 +62,89 @@ $6
 .BR tz (5)
 EOF
 }
-gen encode "encode images to latents (the MaskGIT-VQGAN encoder)" \
-"Runs the MaskGIT-VQGAN encoder: conv_in 3x3, at every level res_blocks ResnetBlocks (GroupNorm 32, eps 1e-6, SiLU, SAME 3x3 convs, with upstream's shortcut quirk when the width changes) and a 2x2 average pool after every level but the last, mid blocks, GroupNorm, SiLU, conv_out 1x1. Tensor names are upstream's (encoder.conv_in.weight, encoder.down.I.block.J.norm1.weight, ...), so the weight files of encode, vq and decode together form upstream's state_dict." \
+gen encode "encode images to latents (the MaskGIT-VQGAN encoder or TiTok's 1-D encoder)" \
+"The weights' arch selects the model.
+.PP
+.B vqgan-encoder
+runs the MaskGIT-VQGAN encoder: conv_in 3x3, at every level res_blocks ResnetBlocks (GroupNorm 32, eps 1e-6, SiLU, SAME 3x3 convs, with upstream's shortcut quirk when the width changes) and a 2x2 average pool after every level but the last, mid blocks, GroupNorm, SiLU, conv_out 1x1. Tensor names are upstream's (encoder.conv_in.weight, encoder.down.I.block.J.norm1.weight, ...), so the weight files of encode, vq and decode together form upstream's state_dict.
+.PP
+.B titok-encoder
+runs TiTok's encoder (bytedance/1d-tokenizer TiTokEncoder): patch_embed (Conv2d, kernel = stride = patch) gives one token per patch; [class_embedding, patches] + positional_embedding, followed by the K learned latent_tokens + latent_token_positional_embedding, go through ln_pre, the pre-LN ViT blocks (LayerNorm eps 1e-5, torch MultiheadAttention, MLP 4x width with exact GELU) and ln_post on the last K rows, then conv_out 1x1 to token_size channels. With legacy=1 (the default, as upstream's released TiTok-S-128/B-64/L-32) the [K,width] rows are reinterpreted as [width,K] before conv_out, as upstream's reshape does; legacy=0 projects each token. Metadata: channels, resolution, patch, width, layers, heads (head size width/heads), tokens (K), token_size (D), legacy. Names are upstream's: latent_tokens, encoder.patch_embed.weight, encoder.transformer.I.attn.in_proj_weight, ...; init as upstream's _init_weights." \
 ".TP
 .B vqgan-tiny
 channels=1 resolution=32 hidden=32 mult=1,1,2 res_blocks=1 z=32: 32x32 images to 8x8 latents (use --set channels=3 for colour data).
 .TP
 .B vqgan-f16-256
-channels=3 resolution=256 hidden=128 mult=1,1,2,2,4 res_blocks=2 z=256: upstream's f16 tokenizer." \
+channels=3 resolution=256 hidden=128 mult=1,1,2,2,4 res_blocks=2 z=256: upstream's f16 tokenizer.
+.TP
+.B titok-tiny
+channels=1 resolution=32 patch=4 width=256 layers=4 heads=4 tokens=32 token_size=16 legacy=1: 32x32 images to 32 tokens of 16 (vq --arch titok-tiny quantizes them).
+.TP
+.BR titok-s-128 ", " titok-b-64 ", " titok-l-32
+upstream's legacy configs, channels=3 resolution=256 patch=16 token_size=12 and width/layers/heads/tokens 512/8/8/128, 768/12/12/64, 1024/24/16/32 (25.9M, 86.0M, 303.4M parameters)." \
 "Reads
 .B image
 F32 [B,C,H,W]; writes
 .B latent
-F32 [B,h,w,z]. Backward reads
-.BR latent.grad .
-Every other field passes through." \
+F32 [B,h,w,z] (vqgan-encoder) or [B,K,D] (titok-encoder: the K token vectors in upstream's order). Backward reads
+.BR latent.grad
+(the image gets no gradient). Every other field passes through." \
 "encode --init -w enc.st --arch vqgan-tiny --seed 1
-img2patch -b 32 imgs/ | encode -w enc.st | vq -w vq.st > tokens.tz"
+img2patch -b 32 imgs/ | encode -w enc.st | vq -w vq.st > tokens.tz
+encode --init -w titok-enc.st --arch titok-tiny --seed 1
+img2patch -b 32 imgs/ | encode -w titok-enc.st | vq -w titok-vq.st | tz pick ids,label > tokens1d.tz"
 
-gen decode "decode quantized latents to images (the MaskGIT-VQGAN decoder)" \
-"Runs the MaskGIT-VQGAN decoder: conv_in 3x3, mid blocks, at every level from the deepest res_blocks ResnetBlocks then (but at the last) nearest x2 upsampling and upsample_conv 3x3, GroupNorm, SiLU, conv_out 3x3. Names are upstream's (decoder.*)." \
+gen decode "decode quantized latents to images (the MaskGIT-VQGAN decoder or TiTok's 1-D decoder)" \
+"The weights' arch selects the model.
+.PP
+.B vqgan-decoder
+runs the MaskGIT-VQGAN decoder: conv_in 3x3, mid blocks, at every level from the deepest res_blocks ResnetBlocks then (but at the last) nearest x2 upsampling and upsample_conv 3x3, GroupNorm, SiLU, conv_out 3x3. Names are upstream's (decoder.*).
+.PP
+.B titok-decoder
+runs TiTok's decoder (bytedance/1d-tokenizer TiTokDecoder, the legacy proxy-code head): decoder_embed (Linear token_size to width) + latent_token_positional_embedding for the K tokens; [class_embedding, mask_token repeated grid*grid times] + positional_embedding; the sequence [cls, masks, tokens] through ln_pre, the pre-LN ViT blocks and ln_post on the mask rows; then ffn: conv 1x1 width to 2 width, tanh, conv 1x1 to proxy_codes logits per grid position (stage 1 trains them with cross-entropy against the teacher's codes). With pixel=1 (stage 2, inference) the logits go on through a softmax, a weighted sum of the rows of the teacher's codebook pixel_quantize.embedding.weight [proxy_codes,pixel_z] (trainable, as upstream) and the MaskGIT-VQGAN decoder under pixel_decoder.* to pixels. Metadata: resolution, patch, grid (default resolution/patch), width, layers, heads, tokens, token_size, proxy_codes, pixel, and the VQGAN decoder's keys prefixed pixel_ (pixel_channels, pixel_resolution, pixel_hidden, pixel_mult, pixel_res_blocks, pixel_z); its latent grid must be grid x grid. Names are upstream's: decoder.*, pixel_quantize.embedding.weight, pixel_decoder.*, so the teacher's quantize.embedding.weight and decoder.* load there renamed." \
 ".TP
 .B vqgan-tiny
 channels=1 resolution=32 hidden=32 mult=1,1,2 res_blocks=1 z=32
 .TP
 .B vqgan-f16-256
-channels=3 resolution=256 hidden=128 mult=1,1,2,2,4 res_blocks=2 z=256" \
-"Reads
+channels=3 resolution=256 hidden=128 mult=1,1,2,2,4 res_blocks=2 z=256
+.TP
+.B titok-tiny
+resolution=32 patch=4 width=256 layers=4 heads=4 tokens=32 token_size=16 proxy_codes=1024: 8x8 logits over vqgan-tiny's 1024 codes.
+.TP
+.B titok-tiny-pixel
+titok-tiny with pixel=1 and vqgan-tiny's decoder: pixel_channels=1 pixel_resolution=32 pixel_hidden=32 pixel_mult=1,1,2 pixel_res_blocks=1 pixel_z=32.
+.TP
+.BR titok-s-128 ", " titok-b-64 ", " titok-l-32
+upstream's legacy configs (resolution=256 patch=16 token_size=12 proxy_codes=1024; 27.0M, 88.1M, 306.8M parameters).
+.TP
+.BR titok-s-128-pixel ", " titok-b-64-pixel ", " titok-l-32-pixel
+the same with pixel=1 and upstream's f16 MaskGIT-VQGAN decoder (pixel_channels=3 pixel_resolution=256 pixel_hidden=128 pixel_mult=1,1,2,2,4 pixel_res_blocks=2 pixel_z=256)." \
+"vqgan-decoder reads
 .B quant
-F32 [B,h,w,z]; writes
+F32 [B,h,w,z] and writes
 .B recon
-F32 [B,C,H,W] (not clamped; patch2img clamps). Backward reads
+F32 [B,C,H,W] (not clamped; patch2img clamps); backward reads
 .BR recon.grad ,
 writes
-.BR quant.grad ." \
-"vq -w vq.st < tokens.tz | decode -w dec.st | patch2img -f recon --grid out.png --cols 8"
+.BR quant.grad .
+.PP
+titok-decoder reads
+.B quant
+F32 [B,K,D] and writes
+.B logits
+F32 [B,grid,grid,proxy_codes] (loss ce compares them with the teacher's ids [B,grid,grid] in field target) and, with pixel=1, also
+.B recon
+F32 [B,C,H,W]. Backward reads
+.B logits.grad
+and/or (pixel=1)
+.BR recon.grad ,
+writes
+.BR quant.grad .
+Every other field passes through." \
+"vq -w vq.st < tokens.tz | decode -w dec.st | patch2img -f recon --grid out.png --cols 8
+decode --init -w titok-dec.st --arch titok-tiny-pixel --seed 2
+vq -w titok-vq.st < tokens1d.tz | decode -w titok-dec.st | patch2img -f recon --grid out.png"
 
 gen vq "quantize latents to codebook entries, or ids back to vectors" \
 "Finds for every vector of the last dimension of
@@ -131,3 +179,43 @@ writes
 .BR latent.grad ." \
 "encode -w enc.st < x.tz | vq -w vq.st | tz pick ids,label > tokens.tz
 vq -w vq.st < tokens.tz | decode -w dec.st > recon.tz"
+
+gen transformer "predict the logits of image tokens (the MaskGIT generator, TiTok's ImageBert)" \
+"Runs TiTok's MaskGIT generator (ImageBert in bytedance/1d-tokenizer modeling/maskgit.py): an HF BertModel over the class token followed by the K image tokens, then an untied lm_head. Embeddings are word_embeddings[token] + token_type_embeddings row 0 + position_embeddings, LayerNorm (eps 1e-12) and dropout; then post-LN BertLayers (exact GELU, hidden and attention dropout in training); the logits of positions 1..K. The vocabulary is the codebook 0..codes-1, the mask token codes, the classes codes+1+label and the null class codes+classes+1. Tensor names are upstream's state_dict (model.embeddings.word_embeddings.weight, model.encoder.layer.N.attention.self.query.weight, ..., model.lm_head.weight), so a converted upstream checkpoint loads. Dropout masks come from the record's seed. Labels are not dropped here: mask --train does that (upstream drops them inside forward).
+.PP
+Classifier-free guidance (inference only) is read from the record's metadata, which mask --init-sample and the region masks write and mask --sample advances:
+.B guidance
+G (absent or 0: none),
+.B guidance_schedule
+constant, linear (default) or power-cosine,
+.B guidance_pow
+P (3),
+.B sample_step
+s and
+.B sample_steps
+T. The scale is G (constant), (s/T) G (linear: 0 at s = 0, so the first step runs the conditional pass alone) or (G-1)(1 - cos(pi (s/T)^P))/2 + 1 (power-cosine). When it is not 0 the batch runs once more with the null class, in the same pass, and the logits are cond + scale (cond - uncond), or uncond + scale (cond - uncond) for power-cosine, as ImageBert.generate combines them." \
+".TP
+.B maskgit-tiny
+width=256 layers=6 heads=4 mlp=1024 codes=1024 classes=10 tokens=32 dropout=0.1 attn_drop=0.1 (Fashion-MNIST; --set classes=9 for the emoji, --set tokens=64 for 8x8 VQGAN tokens).
+.TP
+.B generator-titok-l32
+width=768 layers=24 heads=16 mlp=3072 codes=4096 classes=1000 tokens=32: upstream's generator for TiTok-L-32, 177.2M parameters.
+.TP
+.B generator-titok-b64
+the same with tokens=64 (TiTok-B-64)." \
+"Reads
+.B ids
+I32 [B,K] or [B,h,w] (h*w = K, raster order; the mask is codes) and
+.B label
+I32 [B] (absent or negative: the null class); writes
+.B logits
+F32 [B,K,codes] or [B,h,w,codes]. Backward reads
+.B logits.grad
+and writes no input gradient (ids are integers). Every other field passes through." \
+"transformer --init -w gen.st --arch maskgit-tiny --seed 1
+mkfifo g.fifo
+tz feed -b 64 --steps 1000 tokens.tz | mask --train --vocab 1024 |
+  transformer -w gen.st --train --grad-in g.fifo --lr 2e-4 --betas 0.9,0.96 --wd 0.03 |
+  loss ce --label-smoothing 0.1 --unmasked-weight 0.1 > g.fifo
+mask --init-sample --tokens 32 --vocab 1024 --classes 10 -n 40 --steps 8 --guidance 4.5 > s.tz
+for t in 0 1 2 3 4 5 6 7; do transformer -w gen.st < s.tz | mask --sample > n.tz; mv n.tz s.tz; done"

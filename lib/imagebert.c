@@ -1,0 +1,339 @@
+/* imagebert.c - the MaskGIT generator module (see imagebert.h). */
+#include "imagebert.h"
+#include "block.h"
+#include "dropout.h"
+#include "embedding.h"
+#include "err.h"
+#include "layernorm.h"
+#include "linear.h"
+#include "maskgit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const imagebert_presets[][2] = {
+    {"maskgit-tiny", "arch=imagebert width=256 layers=6 heads=4 mlp=1024 codes=1024 classes=10 tokens=32 "
+                     "dropout=0.1 attn_drop=0.1"},
+    {"generator-titok-l32", "arch=imagebert width=768 layers=24 heads=16 mlp=3072 codes=4096 classes=1000 "
+                            "tokens=32 dropout=0.1 attn_drop=0.1"},
+    {"generator-titok-b64", "arch=imagebert width=768 layers=24 heads=16 mlp=3072 codes=4096 classes=1000 "
+                            "tokens=64 dropout=0.1 attn_drop=0.1"},
+    {NULL, NULL},
+};
+
+static int meta_int(const struct st *m, const char *key, long lo, long hi, int *out)
+{
+    long v;
+    if (st_meta_get_long(m, key, &v) != 0) return -1;
+    if (v < lo || v > hi) return tp_err_set("metadata '%s': %ld is out of range [%ld, %ld]", key, v, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+static int meta_prob(const struct st *m, const char *key, float *out)
+{
+    double v = 0.1;
+    if (st_meta_get(m, key) && st_meta_get_double(m, key, &v) != 0) return -1;
+    if (!(v >= 0 && v < 1)) return tp_err_set("metadata '%s': %g is not in [0, 1)", key, v);
+    *out = (float)v;
+    return 0;
+}
+
+int imagebert_cfg_from_meta(struct imagebert_cfg *c, const struct st *meta)
+{
+    memset(c, 0, sizeof *c);
+    if (meta_int(meta, "codes", 2, 1 << 20, &c->codes) || meta_int(meta, "classes", 0, 1 << 20, &c->classes) ||
+        meta_int(meta, "tokens", 1, 1 << 16, &c->tokens) || meta_int(meta, "width", 1, 1 << 16, &c->width) ||
+        meta_int(meta, "layers", 1, 1024, &c->layers) || meta_int(meta, "heads", 1, 1024, &c->heads) ||
+        meta_int(meta, "mlp", 1, 1 << 18, &c->mlp) || meta_prob(meta, "dropout", &c->dropout) ||
+        meta_prob(meta, "attn_drop", &c->attn_drop))
+        return -1;
+    if (c->width % c->heads)
+        return tp_err_set("width %d is not a multiple of heads %d", c->width, c->heads);
+    return 0;
+}
+
+static struct block_cfg block_cfg_of(const struct imagebert_cfg *c)
+{
+    return (struct block_cfg){BLOCK_POST_LN, c->width, c->heads, c->mlp, LN_EPS_BERT, 0, c->dropout,
+                              c->attn_drop};
+}
+
+void imagebert_params_add(struct params *p, const struct imagebert_cfg *c)
+{
+    const char *e = "model.embeddings.";
+    int64_t W = c->width, word[2] = {c->codes + c->classes + 2, W}, pos[2] = {c->tokens + 1, W},
+            tt[2] = {2, W}, head[2] = {c->codes, W}, vec[1] = {W}, hb[1] = {c->codes};
+    params_add(p, e, "word_embeddings.weight", 2, word, INIT_NORMAL, 0.02f);
+    params_add(p, e, "position_embeddings.weight", 2, pos, INIT_NORMAL, 0.02f);
+    params_add(p, e, "token_type_embeddings.weight", 2, tt, INIT_NORMAL, 0.02f);
+    params_add(p, e, "LayerNorm.weight", 1, vec, INIT_ONES, 0);
+    params_add(p, e, "LayerNorm.bias", 1, vec, INIT_ZEROS, 0);
+    struct block_cfg bc = block_cfg_of(c);
+    char prefix[64];
+    for (int l = 0; l < c->layers; l++) {
+        snprintf(prefix, sizeof prefix, "model.encoder.layer.%d.", l);
+        block_params_add(p, prefix, &bc);
+    }
+    params_add(p, "model.", "lm_head.weight", 2, head, INIT_NORMAL, 0.02f);
+    params_add(p, "model.", "lm_head.bias", 1, hb, INIT_ZEROS, 0);
+}
+
+/* ---- the module ---------------------------------------------------------- */
+
+/* Weights (or gradients): pointers into one parameter buffer. */
+struct ib_w {
+    float *word, *pos, *tt, *ln_w, *ln_b, *head_w, *head_b;
+    struct block_params *layer; /* [L] */
+};
+
+struct ib {
+    struct imagebert_cfg c;
+    struct block_cfg bc;
+    int V, NV, K, T, W, L; /* NV: vocabulary rows */
+    struct ib_w w, dw;
+    /* the last forward: R rows (2B with guidance), train, seed */
+    int R, train;
+    uint64_t seed;
+    int cap_R, cap_train; /* what the buffers below are sized for */
+    int32_t *tok;         /* [R,T] */
+    float *x, *mean, *rstd; /* [R,T,W] embedding sum (LayerNorm input), [R*T] stats */
+    float *h;             /* [L+1][R,T,W]: h0 (after dropout) .. hL */
+    float *hk;            /* [R*K,W] hL without position 0: lm_head's input */
+    float *acts;          /* block activations: L of them in training, 1 otherwise */
+    struct block_acts *a; /* [L] */
+    /* backward scratch (training size) */
+    float *dh, *dx, *dhk, *sm;
+    struct block_acts s;
+};
+
+static void point_w(struct ib_w *w, float *mem, const struct params *p, const struct ib *ib)
+{
+    w->word = mem + params_find(p, "model.embeddings.word_embeddings.weight")->offset;
+    w->pos = mem + params_find(p, "model.embeddings.position_embeddings.weight")->offset;
+    w->tt = mem + params_find(p, "model.embeddings.token_type_embeddings.weight")->offset;
+    w->ln_w = mem + params_find(p, "model.embeddings.LayerNorm.weight")->offset;
+    w->ln_b = mem + params_find(p, "model.embeddings.LayerNorm.bias")->offset;
+    w->head_w = mem + params_find(p, "model.lm_head.weight")->offset;
+    w->head_b = mem + params_find(p, "model.lm_head.bias")->offset;
+    w->layer = tp_calloc((size_t)ib->L, sizeof *w->layer);
+    char name[96];
+    for (int l = 0; l < ib->L; l++) {
+        snprintf(name, sizeof name, "model.encoder.layer.%d.attention.self.query.weight", l);
+        block_params_point(&w->layer[l], mem + params_find(p, name)->offset, &ib->bc);
+    }
+}
+
+static void free_bufs(struct ib *ib)
+{
+    free(ib->tok), free(ib->x), free(ib->mean), free(ib->rstd), free(ib->h), free(ib->hk);
+    free(ib->acts), free(ib->dh), free(ib->dx), free(ib->dhk), free(ib->sm);
+    ib->tok = NULL, ib->x = ib->mean = ib->rstd = ib->h = ib->hk = ib->acts = NULL;
+    ib->dh = ib->dx = ib->dhk = ib->sm = NULL;
+    ib->cap_R = 0, ib->cap_train = 0;
+}
+
+static void ib_destroy(struct module *m)
+{
+    struct ib *ib = m->impl;
+    if (!ib) return;
+    free_bufs(ib);
+    free(ib->w.layer), free(ib->dw.layer), free(ib->a);
+    free(ib);
+    m->impl = NULL;
+}
+
+static int ib_build(struct module *m, const struct st *meta)
+{
+    struct ib *ib = tp_calloc(1, sizeof *ib);
+    m->impl = ib;
+    if (imagebert_cfg_from_meta(&ib->c, meta) != 0) return -1;
+    const struct imagebert_cfg *c = &ib->c;
+    ib->bc = block_cfg_of(c);
+    ib->V = c->codes, ib->NV = c->codes + c->classes + 2, ib->K = c->tokens, ib->T = c->tokens + 1;
+    ib->W = c->width, ib->L = c->layers;
+    imagebert_params_add(&m->params, c);
+    params_alloc(&m->params);
+    point_w(&ib->w, m->params.data, &m->params, ib);
+    point_w(&ib->dw, m->params.grad, &m->params, ib);
+    ib->a = tp_calloc((size_t)ib->L, sizeof *ib->a);
+    return 0;
+}
+
+static float *falloc(size_t n) { return tp_aligned_alloc(n * sizeof(float)); }
+
+/* Buffers for R rows; training keeps every layer's activations. */
+static void reserve(struct ib *ib, int R, int train)
+{
+    if (R <= ib->cap_R && (!train || ib->cap_train)) return;
+    if (R < ib->cap_R) R = ib->cap_R;
+    train = train || ib->cap_train;
+    free_bufs(ib);
+    size_t BT = (size_t)R * ib->T, n = BT * ib->W;
+    ib->tok = tp_malloc(BT * sizeof(int32_t));
+    ib->x = falloc(n), ib->mean = falloc(BT), ib->rstd = falloc(BT);
+    ib->h = falloc(n * (size_t)(ib->L + 1));
+    ib->hk = falloc((size_t)R * ib->K * ib->W);
+    ib->acts = falloc(block_acts_floats(&ib->bc, R, ib->T, train) * (size_t)(train ? ib->L : 1));
+    if (train) {
+        ib->dh = falloc(2 * n), ib->dx = falloc(n), ib->dhk = falloc((size_t)R * ib->K * ib->W);
+        ib->sm = falloc(block_acts_floats(&ib->bc, R, ib->T, 0));
+    }
+    ib->cap_R = R, ib->cap_train = train;
+}
+
+/* The guidance of this record: its scale, 0 for none. */
+static int guidance_of(const struct st *rec, enum maskgit_guidance *kind, double *scale)
+{
+    *scale = 0;
+    *kind = MASKGIT_CFG_LINEAR;
+    const char *g = st_meta_get(rec, "guidance");
+    if (!g) return 0;
+    double G, pw = 3.0;
+    long s = 0, T = 1;
+    if (st_meta_get_double(rec, "guidance", &G) != 0) return -1;
+    const char *ks = st_meta_get(rec, "guidance_schedule");
+    if (ks) {
+        int k = maskgit_guidance_parse(ks);
+        if (k < 0) return tp_err_prefix("metadata 'guidance_schedule'");
+        *kind = (enum maskgit_guidance)k;
+    }
+    if (st_meta_get(rec, "guidance_pow") && st_meta_get_double(rec, "guidance_pow", &pw) != 0) return -1;
+    if (*kind != MASKGIT_CFG_CONSTANT) {
+        if (st_meta_get_long(rec, "sample_step", &s) != 0 || st_meta_get_long(rec, "sample_steps", &T) != 0)
+            return tp_err_prefix("guidance schedule '%s' needs the sampling step", ks ? ks : "linear");
+        if (T < 1 || s < 0 || s >= T) return tp_err_set("sample_step %ld is not in [0, sample_steps %ld)", s, T);
+    }
+    *scale = maskgit_cfg_scale(*kind, G, (int)s, (int)T, pw);
+    return 0;
+}
+
+/* tok rows: pass 0 with the labels, pass 1 (guidance) with the null class. */
+static int fill_tokens(struct ib *ib, const struct st_tensor *ids, const struct st_tensor *lab, int B, int passes)
+{
+    const int32_t *id = ids->data, *lb = lab ? lab->data : NULL;
+    int V = ib->V, K = ib->K, T = ib->T, NC = ib->c.classes;
+    for (long i = 0; i < (long)B * K; i++)
+        if (id[i] < 0 || id[i] > V)
+            return tp_err_set("field 'ids': id %d of sample %ld outside [0,%d] (%d = mask)", (int)id[i], i / K, V, V);
+    for (int b = 0; b < B; b++)
+        if (lb && lb[b] >= NC) return tp_err_set("field 'label': %d of sample %d is not below %d classes", (int)lb[b], b, NC);
+    for (int p = 0; p < passes; p++)
+        for (int b = 0; b < B; b++) {
+            int32_t *t = ib->tok + ((size_t)p * B + b) * T;
+            t[0] = p == 0 && lb && lb[b] >= 0 ? V + 1 + lb[b] : V + NC + 1;
+            memcpy(t + 1, id + (size_t)b * K, sizeof(int32_t) * K);
+        }
+    return 0;
+}
+
+/* Embeddings, layers and the gather of positions 1..K: tok to hk. */
+static void run_net(struct ib *ib, int R, int train, uint64_t seed)
+{
+    int T = ib->T, W = ib->W, K = ib->K, BT = R * T;
+    size_t n = (size_t)BT * W;
+    embedding_forward(ib->x, ib->tok, ib->w.word, BT, ib->NV, W);
+    embedding_pos_forward(ib->x, ib->x, ib->w.tt, BT, 1, W); /* token type 0 on every row */
+    embedding_pos_forward(ib->x, ib->x, ib->w.pos, R, T, W);
+    layernorm_forward(ib->h, ib->mean, ib->rstd, ib->x, ib->w.ln_w, ib->w.ln_b, BT, W, LN_EPS_BERT);
+    if (train && ib->c.dropout > 0) dropout_forward(ib->h, ib->h, n, ib->c.dropout, rng_hash(seed, 0));
+    float *am = ib->acts;
+    for (int l = 0; l < ib->L; l++) {
+        struct block_acts *a = &ib->a[train ? l : 0];
+        float *next = block_acts_point(a, am, &ib->bc, R, T, train);
+        if (train) am = next;
+        block_forward(ib->h + (size_t)(l + 1) * n, a, ib->h + (size_t)l * n, &ib->w.layer[l], &ib->bc, R, T,
+                      train, rng_hash(seed, (uint64_t)l + 1));
+    }
+    const float *hl = ib->h + (size_t)ib->L * n;
+#pragma omp parallel for if (n > 16384) schedule(static)
+    for (int r = 0; r < R; r++)
+        memcpy(ib->hk + (size_t)r * K * W, hl + ((size_t)r * T + 1) * W, sizeof(float) * K * W);
+}
+
+static int ib_forward(struct module *m, struct st *rec, int train)
+{
+    struct ib *ib = m->impl;
+    int K = ib->K, V = ib->V;
+    struct st_tensor *ids = st_require(rec, "ids", ST_I32, -1);
+    if (!ids) return -1;
+    if (ids->ndim < 2 || ids->ndim > 3 || ids->shape[0] < 1 || st_numel(ids) / ids->shape[0] != K)
+        return tp_err_set("field 'ids': the transformer takes [B,%d] or [B,h,w] with h*w = %d", K, K);
+    int B = (int)ids->shape[0];
+    struct st_tensor *lab = st_find(rec, "label");
+    if (lab && !(lab = st_require(rec, "label", ST_I32, 1))) return -1;
+    if (lab && lab->shape[0] != B) return tp_err_set("field 'label': %lld labels for %d samples", (long long)lab->shape[0], B);
+    enum maskgit_guidance kind;
+    double scale = 0;
+    if (!train && guidance_of(rec, &kind, &scale) != 0) return -1;
+    int passes = scale != 0 ? 2 : 1, R = passes * B;
+    reserve(ib, R, train);
+    if (fill_tokens(ib, ids, lab, B, passes) != 0) return -1;
+    ib->R = R, ib->train = train, ib->seed = module_seed(rec, IMAGEBERT_SALT);
+    run_net(ib, R, train, ib->seed);
+    int64_t shape[ST_MAX_DIMS];
+    memcpy(shape, ids->shape, sizeof shape);
+    shape[ids->ndim] = V;
+    struct st_tensor *out = st_put(rec, "logits", ST_F32, ids->ndim + 1, shape);
+    size_t nl = (size_t)B * K * V;
+    if (passes == 1) {
+        linear_forward(out->data, ib->hk, ib->w.head_w, ib->w.head_b, B * K, ib->W, V);
+        return 0;
+    }
+    float *both = falloc(2 * nl);
+    linear_forward(both, ib->hk, ib->w.head_w, ib->w.head_b, R * K, ib->W, V);
+    maskgit_cfg_combine(out->data, both, both + nl, nl, kind, (float)scale);
+    free(both);
+    return 0;
+}
+
+static int ib_backward(struct module *m, const struct st *grad, struct st *in_grad)
+{
+    (void)in_grad;
+    struct ib *ib = m->impl;
+    if (!ib->train) return tp_err_set("backward needs a training forward");
+    int R = ib->R, T = ib->T, W = ib->W, K = ib->K, L = ib->L, BT = R * T;
+    struct st_tensor *g = st_require(grad, "logits.grad", ST_F32, -1);
+    if (!g) return -1;
+    if (st_numel(g) != (int64_t)R * K * ib->V)
+        return tp_err_set("field 'logits.grad': %lld values, the forward's logits have %lld", (long long)st_numel(g),
+                          (long long)R * K * ib->V);
+    size_t n = (size_t)BT * W, nk = (size_t)R * K * W;
+    memset(ib->dhk, 0, nk * sizeof(float));
+    linear_backward(ib->dhk, ib->dw.head_w, ib->dw.head_b, g->data, ib->hk, ib->w.head_w, R * K, W, ib->V);
+    /* scatter into positions 1..K of dh_L; the class position gets none */
+    float *dcur = ib->dh, *dprev = ib->dh + n;
+    memset(dcur, 0, n * sizeof(float));
+#pragma omp parallel for if (n > 16384) schedule(static)
+    for (int r = 0; r < R; r++)
+        memcpy(dcur + ((size_t)r * T + 1) * W, ib->dhk + (size_t)r * K * W, sizeof(float) * K * W);
+    block_acts_point(&ib->s, ib->sm, &ib->bc, R, T, 0);
+    for (int l = L - 1; l >= 0; l--) {
+        memset(dprev, 0, n * sizeof(float));
+        block_backward(dprev, &ib->dw.layer[l], &ib->s, dcur, ib->h + (size_t)l * n, &ib->w.layer[l], &ib->a[l],
+                       &ib->bc, R, T, 1, rng_hash(ib->seed, (uint64_t)l + 1));
+        float *t = dcur;
+        dcur = dprev, dprev = t;
+    }
+    const float *dln = dcur;
+    if (ib->c.dropout > 0) {
+        memset(dprev, 0, n * sizeof(float));
+        dropout_backward(dprev, dcur, n, ib->c.dropout, rng_hash(ib->seed, 0));
+        dln = dprev;
+    }
+    memset(ib->dx, 0, n * sizeof(float));
+    layernorm_backward(ib->dx, ib->dw.ln_w, ib->dw.ln_b, dln, ib->x, ib->w.ln_w, ib->mean, ib->rstd, BT, W);
+    embedding_backward(ib->dw.word, ib->dx, ib->tok, BT, ib->NV, W);
+    embedding_pos_backward(NULL, ib->dw.tt, ib->dx, BT, 1, W);
+    embedding_pos_backward(NULL, ib->dw.pos, ib->dx, R, T, W);
+    return 0;
+}
+
+const struct module_ops imagebert_ops = {
+    .arch = "imagebert",
+    .build = ib_build,
+    .forward = ib_forward,
+    .backward = ib_backward,
+    .destroy = ib_destroy,
+};

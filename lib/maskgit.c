@@ -1,0 +1,221 @@
+/* maskgit.c - masking schedules, training masks, the sampler step,
+ * guidance and region masks (see maskgit.h). */
+#include "maskgit.h"
+#include "err.h"
+#include "rng.h"
+#include "softmax.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse(const char *s, const char *const *names, int n, const char *what)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return tp_err_set("unknown %s '%s'", what, s);
+}
+
+int maskgit_schedule_parse(const char *s)
+{
+    static const char *const names[] = {"arccos", "cosine", "linear"};
+    return parse(s, names, 3, "schedule (arccos, cosine, linear)");
+}
+
+int maskgit_semantics_parse(const char *s)
+{
+    static const char *const names[] = {"titok", "jax"};
+    return parse(s, names, 2, "semantics (titok, jax)");
+}
+
+int maskgit_guidance_parse(const char *s)
+{
+    static const char *const names[] = {"constant", "linear", "power-cosine"};
+    return parse(s, names, 3, "guidance schedule (constant, linear, power-cosine)");
+}
+
+double maskgit_gamma(enum maskgit_schedule s, double r)
+{
+    double g = s == MASKGIT_ARCCOS ? acos(r) / (M_PI * 0.5) : s == MASKGIT_COSINE ? cos(M_PI * 0.5 * r) : 1.0 - r;
+    return g < 1e-6 ? 1e-6 : g > 1.0 ? 1.0 : g;
+}
+
+int maskgit_train_count(enum maskgit_semantics sem, enum maskgit_schedule s, double u, int K)
+{
+    double x = K * maskgit_gamma(s, u);
+    int n = (int)(sem == MASKGIT_JAX ? ceil(x) : nearbyint(x));
+    return n < 1 ? 1 : n > K ? K : n;
+}
+
+int maskgit_sample_count(enum maskgit_schedule s, int step, int steps, int n0)
+{
+    double ratio = 1.0 * (step + 1) / steps;
+    return (int)floor(n0 * maskgit_gamma(s, ratio));
+}
+
+void maskgit_train_mask(int32_t *ids, uint8_t *mask, int32_t *label, const int32_t *tokens,
+                        int B, int K, int V, const struct maskgit_train_opts *o, uint64_t seed)
+{
+    uint64_t su = rng_hash(seed, 0), sp = rng_hash(seed, 1), sl = rng_hash(seed, 2);
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        int64_t *perm = tp_malloc(sizeof(int64_t) * (size_t)K);
+        struct rng r;
+        rng_seed(&r, rng_hash(sp, (uint64_t)b));
+        rng_permutation(&r, perm, K);
+        int n = maskgit_train_count(o->sem, o->schedule, rng_hash_uniform(su, (uint64_t)b), K);
+        int32_t *id = ids + (size_t)b * K;
+        uint8_t *m = mask + (size_t)b * K;
+        if (id != tokens + (size_t)b * K) memcpy(id, tokens + (size_t)b * K, sizeof(int32_t) * K);
+        memset(m, 0, (size_t)K);
+        for (int i = 0; i < n; i++) {
+            m[perm[i]] = 1;
+            id[perm[i]] = V;
+        }
+        if (label && rng_hash_uniform(sl, (uint64_t)b) < o->label_drop) label[b] = -1;
+        free(perm);
+    }
+}
+
+float maskgit_gumbel(uint64_t seed, uint64_t i)
+{
+    double u = rng_hash_uniform(seed, i);
+    double a = -log(u > 1e-20 ? u : 1e-20);
+    return (float)-log(a > 1e-20 ? a : 1e-20);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Noise of element i of a step: the hook's array, a seeded draw, or none. */
+static float noise_at(const float *given, uint64_t seed, uint64_t i, int on)
+{
+    if (!on) return 0.0f;
+    return given ? given[i] : maskgit_gumbel(seed, i);
+}
+
+/* Sample one position: the chosen id and its confidence before noise. */
+static int32_t choose(float *conf, const float *x, int V, const struct maskgit_sample_opts *o,
+                      float tau, float st, const float *g, uint64_t gseed, uint64_t base)
+{
+    int best = 0;
+    float bestv = -INFINITY, bestx = 0;
+    for (int v = 0; v < V; v++) {
+        float a = o->sem == MASKGIT_TITOK ? x[v] / st : x[v];
+        float n = noise_at(g, gseed, base + (uint64_t)v, o->noise);
+        float val = o->sem == MASKGIT_TITOK ? a + tau * n : n + a;
+        if (val > bestv || v == 0) {
+            bestv = val, best = v, bestx = a;
+        }
+    }
+    *conf = o->sem == MASKGIT_TITOK ? bestx : x[best] - logsumexp_row(x, V);
+    return best;
+}
+
+void maskgit_sample_step(int32_t *ids, uint8_t *mask, const float *logits, const int32_t *masked0,
+                         int B, int K, int V, const struct maskgit_sample_opts *o,
+                         const struct maskgit_noise *nz)
+{
+    TP_ASSERT(o->step >= 0 && o->step < o->steps);
+    double ratio = 1.0 * (o->step + 1) / o->steps;
+    int titok = o->sem == MASKGIT_TITOK, last = o->step == o->steps - 1;
+    float tau = (float)(o->temperature * (1.0 - ratio));
+    float st = titok && o->softmax_anneal ? (float)(0.5 + 0.8 * (1.0 - ratio)) : 1.0f;
+    uint64_t sc = rng_hash(nz->seed, 0), sf = rng_hash(nz->seed, 1);
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        int32_t *id = ids + (size_t)b * K;
+        float *conf = tp_malloc(sizeof(float) * 2 * (size_t)K), *sorted = conf + K;
+        int nmask = 0;
+        for (int k = 0; k < K; k++) {
+            size_t bk = (size_t)b * K + k;
+            if (id[k] != V) {
+                conf[k] = INFINITY;
+                continue;
+            }
+            nmask++;
+            float c;
+            id[k] = choose(&c, logits + bk * V, V, o, tau, st, nz->choice, sc, bk * V);
+            float g = noise_at(nz->conf, sf, bk, o->noise);
+            /* TiTok: the annealed logit plus tau G'; JAX: log p plus
+             * choice_temperature (1 - ratio) G', the same product */
+            conf[k] = c + tau * g;
+        }
+        int n0 = titok ? K : masked0[b];
+        int n = maskgit_sample_count(o->schedule, o->step, o->steps, n0);
+        if (n > nmask - 1) n = nmask - 1;
+        if (n < 1) n = 1;
+        if (!last && nmask > 0) {
+            memcpy(sorted, conf, sizeof(float) * K);
+            qsort(sorted, (size_t)K, sizeof(float), cmp_float);
+            /* JAX's take_along_axis clamps the index (K = 1) */
+            float cut = titok ? sorted[n - 1] : sorted[n < K ? n : K - 1];
+            for (int k = 0; k < K; k++)
+                if (titok ? conf[k] <= cut : conf[k] < cut) id[k] = V;
+        }
+        if (mask)
+            for (int k = 0; k < K; k++) mask[(size_t)b * K + k] = id[k] == V;
+        free(conf);
+    }
+}
+
+double maskgit_cfg_scale(enum maskgit_guidance k, double g, int step, int steps, double pw)
+{
+    double s = (double)step / steps;
+    switch (k) {
+    case MASKGIT_CFG_CONSTANT: return g;
+    case MASKGIT_CFG_LINEAR: return s * g;
+    case MASKGIT_CFG_POWER_COSINE: return (g - 1.0) * (1.0 - cos(pow(s, pw) * M_PI)) * 0.5 + 1.0;
+    }
+    return g;
+}
+
+void maskgit_cfg_combine(float *out, const float *cond, const float *uncond, size_t n,
+                         enum maskgit_guidance k, float scale)
+{
+    int pc = k == MASKGIT_CFG_POWER_COSINE;
+#pragma omp parallel for if (n > 16384) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float c = cond[i], u = uncond[i];
+        out[i] = (pc ? u : c) + (c - u) * scale;
+    }
+}
+
+void maskgit_box_mask(uint8_t *m, int g, int S, int x, int y, int w, int h, int outside)
+{
+    int p = S / g;
+    TP_ASSERT(p > 0);
+    int t = y / p - 1, b = h / p + y / p + 1, l = x / p - 1, r = x / p + w / p + 1;
+    if (t < 0) t = 0;
+    if (l < 0) l = 0;
+    if (b > g) b = g;
+    if (r > g) r = g;
+    for (int i = 0; i < g; i++)
+        for (int j = 0; j < g; j++) m[i * g + j] = (i >= t && i < b && j >= l && j < r) != (outside != 0);
+}
+
+void maskgit_pixel_mask(uint8_t *m, int g, const uint8_t *px, int H, int W, int outside)
+{
+    TP_ASSERT(H % g == 0 && W % g == 0);
+    int ph = H / g, pw = W / g;
+    for (int i = 0; i < g; i++)
+        for (int j = 0; j < g; j++) {
+            int any = 0;
+            for (int y = i * ph; y < (i + 1) * ph && !any; y++)
+                for (int x = j * pw; x < (j + 1) * pw; x++) any |= px[(size_t)y * W + x] != 0;
+            m[i * g + j] = any != (outside != 0);
+        }
+}
+
+void maskgit_apply_region(int32_t *ids, uint8_t *mask, const uint8_t *m, int B, int K, int V)
+{
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++)
+            if (m[k]) {
+                ids[(size_t)b * K + k] = V;
+                mask[(size_t)b * K + k] = 1;
+            }
+}

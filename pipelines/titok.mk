@@ -1,0 +1,45 @@
+# titok.mk - TiTok: the 1D tokenizer, trained from the VQGAN teacher.
+#
+#   make titok-stage1   proxy-code training: images -> 32 tokens -> the teacher's
+#                       8x8 codes (cross-entropy + the quantizer's losses);
+#                       runs/titok1-$(DATA)/
+#   make titok-stage2   encoder and quantizer frozen; the decoder, the teacher's
+#                       codebook and pixel decoder trained on pixels with
+#                       L2 + GAN (upstream weights scaled); runs/titok2-$(DATA)/
+#   make tokens-1d      the data set through the stage-1 encoder and quantizer:
+#                       32 ids per image with labels (MaskGIT's training set)
+# Each evaluates on the test set (eval.tsv; recon.png for stage 2).
+TITOK1_STEPS ?= $(if $(QUICK),20,1000)
+TITOK2_STEPS ?= $(if $(QUICK),20,600)
+TITOK_CKPT   ?= $(if $(QUICK),10,200)
+TITOK_BATCH  ?= 32
+TITOK1_LR    ?= 5e-4
+TITOK2_LR    ?= 2e-4
+TITOK1_RUN   := runs/titok1-$(DATA)$(if $(QUICK),-quick)
+TITOK2_RUN   := runs/titok2-$(DATA)$(if $(QUICK),-quick)
+TITOK1_LOSS  ?= ce
+TITOK2_LOSS  ?= mse gan:0.1
+TITOK_ENV = TEACHER=$(VQGAN_RUN) DATA_TRAIN=$(VQGAN_TRAIN) DATA_TEST=$(VQGAN_TEST) CHANNELS=$(VQGAN_CH) \
+	BATCH=$(TITOK_BATCH) CKPT_EVERY=$(TITOK_CKPT) SEED=11 THREADS=$(THREADS) \
+	BIN=$(abspath $(BINDIR)) PYTHON=$(PYTHON)
+
+.PHONY: titok-stage1 titok-stage2 tokens-1d
+titok-stage1: $(TITOK1_RUN)/done
+titok-stage2: $(TITOK2_RUN)/done
+
+$(TITOK1_RUN)/done: $(VQGAN_RUN)/tokens-train.tz $(VQGAN_RUN)/tokens-test.tz pipelines/titok.sh pipelines/train.sh | all
+	$(TITOK_ENV) STAGE=1 RUN=$(TITOK1_RUN) STEPS=$(TITOK1_STEPS) LR=$(TITOK1_LR) \
+	WARMUP=$$(($(TITOK1_STEPS) / 20)) LOSSES="$(TITOK1_LOSS)" sh pipelines/titok.sh
+	touch $@
+
+$(TITOK2_RUN)/done: $(TITOK1_RUN)/done $(VQGAN_RUN)/done pipelines/titok.sh pipelines/train.sh | all
+	$(TITOK_ENV) STAGE=2 RUN=$(TITOK2_RUN) S1=$(TITOK1_RUN) STEPS=$(TITOK2_STEPS) LR=$(TITOK2_LR) \
+	WARMUP=$$(($(TITOK2_STEPS) / 20)) LOSSES="$(TITOK2_LOSS)" GAN_START=$$(($(TITOK2_STEPS) / 2)) \
+	sh pipelines/titok.sh
+	touch $@
+
+tokens-1d: $(TITOK1_RUN)/tokens-train.tz $(TITOK1_RUN)/tokens-test.tz
+
+$(TITOK1_RUN)/tokens-%.tz: $(TITOK1_RUN)/done
+	$(BINDIR)/encode -w $(TITOK1_RUN)/encode.ema.safetensors < $(if $(filter train,$*),$(VQGAN_TRAIN),$(VQGAN_TEST)) | \
+	    $(BINDIR)/vq -w $(TITOK1_RUN)/vq.ema.safetensors | $(BINDIR)/tz pick ids,label -o $@

@@ -1,0 +1,63 @@
+#!/bin/sh
+# train.sh - one stream-mode training run: tz feed | stages | loss, gradients
+# back through FIFOs, checkpoints, resume. Every model's recipe calls it.
+#
+# Environment:
+#   RUN         run directory: RUN/NAME.safetensors (+ .state, .ema), RUN/ckpt/,
+#               RUN/log.tsv, RUN/loss.png
+#   FEED        arguments of `tz feed` after -b/--steps/--seed (inputs, --rename ...)
+#   CHAIN       the stages in order, "TOOL:NAME" (trained) or "TOOL:NAME:frozen"
+#               (forward only; frozen stages must come first). RUN/init/NAME.safetensors
+#               must exist: the weights a fresh run starts from.
+#   LOSS        arguments of `loss` (terms and options; a gan term gets the critic
+#               files and checkpoints here)
+#   STEPS BATCH SEED CKPT_EVERY THREADS BIN
+#   OPT         optimizer flags of the trained stages (and of the critic)
+#   TITLE       plot title
+# A killed run resumes from the newest step all trained stages (and the critic)
+# finished, and ends with the bits an uninterrupted run would have.
+. "$(dirname "$0")/lib.sh"
+PATH="$BIN:$PATH"
+mkdir -p "$RUN/ckpt"
+trained= frozen_done=
+for s in $CHAIN; do
+    name=$(echo "$s" | cut -d: -f2)
+    case "$s" in *:frozen) [ -z "$trained" ] || { echo "train.sh: frozen $name after a trained stage" >&2; exit 2; } ;;
+                 *) trained="$trained $name" ;; esac
+done
+case " $LOSS " in *" gan"*) ckstages="$trained loss" ;; *) ckstages=$trained ;; esac
+S=$(resume_step "$RUN/ckpt" $ckstages)
+if [ "$S" -eq 0 ]; then
+    for n in $trained; do cp "$RUN/init/$n.safetensors" "$RUN/$n.safetensors"; done
+    rm -f "$RUN/log.tsv" "$RUN"/*.state.safetensors "$RUN"/*.ema.safetensors "$RUN/disc.safetensors"
+else
+    echo "$(basename "$RUN"): resuming at step $S of $STEPS"
+fi
+
+# FIFO k carries the gradient of trained stage k's output (k = 1..)
+ntr=$(echo $trained | wc -w)
+k=0
+for n in $trained; do k=$((k + 1)); fifos "$RUN" "g$k"; done
+cmd="tz feed -b $BATCH --steps $STEPS --start-step $S --seed $SEED $FEED"
+k=0
+for s in $CHAIN; do
+    tool=$(echo "$s" | cut -d: -f1) name=$(echo "$s" | cut -d: -f2)
+    case "$s" in
+    *:frozen) cmd="$cmd | $tool -w $RUN/init/$name.safetensors -j $THREADS" ;;
+    *)  k=$((k + 1))
+        gout=; [ $k -gt 1 ] && gout="--grad-out $RUN/g$((k - 1))"
+        cmd="$cmd | $tool -w $RUN/$name.safetensors -s $RUN/$name.state.safetensors --ema $RUN/$name.ema.safetensors \
+            --train -j $THREADS --ckpt-dir $RUN/ckpt/$name --ckpt-every $CKPT_EVERY --start-step $S $OPT \
+            --grad-in $RUN/g$k $gout" ;;
+    esac
+done
+cmd="$cmd | loss $LOSS --log $RUN/log.tsv --start-step $S --steps $STEPS --progress -j $THREADS \
+    --disc $RUN/disc.safetensors --disc-state $RUN/disc.state.safetensors \
+    --ckpt-dir $RUN/ckpt/loss --ckpt-every $CKPT_EVERY $OPT > $RUN/g$ntr"
+t0=$(date +%s)
+eval "$cmd"
+t1=$(date +%s)
+k=0
+for n in $trained; do k=$((k + 1)); rm -f "$RUN/g$k"; done
+echo "$((t1 - t0))" > "$RUN/train-seconds"
+plot_log "$RUN/log.tsv" "$RUN/loss.png" "${TITLE:-$(basename "$RUN")}"

@@ -128,4 +128,7 @@ install: all
 clean:
 	rm -rf build build-san bin
 
--include pipelines/*.mk
+# pipelines, in the order their variables build on each other
+include pipelines/config.mk pipelines/data.mk pipelines/percep.mk pipelines/vqgan.mk pipelines/titok.mk \
+        pipelines/maskgit.mk
+-include $(filter-out $(addprefix pipelines/,config.mk data.mk percep.mk vqgan.mk titok.mk maskgit.mk),$(wildcard pipelines/*.mk))

@@ -267,7 +267,9 @@ static void train_meta(struct st *m, const struct perc_train_cfg *c, int C, int 
     st_meta_set(m, "cfg", c->cfg);
     st_meta_set_long(m, "in_channels", C);
     st_meta_set_long(m, "num_classes", ncls);
-    st_meta_set_double(m, "slope", c->slope);
+    char v[32];
+    snprintf(v, sizeof v, "%g", c->slope); /* "0.1", not the float's 17 digits */
+    st_meta_set(m, "slope", v);
 }
 
 static struct optim *train_optim(const struct perc_train_cfg *c, int steps)

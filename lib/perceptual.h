@@ -38,7 +38,10 @@
  *                   sees [-1,1]). Metadata: cfg, in_channels, num_classes,
  *                   slope. Tensors as lpips-vgg16, plus classifier.{weight,
  *                   bias} (the training head; the loss does not use it) and
- *                   scaling_layer.{shift,scale} [1,in_channels,1,1].
+ *                   scaling_layer.{shift,scale} [1,in_channels,1,1]. Trained
+ *                   by build/bench/perc_train for 1200 steps it reaches 88.6%
+ *                   test accuracy and sharpens L2 reconstructions (figures
+ *                   and commands: bench/perceptual.md).
  *
  * The loss is the mean over the batch of the per-image distance (LPIPS), or
  * the mean over the batch and classes of the squared logit difference

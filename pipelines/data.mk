@@ -82,5 +82,11 @@ data/emoji.tz: $(EMOJI_TGZ) data/emoji-labels.tsv pipelines/data.mk | $(IMG2PATC
 	    --label-map data/emoji-labels.tsv --channels 3 --background 255,255,255 \
 	    --size 32 --resize --resize-mode area --shuffle --seed 0 $< -o $@
 
+# the subsets QUICK runs use (pipelines/config.mk); records of 256 images
+data/$(DATA)-quick-train.tz: $(DATA_TRAIN_FULL) | $(BINDIR)/tz
+	$(BINDIR)/tz head --samples 2048 $< -o $@
+data/$(DATA)-quick-test.tz: $(DATA_TEST_FULL) | $(BINDIR)/tz
+	$(BINDIR)/tz head --samples 512 $< -o $@
+
 data-clean:
 	rm -f data/fmnist-train.tz data/fmnist-test.tz data/emoji.tz data/emoji-labels.tsv

@@ -5,6 +5,7 @@
 #                                  checkpoint of (0 if none)
 #   fifos DIR NAME...              fresh FIFOs DIR/NAME
 #   init_once FILE TOOL ARGS...    TOOL --init -w FILE ARGS unless FILE exists
+#   samples_of STREAM              the number of samples in a stream
 #   plot_log LOG PNG TITLE         loss curves (gnuplot) if gnuplot is there
 set -eu
 
@@ -16,6 +17,11 @@ resume_step() {
         if [ -n "$all" ]; then echo "$step" | sed 's/^0*\([0-9]\)/\1/'; return; fi
     done
     echo 0
+}
+
+# samples in a stream (tz info's first line: "NAME: R records, S samples")
+samples_of() {
+    tz info "$1" | sed -n '1s/.* records, \([0-9]*\) samples.*/\1/p'
 }
 
 fifos() {

@@ -9,16 +9,17 @@
 #   make tokens-1d      the data set through the stage-1 encoder and quantizer:
 #                       32 ids per image with labels (MaskGIT's training set)
 # Each evaluates on the test set (eval.tsv; recon.png for stage 2).
-TITOK1_STEPS ?= $(if $(QUICK),20,1000)
-TITOK2_STEPS ?= $(if $(QUICK),20,600)
-TITOK_CKPT   ?= $(if $(QUICK),10,200)
+TITOK1_STEPS ?= $(if $(QUICK),20,500)
+TITOK2_STEPS ?= $(if $(QUICK),20,300)
+TITOK_CKPT   ?= $(if $(QUICK),10,100)
 TITOK_BATCH  ?= 32
 TITOK1_LR    ?= 5e-4
 TITOK2_LR    ?= 2e-4
-TITOK1_RUN   := runs/titok1-$(DATA)$(if $(QUICK),-quick)
-TITOK2_RUN   := runs/titok2-$(DATA)$(if $(QUICK),-quick)
+TITOK1_RUN   := runs/titok1-$(RUN_SUFFIX)
+TITOK2_RUN   := runs/titok2-$(RUN_SUFFIX)
 TITOK1_LOSS  ?= ce
-TITOK2_LOSS  ?= mse gan:0.1
+# upstream stage 2: L2 1.0, perceptual 0.1, GAN 0.01
+TITOK2_LOSS  ?= mse perceptual:0.1 gan:0.01
 TITOK_ENV = TEACHER=$(VQGAN_RUN) DATA_TRAIN=$(VQGAN_TRAIN) DATA_TEST=$(VQGAN_TEST) CHANNELS=$(VQGAN_CH) \
 	BATCH=$(TITOK_BATCH) CKPT_EVERY=$(TITOK_CKPT) SEED=11 THREADS=$(THREADS) \
 	BIN=$(abspath $(BINDIR)) PYTHON=$(PYTHON)
@@ -32,9 +33,10 @@ $(TITOK1_RUN)/done: $(VQGAN_RUN)/tokens-train.tz $(VQGAN_RUN)/tokens-test.tz pip
 	WARMUP=$$(($(TITOK1_STEPS) / 20)) LOSSES="$(TITOK1_LOSS)" sh pipelines/titok.sh
 	touch $@
 
-$(TITOK2_RUN)/done: $(TITOK1_RUN)/done $(VQGAN_RUN)/done pipelines/titok.sh pipelines/train.sh | all
+$(TITOK2_RUN)/done: $(TITOK1_RUN)/done $(VQGAN_RUN)/done $(PERCEP) pipelines/titok.sh pipelines/train.sh | all
 	$(TITOK_ENV) STAGE=2 RUN=$(TITOK2_RUN) S1=$(TITOK1_RUN) STEPS=$(TITOK2_STEPS) LR=$(TITOK2_LR) \
-	WARMUP=$$(($(TITOK2_STEPS) / 20)) LOSSES="$(TITOK2_LOSS)" GAN_START=$$(($(TITOK2_STEPS) / 2)) \
+	WARMUP=$$(($(TITOK2_STEPS) / 20)) LOSSES="$(TITOK2_LOSS) --perceptual $(PERCEP)" \
+	GAN_START=$$(($(TITOK2_STEPS) * 3 / 4)) \
 	sh pipelines/titok.sh
 	touch $@
 

@@ -20,7 +20,10 @@ if [ "$STAGE" = 1 ]; then
     RUN=$RUN FEED="--rename ids=target $RUN/train.tz" CHAIN="encode:encode vq:vq decode:decode" \
         LOSS="$LOSSES" OPT="$OPT" TITLE="TiTok stage 1 ($(basename "$RUN"))" sh "$(dirname "$0")/train.sh"
     # held-out proxy-code accuracy and loss
-    tz merge "$DATA_TEST" "$TEACHER/tokens-test.tz" | tz feed -b 250 --steps 40 --no-shuffle --rename ids=target |
+    # every test image once: batches of 256, the last one short
+    tz merge "$DATA_TEST" "$TEACHER/tokens-test.tz" |
+        tz feed -b 256 --steps $(( ($(samples_of "$DATA_TEST") + 255) / 256 )) --no-shuffle --rename ids=target |
+        tz head --samples "$(samples_of "$DATA_TEST")" |
         encode -w "$RUN/encode.ema.safetensors" -j "$THREADS" | vq -w "$RUN/vq.ema.safetensors" -j "$THREADS" |
         decode -w "$RUN/decode.ema.safetensors" -j "$THREADS" | loss ce --eval > "$RUN/eval.tsv"
 else

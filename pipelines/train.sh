@@ -6,6 +6,7 @@
 #   RUN         run directory: RUN/NAME.safetensors (+ .state, .ema), RUN/ckpt/,
 #               RUN/log.tsv, RUN/loss.png
 #   FEED        arguments of `tz feed` after -b/--steps/--seed (inputs, --rename ...)
+#   PREFILTER   a command between the feed and the stages (optional; e.g. mask --train)
 #   CHAIN       the stages in order, "TOOL:NAME" (trained) or "TOOL:NAME:frozen"
 #               (forward only; frozen stages must come first). RUN/init/NAME.safetensors
 #               must exist: the weights a fresh run starts from.
@@ -39,6 +40,7 @@ ntr=$(echo $trained | wc -w)
 k=0
 for n in $trained; do k=$((k + 1)); fifos "$RUN" "g$k"; done
 cmd="tz feed -b $BATCH --steps $STEPS --start-step $S --seed $SEED $FEED"
+[ -z "${PREFILTER:-}" ] || cmd="$cmd | $PREFILTER"
 k=0
 for s in $CHAIN; do
     tool=$(echo "$s" | cut -d: -f1) name=$(echo "$s" | cut -d: -f2)

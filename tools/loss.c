@@ -317,7 +317,8 @@ int main(int argc, char **argv)
     struct logf lg = {0};
     struct progress p;
     progress_init(&p, "steps", c.steps > 0 ? c.steps : -1, c.progress);
-    double sums[OBJ_MAX_TERMS + 1] = {0};
+    double sums[OBJ_MAX_TERMS + 1] = {0}, acc_sum = 0;
+    long acc_n = 0;
     long n = 0;
     struct st *rec;
     int rc;
@@ -353,6 +354,7 @@ int main(int argc, char **argv)
         log_row(&lg, &c, rec, step);
         for (int k = 0; k < c.obj.n; k++) sums[k] += c.obj.t[k].value;
         sums[OBJ_MAX_TERMS] += c.obj.total;
+        if (!isnan(c.obj.acc)) acc_sum += c.obj.acc, acc_n++;
         if (w && tz_writer_put(w, g) != 0) die_err();
         st_free(g);
         st_free(rec);
@@ -375,7 +377,9 @@ int main(int argc, char **argv)
     if (c.eval) {
         for (int k = 0; k < c.obj.n; k++)
             printf("%s\t%.10g\n", objective_term_name(&c.obj, k), n ? sums[k] / n : NAN);
-        printf("total\t%.10g\nrecords\t%ld\n", n ? sums[OBJ_MAX_TERMS] / n : NAN, n);
+        printf("total\t%.10g\n", n ? sums[OBJ_MAX_TERMS] / n : NAN);
+        if (acc_n) printf("acc\t%.10g\n", acc_sum / acc_n);
+        printf("records\t%ld\n", n);
     }
     tz_reader_close(r);
     if (tr) tz_reader_close(tr);

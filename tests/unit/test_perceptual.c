@@ -16,8 +16,6 @@
 #include "perceptual.h"
 #include "tz.h"
 
-static char tmpdir[] = "/tmp/test_perceptual.XXXXXX";
-
 static const char *tmp_path(const char *name)
 {
     static char buf[4][256];
@@ -629,20 +627,6 @@ static void test_train(void **state)
     assert_int_equal(perceptual_accuracy(out, tmp_path("absent.tz"), &acc, &n), -1);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -661,5 +645,5 @@ int main(void)
         cmocka_unit_test(test_deterministic_chunks),
         cmocka_unit_test(test_train),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -1,0 +1,27 @@
+# config.mk - what every pipeline shares (included first).
+#   DATA=fmnist|emoji   the data set; QUICK=1 a few steps of everything (CI)
+DATA        ?= fmnist
+QUICK       ?=
+ifeq ($(DATA),emoji)
+DATA_TRAIN  := data/emoji.tz
+DATA_TEST   := data/emoji.tz
+DATA_CH     := 3
+DATA_CLASSES := 9
+else
+DATA_TRAIN  := data/fmnist-train.tz
+DATA_TEST   := data/fmnist-test.tz
+DATA_CH     := 1
+DATA_CLASSES := 10
+endif
+# QUICK runs use the first 2048 training and 512 test images
+DATA_TRAIN_FULL := $(DATA_TRAIN)
+DATA_TEST_FULL  := $(DATA_TEST)
+ifneq ($(QUICK),)
+DATA_TRAIN  := data/$(DATA)-quick-train.tz
+DATA_TEST   := data/$(DATA)-quick-test.tz
+endif
+RUN_SUFFIX  := $(DATA)$(if $(QUICK),-quick)
+THREADS     ?= $(shell nproc)
+# the stages of a pipeline take turns: spinning OpenMP threads would only
+# steal the cores of the stage that works (ARCHITECTURE.md, OpenMP waiting)
+export OMP_WAIT_POLICY = passive

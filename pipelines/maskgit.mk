@@ -1,0 +1,59 @@
+# maskgit.mk - the generator, and sampling from it.
+#
+#   make maskgit [TOKENS=1d|2d]   train maskgit-tiny on TiTok's 32 tokens (1d,
+#                                 default) or the VQGAN's 8x8 tokens (2d);
+#                                 runs/maskgit-$(TOKENS)-$(DATA)/
+#   make sample [CLASS=c] [N=n] [STEPS=8] [GUIDANCE=g] [TOKENS=...]
+#                                 iterative decoding (transformer | mask --sample,
+#                                 STEPS times) from all-masked tokens of class c
+#                                 (every class in turn without CLASS, the null
+#                                 class with CLASS=null), then the tokenizer's
+#                                 decoder: runs/.../samples.png and samples/*.png
+TOKENS        ?= 1d
+MASKGIT_STEPS ?= $(if $(QUICK),20,1000)
+MASKGIT_CKPT  ?= $(if $(QUICK),10,250)
+MASKGIT_BATCH ?= 64
+MASKGIT_LR    ?= 5e-4
+MASKGIT_RUN   := runs/maskgit-$(TOKENS)-$(RUN_SUFFIX)
+ifeq ($(TOKENS),2d)
+MASKGIT_TOK   := $(VQGAN_RUN)
+MASKGIT_K     := 64
+# sampled ids -> pixels: the teacher's codebook and decoder
+SAMPLE_DECODE  = $(BINDIR)/vq -w $(VQGAN_RUN)/vq.ema.safetensors | $(BINDIR)/decode -w $(VQGAN_RUN)/decode.ema.safetensors
+SAMPLE_INIT    = --grid 8
+else
+MASKGIT_TOK   := $(TITOK1_RUN)
+MASKGIT_K     := 32
+SAMPLE_DECODE  = $(BINDIR)/vq -w $(TITOK1_RUN)/vq.ema.safetensors | $(BINDIR)/decode -w $(TITOK2_RUN)/decode.ema.safetensors
+SAMPLE_INIT    = --tokens 32
+endif
+N        ?= $(if $(QUICK),10,50)
+STEPS    ?= 8
+GUIDANCE ?= 2
+CLASS    ?=
+SAMPLE_CLASS = $(if $(CLASS),$(if $(filter null,$(CLASS)),--null,--class $(CLASS)),--classes $(DATA_CLASSES))
+SAMPLE_DIR   = $(MASKGIT_RUN)/sample-$(if $(CLASS),$(CLASS),all)-s$(STEPS)-g$(GUIDANCE)
+
+.PHONY: maskgit sample
+maskgit: $(MASKGIT_RUN)/done
+
+$(MASKGIT_RUN)/done: $(MASKGIT_TOK)/tokens-train.tz $(MASKGIT_TOK)/tokens-test.tz pipelines/maskgit.sh pipelines/train.sh | all
+	RUN=$(MASKGIT_RUN) TOKENS_TRAIN=$(MASKGIT_TOK)/tokens-train.tz TOKENS_TEST=$(MASKGIT_TOK)/tokens-test.tz \
+	K=$(MASKGIT_K) CLASSES=$(DATA_CLASSES) STEPS=$(MASKGIT_STEPS) BATCH=$(MASKGIT_BATCH) LR=$(MASKGIT_LR) \
+	WARMUP=$$(($(MASKGIT_STEPS) / 20)) CKPT_EVERY=$(MASKGIT_CKPT) SEED=21 THREADS=$(THREADS) \
+	BIN=$(abspath $(BINDIR)) sh pipelines/maskgit.sh
+	touch $@
+
+sample: $(SAMPLE_DIR)/samples.png
+
+$(SAMPLE_DIR)/samples.png: $(MASKGIT_RUN)/done $(if $(filter 2d,$(TOKENS)),,$(TITOK2_RUN)/done)
+	@mkdir -p $(SAMPLE_DIR)
+	$(BINDIR)/mask --init-sample $(SAMPLE_INIT) --vocab 1024 -n $(N) $(SAMPLE_CLASS) --steps $(STEPS) \
+	    --guidance $(GUIDANCE) -o $(SAMPLE_DIR)/ids-0.tz
+	@t=0; while [ $$t -lt $(STEPS) ]; do \
+	    $(BINDIR)/transformer -w $(MASKGIT_RUN)/transformer.ema.safetensors < $(SAMPLE_DIR)/ids-$$t.tz | \
+	    $(BINDIR)/mask --sample --seed 7 -o $(SAMPLE_DIR)/ids-$$((t + 1)).tz || exit 1; \
+	    rm -f $(SAMPLE_DIR)/ids-$$t.tz; t=$$((t + 1)); done
+	< $(SAMPLE_DIR)/ids-$(STEPS).tz $(SAMPLE_DECODE) > $(SAMPLE_DIR)/samples.tz
+	$(BINDIR)/patch2img -f recon -d $(SAMPLE_DIR)/png < $(SAMPLE_DIR)/samples.tz
+	$(BINDIR)/patch2img -f recon --grid $@ --cols $(if $(CLASS),10,$(DATA_CLASSES)) < $(SAMPLE_DIR)/samples.tz

@@ -251,29 +251,10 @@ static struct tz_reader *open_in(const char *path)
     return r;
 }
 
-struct out {
-    struct io_out io;
-    struct tz_writer *w;
-};
-
-static void open_out(struct out *o, const char *path, int level)
+static void open_out(struct tz_out *o, const char *path, int level)
 {
     if (!path && isatty(STDOUT_FILENO)) die_usage("refusing to write a stream to a terminal (use -o)");
-    if (io_out_open(&o->io, path) != 0) die_err();
-    struct stat sb;
-    int seekable = fstat(o->io.fd, &sb) == 0 && S_ISREG(sb.st_mode);
-    o->w = tz_writer_open(o->io.fd, io_out_name(&o->io), level, seekable);
-}
-
-static void put_out(struct out *o, const struct st *rec)
-{
-    if (tz_writer_put(o->w, rec) != 0) die_err();
-}
-
-static void close_out(struct out *o)
-{
-    if (tz_writer_close(o->w) != 0) die_err();
-    if (io_out_commit(&o->io) != 0) die_err();
+    if (tz_out_open(o, path, level) != 0) die_err();
 }
 
 /* Read the next record; die naming the stream on an error. */
@@ -300,7 +281,7 @@ static int do_forward(const struct stage_tool *t, const struct opts *o)
     struct module m;
     load_module(t, &m, o->weights);
     struct tz_reader *r = open_in(o->in);
-    struct out out;
+    struct tz_out out;
     open_out(&out, o->out, o->level);
     struct progress p;
     progress_init(&p, "records", tz_reader_count(r), o->progress);
@@ -309,12 +290,12 @@ static int do_forward(const struct stage_tool *t, const struct opts *o)
         if (m.ops->forward(&m, rec, o->training) != 0)
             die("%s: record %ld: %s", tz_reader_name(r), tz_reader_index(r) - 1, tp_err());
         if (m.ops->annotate) m.ops->annotate(&m, rec);
-        put_out(&out, rec);
+        if (tz_out_put(&out, rec) != 0) die_err();
         st_free(rec);
         progress_step(&p, 1);
     }
     progress_end(&p);
-    close_out(&out);
+    if (tz_out_close(&out) != 0) die_err();
     tz_reader_close(r);
     module_free(&m);
     return 0;
@@ -326,7 +307,7 @@ static int do_backward(const struct stage_tool *t, const struct opts *o)
     load_module(t, &m, o->weights);
     struct tz_reader *in = open_in(o->backward_in);
     struct tz_reader *gr = open_in(o->in);
-    struct out out;
+    struct tz_out out;
     open_out(&out, o->out, o->level);
     struct st *rec, *grad;
     long n = 0;
@@ -339,14 +320,14 @@ static int do_backward(const struct stage_tool *t, const struct opts *o)
         copy_step_meta(ig, rec);
         if (m.ops->backward(&m, grad, ig) != 0)
             die("%s: record %ld: %s", tz_reader_name(gr), n, tp_err());
-        put_out(&out, ig);
+        if (tz_out_put(&out, ig) != 0) die_err();
         st_free(ig);
         st_free(rec);
         st_free(grad);
         n++;
     }
     if (next(gr, &grad) == 1) die("%s: more records than %s", tz_reader_name(gr), tz_reader_name(in));
-    close_out(&out);
+    if (tz_out_close(&out) != 0) die_err();
     if (o->grad_file) {
         struct st *g = st_new();
         params_view(&m.params, g, 1);
@@ -495,7 +476,7 @@ static int do_train(const struct stage_tool *t, const struct opts *o)
     struct tz_reader *gin = tz_reader_open(gin_fd, o->grad_in);
     struct tz_writer *gout = gout_fd >= 0 ? tz_writer_open(gout_fd, o->grad_out, 1, 0) : NULL;
     struct tz_reader *in = open_in(o->in);
-    struct out out;
+    struct tz_out out;
     open_out(&out, o->out, o->level);
     struct progress p;
     progress_init(&p, "steps", -1, o->progress);
@@ -508,7 +489,7 @@ static int do_train(const struct stage_tool *t, const struct opts *o)
             die("%s: record %ld: %s", tz_reader_name(in), tz_reader_index(in) - 1, tp_err());
         if (m.ops->annotate) m.ops->annotate(&m, rec);
         st_meta_set_double(rec, lrkey, optim_lr(&o->ocfg, step));
-        put_out(&out, rec);
+        if (tz_out_put(&out, rec) != 0) die_err();
         if (next(gin, &grad) != 1)
             die("%s: gradient stream ended at step %ld", o->grad_in, step);
         struct st *ig = st_new();
@@ -526,7 +507,7 @@ static int do_train(const struct stage_tool *t, const struct opts *o)
         progress_step(&p, 1);
     }
     progress_end(&p);
-    close_out(&out);
+    if (tz_out_close(&out) != 0) die_err();
     if (gout && tz_writer_close(gout) != 0) die_err();
     if (gout_fd >= 0) close(gout_fd);
     tz_reader_close(gin);

@@ -406,3 +406,31 @@ void tz_writer_abort(struct tz_writer *w)
 uint64_t tz_writer_bytes_in(const struct tz_writer *w) { return w->bytes_in; }
 uint64_t tz_writer_bytes_out(const struct tz_writer *w) { return w->bytes_out; }
 long tz_writer_count(const struct tz_writer *w) { return w->count; }
+
+/* ---- output streams --------------------------------------------------------- */
+
+int tz_out_open(struct tz_out *o, const char *path, int level)
+{
+    if (io_out_open(&o->io, path) != 0) return -1;
+    struct stat sb;
+    int seekable = fstat(o->io.fd, &sb) == 0 && S_ISREG(sb.st_mode);
+    o->w = tz_writer_open(o->io.fd, io_out_name(&o->io), level, seekable);
+    return 0;
+}
+
+int tz_out_put(struct tz_out *o, const struct st *rec) { return tz_writer_put(o->w, rec); }
+
+int tz_out_close(struct tz_out *o)
+{
+    if (tz_writer_close(o->w) != 0) {
+        io_out_abort(&o->io);
+        return -1;
+    }
+    return io_out_commit(&o->io);
+}
+
+void tz_out_abort(struct tz_out *o)
+{
+    tz_writer_abort(o->w);
+    io_out_abort(&o->io);
+}

@@ -68,4 +68,19 @@ uint64_t tz_writer_bytes_in(const struct tz_writer *w);
 uint64_t tz_writer_bytes_out(const struct tz_writer *w);
 long tz_writer_count(const struct tz_writer *w);
 
+/* An output stream as tools write it: stdout, or a file written atomically
+ * (io.h: a temporary renamed into place on close) with a seek table. */
+#include "io.h"
+struct tz_out {
+    struct io_out io;
+    struct tz_writer *w;
+};
+/* path NULL or "-": stdout. The caller refuses a terminal first. */
+int tz_out_open(struct tz_out *o, const char *path, int level);
+int tz_out_put(struct tz_out *o, const struct st *rec);
+/* Seek table, then the file appears under its name. */
+int tz_out_close(struct tz_out *o);
+/* Nothing appears. */
+void tz_out_abort(struct tz_out *o);
+
 #endif

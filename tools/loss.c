@@ -307,12 +307,10 @@ int main(int argc, char **argv)
     if (!r) die_err();
     struct tz_reader *tr = NULL;
     if (c.target_file && !(tr = tz_reader_open_path(c.target_file))) die_err();
-    struct io_out out;
-    struct tz_writer *w = NULL;
+    struct tz_out out = {0};
     if (!c.eval) {
         if (!c.out && isatty(STDOUT_FILENO)) die_usage("refusing to write a stream to a terminal (use -o)");
-        if (io_out_open(&out, c.out) != 0) die_err();
-        w = tz_writer_open(out.fd, io_out_name(&out), c.level, 0);
+        if (tz_out_open(&out, c.out, c.level) != 0) die_err();
     }
     struct logf lg = {0};
     struct progress p;
@@ -355,7 +353,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < c.obj.n; k++) sums[k] += c.obj.t[k].value;
         sums[OBJ_MAX_TERMS] += c.obj.total;
         if (!isnan(c.obj.acc)) acc_sum += c.obj.acc, acc_n++;
-        if (w && tz_writer_put(w, g) != 0) die_err();
+        if (out.w && tz_out_put(&out, g) != 0) die_err();
         st_free(g);
         st_free(rec);
         n++;
@@ -370,10 +368,7 @@ int main(int argc, char **argv)
         gan_free(c.obj.gan);
     }
     if (c.obj.perc) perceptual_free(c.obj.perc);
-    if (w) {
-        if (tz_writer_close(w) != 0) die_err();
-        if (io_out_commit(&out) != 0) die_err();
-    }
+    if (out.w && tz_out_close(&out) != 0) die_err();
     if (c.eval) {
         for (int k = 0; k < c.obj.n; k++)
             printf("%s\t%.10g\n", objective_term_name(&c.obj, k), n ? sums[k] / n : NAN);

@@ -412,32 +412,23 @@ static int do_region(const struct cmdline *c, struct st *rec)
 
 /* ---- main ---------------------------------------------------------------------- */
 
-struct out {
-    struct io_out io;
-    struct tz_writer *w;
-};
-
-static void out_open(struct out *o, const struct cmdline *c)
+static void out_open(struct tz_out *o, const struct cmdline *c)
 {
     if (!c->out && isatty(STDOUT_FILENO)) die_usage("refusing to write a stream to a terminal (use -o)");
-    if (io_out_open(&o->io, c->out) != 0) die_err();
-    struct stat sb;
-    int seekable = fstat(o->io.fd, &sb) == 0 && S_ISREG(sb.st_mode);
-    o->w = tz_writer_open(o->io.fd, io_out_name(&o->io), c->level, seekable);
+    if (tz_out_open(o, c->out, c->level) != 0) die_err();
 }
 
-static void out_put(struct out *o, const struct st *rec)
+static void out_put(struct tz_out *o, const struct st *rec)
 {
-    if (tz_writer_put(o->w, rec) != 0) die_err();
+    if (tz_out_put(o, rec) != 0) die_err();
 }
 
-static void out_close(struct out *o)
+static void out_close(struct tz_out *o)
 {
-    if (tz_writer_close(o->w) != 0) die_err();
-    if (io_out_commit(&o->io) != 0) die_err();
+    if (tz_out_close(o) != 0) die_err();
 }
 
-static void init_sample(const struct cmdline *c, struct out *o)
+static void init_sample(const struct cmdline *c, struct tz_out *o)
 {
     int64_t B = c->batch > 0 ? c->batch : c->n, K = c->tokens > 0 ? c->tokens : c->grid * c->grid;
     for (int64_t first = 0, r = 0; first < c->n; first += B, r++) {
@@ -463,7 +454,7 @@ int main(int argc, char **argv)
     struct cmdline c;
     parse(&c, argc, argv);
     tp_threads_set(c.threads);
-    struct out o;
+    struct tz_out o;
     if (c.mode == M_INIT) {
         out_open(&o, &c);
         init_sample(&c, &o);

@@ -507,6 +507,8 @@ static int do_train(const struct stage_tool *t, const struct opts *o)
         progress_step(&p, 1);
     }
     progress_end(&p);
+    /* the last step is a checkpoint too, so a finished run resumes to nothing */
+    if (o->ckpt_every && step > step0 && step % o->ckpt_every != 0) checkpoint(o, &m, state, ema, step);
     if (tz_out_close(&out) != 0) die_err();
     if (gout && tz_writer_close(gout) != 0) die_err();
     if (gout_fd >= 0) close(gout_fd);

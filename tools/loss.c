@@ -314,10 +314,10 @@ int main(int argc, char **argv)
     }
     struct logf lg = {0};
     struct progress p;
-    progress_init(&p, "steps", c.steps > 0 ? c.steps : -1, c.progress);
+    progress_init(&p, "steps", c.steps > c.start_step ? c.steps - c.start_step : -1, c.progress);
     double sums[OBJ_MAX_TERMS + 1] = {0}, acc_sum = 0;
     long acc_n = 0;
-    long n = 0;
+    long n = 0, last_step = -1;
     struct st *rec;
     int rc;
     while ((rc = tz_reader_next(r, &rec)) == 1) {
@@ -362,6 +362,9 @@ int main(int argc, char **argv)
     }
     if (rc < 0) die_err();
     progress_end(&p);
+    /* the last step is a checkpoint too, as the stages' */
+    if (c.obj.gan && c.ckpt_every && n > 0 && last_step + 1 > c.start_step && (last_step + 1) % c.ckpt_every != 0)
+        critic_checkpoint(&c, last_step + 1);
     log_close(&lg, c.log);
     if (c.obj.gan) {
         if (gan_save(c.obj.gan, c.disc, c.disc_state) != 0) die_err();

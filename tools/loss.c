@@ -332,6 +332,7 @@ int main(int argc, char **argv)
         long step = n;
         const char *sv = st_meta_get(rec, "step");
         if (sv) step = strtol(sv, NULL, 10);
+        last_step = step;
         if (c.gan.g_weight > 0 && !c.obj.gan) {
             struct st_tensor *img = st_find(rec, c.obj.target ? c.obj.target : "image");
             critic_open(&c, img && img->ndim == 4 ? (int)img->shape[1] : 3);

@@ -82,4 +82,18 @@ eq "critic: resumed == uninterrupted" "$(cmp kill_disc.st stream_disc.st && echo
 for m in encode vq decode; do
     eq "$m weights: resumed == uninterrupted" "$(cmp kill_$m.st stream_$m.st && echo same)" same
 done
+# the last step is checkpointed even off the --ckpt-every grid, so a finished
+# run resumes to nothing
+for m in encode vq decode loss; do rm -rf ck_$m; mkdir -p ck_$m; done
+stream_ck3() {
+    rm -f g_recon g_quant g_latent; mkfifo g_recon g_quant g_latent
+    encode -w kill_encode.st --train --grad-in g_latent -j 2 $OPT --ckpt-dir ck_encode --ckpt-every 3 |
+    vq -w kill_vq.st --train --grad-in g_quant --grad-out g_latent -j 2 $OPT --ckpt-dir ck_vq --ckpt-every 3 |
+    decode -w kill_decode.st --train --grad-in g_recon --grad-out g_quant -j 2 $OPT --ckpt-dir ck_decode --ckpt-every 3 |
+    loss mse $GAN --disc k3_disc.st --disc-state k3_disc.state --ckpt-dir ck_loss --ckpt-every 3 > g_recon
+}
+stream_ck3 < data.tz
+for m in encode vq decode loss; do
+    eq "$m: checkpoints of steps 3 and 4 (the last)" "$(ls ck_$m | grep -c 'done$')" 2
+done
 done_tests

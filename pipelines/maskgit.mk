@@ -10,8 +10,8 @@
 #                                 class with CLASS=null), then the tokenizer's
 #                                 decoder: runs/.../samples.png and samples/*.png
 TOKENS        ?= 1d
-MASKGIT_STEPS ?= $(if $(QUICK),20,1000)
-MASKGIT_CKPT  ?= $(if $(QUICK),10,250)
+MASKGIT_STEPS ?= $(if $(QUICK),20,500)
+MASKGIT_CKPT  ?= $(if $(QUICK),10,100)
 MASKGIT_BATCH ?= 64
 MASKGIT_LR    ?= 5e-4
 MASKGIT_RUN   := runs/maskgit-$(TOKENS)-$(RUN_SUFFIX)

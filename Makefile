@@ -48,6 +48,8 @@ LIB       := $(BUILD)/libtokpipe.a
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TOOLS     := $(TOOL_SRC:tools/%.c=$(BINDIR)/%)
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH     := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_TESTS := $(filter-out tests/tools/lib.sh,$(sort $(wildcard tests/tools/*.sh)))
 REF_PY    := $(sort $(wildcard tests/reference/ref_*.py))
@@ -78,7 +80,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
--include $(LIB_OBJ:.o=.d) $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%.d) $(TEST_SRC:%.c=$(BUILD)/%.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%.d) $(TEST_SRC:%.c=$(BUILD)/%.d) \
+         $(BENCH_SRC:%.c=$(BUILD)/%.d)
 
 deps:
 	@sh tests/deps.sh
@@ -108,9 +111,6 @@ test: deps
 
 # Fuzzing in `make test` is brief; `make fuzz FUZZ_SECONDS=600` goes longer.
 TEST_FUZZ_SECONDS ?= 10
-
-BENCH_SRC := $(sort $(wildcard bench/*.c))
-BENCH     := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(@D)

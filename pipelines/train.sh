@@ -61,5 +61,8 @@ eval "$cmd"
 t1=$(date +%s)
 k=0
 for n in $trained; do k=$((k + 1)); rm -f "$RUN/g$k"; done
-echo "$((t1 - t0))" > "$RUN/train-seconds"
+# wall time of the training, added up over resumed runs
+prev=0
+[ "$S" -gt 0 ] && [ -f "$RUN/train-seconds" ] && prev=$(cat "$RUN/train-seconds")
+echo "$((prev + t1 - t0))" > "$RUN/train-seconds"
 plot_log "$RUN/log.tsv" "$RUN/loss.png" "${TITLE:-$(basename "$RUN")}"

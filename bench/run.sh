@@ -59,6 +59,23 @@ if [ -f data/fmnist-test.tz ]; then
 else
     echo "No data: run \`make data\` first for the stream, img2patch and training figures."
 fi
+echo
+echo "## Training runs (the demo-sized pipelines, issues 4-6)"
+echo
+found=
+for e in runs/*/eval.tsv; do
+    [ -f "$e" ] || continue
+    d=$(dirname "$e")
+    case "$d" in *-quick) continue ;; esac
+    found=1
+    steps=$(tail -1 "$d/log.tsv" 2>/dev/null | cut -f1)
+    echo "- \`$d\`: $((${steps:-0} + 1)) steps in $(cat "$d/train-seconds" 2>/dev/null || echo ?) s; held-out: $(tr '\t\n' '= ' < "$e")"
+done
+[ -n "$found" ] || echo "No finished runs: \`make demo\` makes them."
+echo
+echo "Test figures are on the held-out set (Fashion-MNIST test, 10,000 images) with EMA"
+echo "weights; PSNR/SSIM of reconstructions clamped to [0,1]; acc is proxy-code accuracy"
+echo "(TiTok stage 1) or masked-token accuracy (MaskGIT)."
 } > "$out"
 mv "$out" bench/results.md
 echo "bench: wrote bench/results.md"

@@ -1,12 +1,12 @@
 /* stage.c - the trainable-tool driver: init, forward, step-mode backward,
  * stream-mode training (see stage.h). */
 #include "stage.h"
+#include "ckpt.h"
 #include "cli.h"
 #include "io.h"
 #include "optim_cli.h"
 #include "tz.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -343,28 +343,6 @@ static int do_backward(const struct stage_tool *t, const struct opts *o)
 
 /* ---- stream mode ---------------------------------------------------------------- */
 
-static void ckpt_path(char *buf, size_t n, const char *dir, long step, const char *what)
-{
-    snprintf(buf, n, "%s/step-%08ld.%s", dir, step, what);
-}
-
-/* Keep the two newest generations of DIR. */
-static void ckpt_prune(const char *dir, long newest, long every)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char path[4096];
-    while ((e = readdir(d))) {
-        long s;
-        if (sscanf(e->d_name, "step-%ld.", &s) == 1 && s < newest - every) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    }
-    closedir(d);
-}
-
 static void save_st_or_die(const struct st *s, const char *path)
 {
     if (st_save(s, path) != 0) die_err();
@@ -385,11 +363,7 @@ static void checkpoint(const struct opts *o, struct module *m, struct st *state,
         ckpt_path(path, sizeof path, o->ckpt_dir, step, "ema.safetensors");
         save_st_or_die(ema, path);
     }
-    ckpt_path(path, sizeof path, o->ckpt_dir, step, "done");
-    char line[64];
-    int k = snprintf(line, sizeof line, "%ld\n", step);
-    if (io_write_file_atomic(path, line, (size_t)k) != 0) die_err();
-    ckpt_prune(o->ckpt_dir, step, o->ckpt_every);
+    if (ckpt_finish(o->ckpt_dir, step, o->ckpt_every) != 0) die_err();
     st_free(w);
 }
 

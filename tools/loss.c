@@ -4,6 +4,7 @@
  *   loss KIND[:WEIGHT]... [--pred F] [--target F] [--log FILE] < pred.tz > pred.grad.tz
  *
  * The arithmetic is lib/objective.c's (and lib/loss.c's). */
+#include "ckpt.h"
 #include "cli.h"
 #include "io.h"
 #include "objective.h"
@@ -160,19 +161,14 @@ static void parse(struct cmdline *c, int argc, char **argv)
 
 /* ---- the critic ------------------------------------------------------------------ */
 
-static void ckpt_name(char *buf, size_t n, const char *dir, long step, const char *what)
-{
-    snprintf(buf, n, "%s/step-%08ld.%s", dir, step, what);
-}
-
 /* Open the critic: from the checkpoint of the start step when resuming,
  * else from --disc, created for the data's channels if it does not exist. */
 static void critic_open(struct cmdline *c, int channels)
 {
     char w[4096], s[4096];
     if (c->start_step > 0 && c->ckpt_dir) {
-        ckpt_name(w, sizeof w, c->ckpt_dir, c->start_step, "weights.safetensors");
-        ckpt_name(s, sizeof s, c->ckpt_dir, c->start_step, "state.safetensors");
+        ckpt_path(w, sizeof w, c->ckpt_dir, c->start_step, "weights.safetensors");
+        ckpt_path(s, sizeof s, c->ckpt_dir, c->start_step, "state.safetensors");
     } else {
         snprintf(w, sizeof w, "%s", c->disc);
         snprintf(s, sizeof s, "%s", c->disc_state ? c->disc_state : "");
@@ -191,20 +187,9 @@ static void critic_open(struct cmdline *c, int channels)
 static void critic_checkpoint(const struct cmdline *c, long done)
 {
     char w[4096], s[4096];
-    ckpt_name(w, sizeof w, c->ckpt_dir, done, "weights.safetensors");
-    ckpt_name(s, sizeof s, c->ckpt_dir, done, "state.safetensors");
-    if (gan_save(c->obj.gan, w, s) != 0) die_err();
-    ckpt_name(w, sizeof w, c->ckpt_dir, done, "done");
-    char line[32];
-    int k = snprintf(line, sizeof line, "%ld\n", done);
-    if (io_write_file_atomic(w, line, (size_t)k) != 0) die_err();
-    /* keep the two newest, as the stages do */
-    ckpt_name(w, sizeof w, c->ckpt_dir, done - 2 * c->ckpt_every, "weights.safetensors");
-    unlink(w);
-    ckpt_name(w, sizeof w, c->ckpt_dir, done - 2 * c->ckpt_every, "state.safetensors");
-    unlink(w);
-    ckpt_name(w, sizeof w, c->ckpt_dir, done - 2 * c->ckpt_every, "done");
-    unlink(w);
+    ckpt_path(w, sizeof w, c->ckpt_dir, done, "weights.safetensors");
+    ckpt_path(s, sizeof s, c->ckpt_dir, done, "state.safetensors");
+    if (gan_save(c->obj.gan, w, s) != 0 || ckpt_finish(c->ckpt_dir, done, c->ckpt_every) != 0) die_err();
 }
 
 /* ---- the TSV log ---------------------------------------------------------------- */

@@ -4,7 +4,7 @@
  * stays a thin dispatcher and each file has one concern:
  *   tzcmd_common.c  options, input iteration over FILE... (or stdin), output
  *   tzcmd_info.c    info, check
- *   tzcmd_select.c  head, slice, cat, pick, drop
+ *   tzcmd_select.c  head, slice, cat, pick, drop, rename
  *   tzcmd_batch.c   batch, shuffle
  *   tzcmd_merge.c   merge
  *   tzcmd_meta.c    meta
@@ -12,6 +12,7 @@
  *   tzcmd_npy.c     npy
  *   tzcmd_make.c    make
  *   tzcmd_feed.c    feed (the data source of training runs)
+ *   tzcmd_argmax.c  argmax
  *   tzcmd_num.c     element values of any dtype as double, and back
  * Each tzcmd_X(argc, argv) gets argv[0] == "X" and returns the exit code.
  */
@@ -90,6 +91,9 @@ void tzc_finish(struct tzc *c);
 
 /* Split "a,b,c" into a NULL-terminated malloc'd array (one allocation). */
 char **tzc_split_list(const char *s, int *n);
+/* Rename the fields from[i] to to[i] that the record has (a field named
+ * to[i] is replaced); returns how many were there. */
+int tzc_rename_fields(struct st *rec, char *const *from, char *const *to, int n);
 
 int tzcmd_info(int argc, char **argv);
 int tzcmd_check(int argc, char **argv);
@@ -98,6 +102,7 @@ int tzcmd_slice(int argc, char **argv);
 int tzcmd_cat(int argc, char **argv);
 int tzcmd_pick(int argc, char **argv);
 int tzcmd_drop(int argc, char **argv);
+int tzcmd_rename(int argc, char **argv);
 int tzcmd_batch(int argc, char **argv);
 int tzcmd_shuffle(int argc, char **argv);
 int tzcmd_merge(int argc, char **argv);
@@ -106,6 +111,7 @@ int tzcmd_stats(int argc, char **argv);
 int tzcmd_npy(int argc, char **argv);
 int tzcmd_make(int argc, char **argv);
 int tzcmd_feed(int argc, char **argv);
+int tzcmd_argmax(int argc, char **argv);
 
 /* tzcmd_num.c: element i of a buffer of dtype dt as a double, and back
  * (integers round to nearest and saturate; NaN becomes 0). */

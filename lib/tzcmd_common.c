@@ -214,3 +214,16 @@ char **tzc_split_list(const char *s, int *n)
     *n = i;
     return v;
 }
+
+int tzc_rename_fields(struct st *rec, char *const *from, char *const *to, int n)
+{
+    int renamed = 0;
+    for (int i = 0; i < n; i++) {
+        struct st_tensor *t = st_find(rec, from[i]);
+        if (!t) continue;
+        st_put_copy(rec, to[i], t);
+        st_remove(rec, from[i]);
+        renamed++;
+    }
+    return renamed;
+}

@@ -36,16 +36,6 @@ static const struct option feed_opts[] = {
 
 #define MAX_RENAMES 16
 
-static void rename_fields(struct st *rec, char *const *from, char *const *to, int n)
-{
-    for (int i = 0; i < n; i++) {
-        struct st_tensor *t = st_find(rec, from[i]);
-        if (!t) continue;
-        st_put_copy(rec, to[i], t);
-        st_remove(rec, from[i]);
-    }
-}
-
 int tzcmd_feed(int argc, char **argv)
 {
     struct tzc c;
@@ -135,7 +125,7 @@ int tzcmd_feed(int argc, char **argv)
         }
         struct st *out = batch_gather(recs, nrec, refs, B);
         if (!out) die("%s", tp_err());
-        rename_fields(out, from, to, nren);
+        tzc_rename_fields(out, from, to, nren);
         st_meta_set_long(out, "step", s);
         st_meta_set_long(out, "epoch", epoch0);
         char sv[32];

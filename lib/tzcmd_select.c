@@ -1,5 +1,5 @@
 /* tzcmd_select.c - subcommands that pass a selection of records or fields
- * through: tz head, slice, cat, pick, drop. */
+ * through: tz head, slice, cat, pick, drop, rename. */
 #include "batch.h"
 #include "tzcmd.h"
 
@@ -169,4 +169,40 @@ int tzcmd_drop(int argc, char **argv)
                         "usage: tz drop FIELD[,FIELD...] [-o FILE] [FILE...]\n"
                         "Remove the named fields; everything else and the metadata pass through.\n"
                         "A record without one of them is an error.\n");
+}
+
+int tzcmd_rename(int argc, char **argv)
+{
+    struct tzc c;
+    tzc_init(&c, argc, argv,
+             "usage: tz rename OLD=NEW[,OLD=NEW...] [-o FILE] [FILE...]\n"
+             "Rename fields (a field already named NEW is replaced). A record without\n"
+             "one of the OLD fields is an error.\n",
+             "", NULL);
+    int n;
+    char **pairs = tzc_split_list(tzc_parse_simple(&c, argc, argv, "OLD=NEW,..."), &n);
+    char **from = tp_calloc((size_t)n, sizeof *from), **to = tp_calloc((size_t)n, sizeof *to);
+    for (int i = 0; i < n; i++) {
+        char *eq = strchr(pairs[i], '=');
+        if (!eq || eq == pairs[i] || !eq[1]) die_usage("rename: '%s' is not OLD=NEW", pairs[i]);
+        *eq = 0;
+        from[i] = pairs[i], to[i] = eq + 1;
+    }
+    tzc_inputs(&c, argc, argv);
+    tzc_out_open(&c);
+    struct st *rec;
+    while (tzc_next(&c, &rec)) {
+        for (int i = 0; i < n; i++)
+            if (!st_find(rec, from[i])) {
+                tp_err_set("missing field '%s'", from[i]);
+                tzc_die_rec(&c);
+            }
+        tzc_rename_fields(rec, from, to, n);
+        tzc_put(&c, rec);
+        st_free(rec);
+    }
+    free(from), free(to), free(pairs);
+    tzc_finish(&c);
+    tzc_out_close(&c);
+    return 0;
 }

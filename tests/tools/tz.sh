@@ -178,7 +178,26 @@ eq "stats header" "$(tz stats st.tz | head -1)" "$(printf 'field\tdtype\tcount\t
 tz make --field y:F64:2=1000000000,1000000001,1000000002,1000000003 --records 2 -o big.tz
 eq "stats stable for a large offset" "$(tz stats big.tz | tail -1 | cut -f6,7)" "$(printf '1000000001.5\t1.11803398875')"
 bad "stats of an absent field" 1 tz stats --field nope st.tz
+
 err_has "stats absent named" "^tz: st.tz: record 0: missing field 'nope'"
+
+# ---- rename ----------------------------------------------------------------
+tz make --field a:F32:2=1,2 --field b:I32:2=3 --records 2 -o rn.tz
+ok "rename" tz rename a=x,b=a rn.tz -o rno.tz
+eq "rename fields" "$(recs rno.tz '[sorted(R[1][0]), R[1][0]["x"].tolist(), R[1][0]["a"].tolist()]')" "[['a', 'x'], [1.0, 2.0], [3, 3]]"
+bad "rename of an absent field" 1 tz rename nope=x rn.tz
+err_has "rename absent named" "missing field 'nope'"
+bad "rename without NEW" 2 tz rename a= rn.tz
+
+# ---- argmax ----------------------------------------------------------------
+# rows: first of a tie wins; NaN is never the largest; other fields pass
+tz make --field logits:F32:2x3x4=0,5,5,1,nan,2,1,1,-1,-2,-3,-4 --field label:I32:2=7 -o am.tz
+ok "argmax" tz argmax logits:codes am.tz -o amo.tz
+eq "argmax values" "$(recs amo.tz '[R[0][0]["codes"].tolist(), str(R[0][0]["codes"].dtype)]')" "[[[1, 1, 0], [1, 1, 0]], 'int32']"
+eq "argmax keeps the other fields" "$(recs amo.tz 'sorted(R[0][0])')" "['codes', 'label', 'logits']"
+bad "argmax of an integer field" 1 tz argmax label am.tz
+bad "argmax of an absent field" 1 tz argmax nope am.tz
+bad "argmax without a field" 2 tz argmax
 
 # ---- npy -------------------------------------------------------------------
 tz make --field image:F32:3x1x2x2=iota --field label:I32:3=iota --field a/b:U8:3=9 --field h:F16:3=0.5 \

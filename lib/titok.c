@@ -37,6 +37,7 @@ int titok_cfg_from_meta(struct titok_cfg *c, const struct st *meta, int dec)
             get_int(meta, "proxy_codes", -1, 1, 1 << 20, &c->V) || get_int(meta, "pixel", 0, 0, 1, &c->pixel))
             return -1;
         if (c->pixel) {
+            if (get_int(meta, "pixel_l2", 0, 0, 1, &c->pixel_l2)) return -1;
             if (vqgan_cfg_from_meta_keys(&c->pix, meta, "pixel_") != 0) return -1;
             int r = c->pix.resolution >> (c->pix.nlevels - 1);
             if (r != c->G)

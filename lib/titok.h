@@ -54,7 +54,9 @@
  * 1024), pixel (default 0) and, when 1, the VQGAN
  * decoder's keys with a pixel_ prefix (pixel_channels, pixel_resolution,
  * pixel_hidden, pixel_mult, pixel_res_blocks, pixel_z = Dv), whose latent
- * grid must be h x w.
+ * grid must be h x w; pixel_l2 (default 0) = 1 weights L2-normalised codebook
+ * rows, as the teacher's quantizer with l2=1 looks its codes up (upstream's
+ * teacher has no normalisation).
  */
 #ifndef TP_TITOK_H
 #define TP_TITOK_H
@@ -103,6 +105,7 @@ struct titok_cfg {
     int E, L, NH, K, D;  /* width, blocks, heads, tokens, token size */
     int legacy;          /* encoder: upstream's reshape before conv_out */
     int V, pixel;        /* decoder: proxy codes, pixel path on */
+    int pixel_l2;        /* the codebook rows L2-normalised (a teacher with l2=1) */
     struct vqgan_cfg pix;
 };
 
@@ -190,6 +193,7 @@ struct titok_dec {
     float *dlog;                 /* [B*N,V] logits gradient */
     float *probs, *dprobs;       /* [B*N,V] pixel: softmax, its gradient */
     float *qz, *qz_nchw, *dqz, *dqz_nchw; /* [B*N,Dv] soft codebook vectors, NHWC and NCHW */
+    float *cbn, *cbnorm, *dcbn;  /* pixel_l2: [V,Dv] normalised rows, [V] norms, [V,Dv] gradient */
 };
 
 int titok_dec_init(struct titok_dec *d, struct params *p, const struct st *meta, int alloc);

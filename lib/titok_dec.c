@@ -7,6 +7,7 @@
 #include "layout.h"
 #include "linear.h"
 #include "softmax.h"
+#include "vq.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -62,7 +63,7 @@ static void reserve(struct titok_dec *d, int B)
     size_t E = c->E, BK = (size_t)B * c->K, BN = (size_t)B * c->N, BT = (size_t)B * (1 + c->N + c->K);
     size_t V = c->V, Dv = c->pixel ? c->pix.z : 0;
     size_t total = BK * c->D + 2 * BK * E + 2 * BT * E + 4 * BN * 2 * E + BN * E + (c->N + 1) * E + BN * V +
-                   (c->pixel ? 2 * BN * V + 4 * BN * Dv : 0);
+                   (c->pixel ? 2 * BN * V + 4 * BN * Dv : 0) + (c->pixel_l2 ? 2 * V * Dv + V : 0);
     free(d->q);
     float *m = d->q = tp_aligned_alloc(total * sizeof(float));
     m += BK * c->D;
@@ -84,6 +85,11 @@ static void reserve(struct titok_dec *d, int B)
         d->qz_nchw = m, m += BN * Dv;
         d->dqz = m, m += BN * Dv;
         d->dqz_nchw = m, m += BN * Dv;
+    }
+    if (c->pixel_l2) {
+        d->cbn = m, m += V * Dv;
+        d->dcbn = m, m += V * Dv;
+        d->cbnorm = m, m += V;
     }
     TP_ASSERT(m == d->q + total);
     d->B = B;
@@ -112,7 +118,12 @@ void titok_dec_forward(struct titok_dec *d, float *logits, float *recon, const f
     /* soft codes: softmax over V, then the codebook's rows weighted by it */
     int Dv = c->pix.z;
     softmax_forward(d->probs, logits, (int)BN, c->V);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)BN, Dv, c->V, 1.0f, d->probs, c->V, W(cb), Dv, 0.0f,
+    const float *cb = W(cb);
+    if (c->pixel_l2) {
+        vq_l2_rows(d->cbn, d->cbnorm, cb, c->V, Dv);
+        cb = d->cbn;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)BN, Dv, c->V, 1.0f, d->probs, c->V, cb, Dv, 0.0f,
                 d->qz, Dv);
     nhwc_to_nchw(d->qz_nchw, d->qz, B, Dv, N);
     const float *out = seqnet_forward(&d->pixnet, d->qz_nchw, B);
@@ -132,11 +143,14 @@ void titok_dec_backward(struct titok_dec *d, float *dquant, const float *dlogits
         memset(d->dqz_nchw, 0, sizeof(float) * BN * Dv);
         seqnet_backward(&d->pixnet, d->dqz_nchw, drecon, d->qz_nchw);
         nchw_to_nhwc(d->dqz, d->dqz_nchw, B, Dv, N);
-        /* dprobs = dqz cb^T; dcb += probs^T dqz */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BN, V, Dv, 1.0f, d->dqz, Dv, W(cb), Dv, 0.0f,
+        /* dprobs = dqz cb^T; dcb += probs^T dqz (through the normalisation
+         * of the rows with pixel_l2) */
+        const float *cb = c->pixel_l2 ? d->cbn : W(cb);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BN, V, Dv, 1.0f, d->dqz, Dv, cb, Dv, 0.0f,
                     d->dprobs, V);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, Dv, (int)BN, 1.0f, d->probs, V, d->dqz, Dv, 1.0f,
-                    G(cb), Dv);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, Dv, (int)BN, 1.0f, d->probs, V, d->dqz, Dv,
+                    c->pixel_l2 ? 0.0f : 1.0f, c->pixel_l2 ? d->dcbn : G(cb), Dv);
+        if (c->pixel_l2) vq_l2_rows_backward(G(cb), d->dcbn, d->cbn, d->cbnorm, V, Dv);
         softmax_backward(d->dlog, d->dprobs, d->probs, (int)BN, V);
     }
     memset(d->dh2, 0, sizeof(float) * BN * 2 * E);

@@ -25,7 +25,7 @@ static float l2_row(float *out, const float *x, int D)
     return n;
 }
 
-static void l2_rows(float *out, float *norms, const float *x, int64_t rows, int D)
+void vq_l2_rows(float *out, float *norms, const float *x, int64_t rows, int D)
 {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) norms[r] = l2_row(out + r * D, x + r * D, D);
@@ -39,6 +39,12 @@ static void l2_row_backward(float *dx, const float *dy, const float *y, float n,
     if (n > (float)L2_EPS)
         for (int j = 0; j < D; j++) dot += (double)y[j] * dy[j];
     for (int j = 0; j < D; j++) dx[j] += (dy[j] - y[j] * (float)dot) / n;
+}
+
+void vq_l2_rows_backward(float *dx, const float *dy, const float *y, const float *norms, int64_t rows, int D)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) l2_row_backward(dx + r * D, dy + r * D, y + r * D, norms[r], D);
 }
 
 /* The vectors the quantizer works on: normalised copies in l2 mode,
@@ -59,8 +65,8 @@ static void work_open(struct vq_work *w, const float *z, const float *codebook,
     w->ebuf = tp_malloc((size_t)K * D * sizeof(float));
     w->znorm = tp_malloc((size_t)N * sizeof(float));
     w->enorm = tp_malloc((size_t)K * sizeof(float));
-    l2_rows(w->zbuf, w->znorm, z, N, D);
-    l2_rows(w->ebuf, w->enorm, codebook, K, D);
+    vq_l2_rows(w->zbuf, w->znorm, z, N, D);
+    vq_l2_rows(w->ebuf, w->enorm, codebook, K, D);
     w->zn = w->zbuf;
     w->en = w->ebuf;
 }

@@ -41,6 +41,11 @@ void vq_backward(float *dz, float *dcodebook, const float *dzq, const float *z,
                  const float *codebook, const int32_t *ids, int64_t N, int D,
                  int K, int l2, float commit_scale, float codebook_scale);
 
+/* out = x / max(||x||, 1e-12) row by row (torch F.normalize), norms the
+ * clamped norms; and its backward, dx += d(out)/dx^T dy, from out and norms. */
+void vq_l2_rows(float *out, float *norms, const float *x, int64_t rows, int D);
+void vq_l2_rows_backward(float *dx, const float *dy, const float *y, const float *norms, int64_t rows, int D);
+
 /* out[n] = codebook[ids[n]] (normalised rows when l2, as upstream's
  * get_codebook_entry). An id outside [0,K) is an input error: -1, tp_err()
  * names the position, out is untouched. */

@@ -62,14 +62,17 @@ $6
 .BR tz (5)
 EOF
 }
-gen encode "encode images to latents (the MaskGIT-VQGAN encoder or TiTok's 1-D encoder)" \
+gen encode "encode images to latents (the MaskGIT-VQGAN encoder or TiTok's 1-D encoder), or classify them" \
 "The weights' arch selects the model.
 .PP
 .B vqgan-encoder
 runs the MaskGIT-VQGAN encoder: conv_in 3x3, at every level res_blocks ResnetBlocks (GroupNorm 32, eps 1e-6, SiLU, SAME 3x3 convs, with upstream's shortcut quirk when the width changes) and a 2x2 average pool after every level but the last, mid blocks, GroupNorm, SiLU, conv_out 1x1. Tensor names are upstream's (encoder.conv_in.weight, encoder.down.I.block.J.norm1.weight, ...), so the weight files of encode, vq and decode together form upstream's state_dict.
 .PP
 .B titok-encoder
-runs TiTok's encoder (bytedance/1d-tokenizer TiTokEncoder): patch_embed (Conv2d, kernel = stride = patch) gives one token per patch; [class_embedding, patches] + positional_embedding, followed by the K learned latent_tokens + latent_token_positional_embedding, go through ln_pre, the pre-LN ViT blocks (LayerNorm eps 1e-5, torch MultiheadAttention, MLP 4x width with exact GELU) and ln_post on the last K rows, then conv_out 1x1 to token_size channels. With legacy=1 (the default, as upstream's released TiTok-S-128/B-64/L-32) the [K,width] rows are reinterpreted as [width,K] before conv_out, as upstream's reshape does; legacy=0 projects each token. Metadata: channels, resolution, patch, width, layers, heads (head size width/heads), tokens (K), token_size (D), legacy. Names are upstream's: latent_tokens, encoder.patch_embed.weight, encoder.transformer.I.attn.in_proj_weight, ...; init as upstream's _init_weights." \
+runs TiTok's encoder (bytedance/1d-tokenizer TiTokEncoder): patch_embed (Conv2d, kernel = stride = patch) gives one token per patch; [class_embedding, patches] + positional_embedding, followed by the K learned latent_tokens + latent_token_positional_embedding, go through ln_pre, the pre-LN ViT blocks (LayerNorm eps 1e-5, torch MultiheadAttention, MLP 4x width with exact GELU) and ln_post on the last K rows, then conv_out 1x1 to token_size channels. With legacy=1 (the default, as upstream's released TiTok-S-128/B-64/L-32) the [K,width] rows are reinterpreted as [width,K] before conv_out, as upstream's reshape does; legacy=0 projects each token. Metadata: channels, resolution, patch, width, layers, heads (head size width/heads), tokens (K), token_size (D), legacy. Names are upstream's: latent_tokens, encoder.patch_embed.weight, encoder.transformer.I.attn.in_proj_weight, ...; init as upstream's _init_weights.
+.PP
+.B vit-classifier
+is the evaluation's image classifier (lib/classifier.c): TiTok's encoder with no latent tokens and a head, i.e. the layout of CLIP's VisionTransformer. patch_embed gives one token per patch; [class_embedding, patches] + positional_embedding go through ln_pre, the same pre-LN ViT blocks and ln_post on the class token, which is written as the features; head (Linear width to classes) gives the logits. It trains as any stage (loss ce --target label on its logits; pipelines/eval.mk, make classifier), and its features are what loss(1)'s fd metric compares (FID-like distances, not ImageNet FIDs: see loss(1)). Metadata: channels, resolution, patch, width, layers, heads, classes. Names: class_embedding, positional_embedding, patch_embed.weight, ln_pre.weight, transformer.I.attn.in_proj_weight, ..., ln_post.weight, head.weight, head.bias; init as TiTok's encoder." \
 ".TP
 .B vqgan-tiny
 channels=1 resolution=32 hidden=32 mult=1,1,2 res_blocks=1 z=32: 32x32 images to 8x8 latents (use --set channels=3 for colour data).
@@ -80,19 +83,34 @@ channels=3 resolution=256 hidden=128 mult=1,1,2,2,4 res_blocks=2 z=256: upstream
 .B titok-tiny
 channels=1 resolution=32 patch=4 width=256 layers=4 heads=4 tokens=32 token_size=16 legacy=1: 32x32 images to 32 tokens of 16 (vq --arch titok-tiny quantizes them).
 .TP
-.BR titok-s-128 ", " titok-b-64 ", " titok-l-32
-upstream's legacy configs, channels=3 resolution=256 patch=16 token_size=12 and width/layers/heads/tokens 512/8/8/128, 768/12/12/64, 1024/24/16/32 (25.9M, 86.0M, 303.4M parameters)." \
+.BR titok-s-128 \", \" titok-b-64 \", \" titok-l-32
+upstream's legacy configs, channels=3 resolution=256 patch=16 token_size=12 and width/layers/heads/tokens 512/8/8/128, 768/12/12/64, 1024/24/16/32 (25.9M, 86.0M, 303.4M parameters).
+.TP
+.B vit-classifier
+channels=1 resolution=32 patch=4 width=128 layers=4 heads=4 classes=10: 32x32 images, 64 patches, 0.8M parameters (--set channels=3 --set classes=9 for the emoji)." \
 "Reads
 .B image
 F32 [B,C,H,W]; writes
 .B latent
 F32 [B,h,w,z] (vqgan-encoder) or [B,K,D] (titok-encoder: the K token vectors in upstream's order). Backward reads
 .BR latent.grad
-(the image gets no gradient). Every other field passes through." \
+(the image gets no gradient).
+.PP
+vit-classifier writes
+.B features
+F32 [B,width] (the class token after ln_post) and
+.B logits
+F32 [B,classes]; backward reads
+.B logits.grad
+and/or
+.BR features.grad .
+Every other field passes through (label rides along)." \
 "encode --init -w enc.st --arch vqgan-tiny --seed 1
 img2patch -b 32 imgs/ | encode -w enc.st | vq -w vq.st > tokens.tz
 encode --init -w titok-enc.st --arch titok-tiny --seed 1
-img2patch -b 32 imgs/ | encode -w titok-enc.st | vq -w titok-vq.st | tz pick ids,label > tokens1d.tz"
+img2patch -b 32 imgs/ | encode -w titok-enc.st | vq -w titok-vq.st | tz pick ids,label > tokens1d.tz
+encode --init -w cls.st --arch vit-classifier --seed 1
+encode -w cls.st < test.tz | loss --eval ce acc --target label fd --fd-out test.fd.st"
 
 gen decode "decode quantized latents to images (the MaskGIT-VQGAN decoder or TiTok's 1-D decoder)" \
 "The weights' arch selects the model.
@@ -101,7 +119,7 @@ gen decode "decode quantized latents to images (the MaskGIT-VQGAN decoder or TiT
 runs the MaskGIT-VQGAN decoder: conv_in 3x3, mid blocks, at every level from the deepest res_blocks ResnetBlocks then (but at the last) nearest x2 upsampling and upsample_conv 3x3, GroupNorm, SiLU, conv_out 3x3. Names are upstream's (decoder.*).
 .PP
 .B titok-decoder
-runs TiTok's decoder (bytedance/1d-tokenizer TiTokDecoder, the legacy proxy-code head): decoder_embed (Linear token_size to width) + latent_token_positional_embedding for the K tokens; [class_embedding, mask_token repeated grid*grid times] + positional_embedding; the sequence [cls, masks, tokens] through ln_pre, the pre-LN ViT blocks and ln_post on the mask rows; then ffn: conv 1x1 width to 2 width, tanh, conv 1x1 to proxy_codes logits per grid position (stage 1 trains them with cross-entropy against the teacher's codes). With pixel=1 (stage 2, inference) the logits go on through a softmax, a weighted sum of the rows of the teacher's codebook pixel_quantize.embedding.weight [proxy_codes,pixel_z] (trainable, as upstream) and the MaskGIT-VQGAN decoder under pixel_decoder.* to pixels. Metadata: resolution, patch, grid (default resolution/patch), width, layers, heads, tokens, token_size, proxy_codes, pixel, and the VQGAN decoder's keys prefixed pixel_ (pixel_channels, pixel_resolution, pixel_hidden, pixel_mult, pixel_res_blocks, pixel_z); its latent grid must be grid x grid. Names are upstream's: decoder.*, pixel_quantize.embedding.weight, pixel_decoder.*, so the teacher's quantize.embedding.weight and decoder.* load there renamed." \
+runs TiTok's decoder (bytedance/1d-tokenizer TiTokDecoder, the legacy proxy-code head): decoder_embed (Linear token_size to width) + latent_token_positional_embedding for the K tokens; [class_embedding, mask_token repeated grid*grid times] + positional_embedding; the sequence [cls, masks, tokens] through ln_pre, the pre-LN ViT blocks and ln_post on the mask rows; then ffn: conv 1x1 width to 2 width, tanh, conv 1x1 to proxy_codes logits per grid position (stage 1 trains them with cross-entropy against the teacher's codes). With pixel=1 (stage 2, inference) the logits go on through a softmax, a weighted sum of the rows of the teacher's codebook pixel_quantize.embedding.weight [proxy_codes,pixel_z] (trainable, as upstream) and the MaskGIT-VQGAN decoder under pixel_decoder.* to pixels. Metadata: resolution, patch, grid (default resolution/patch), width, layers, heads, tokens, token_size, proxy_codes, pixel, pixel_l2 (default 0; 1 weights the L2-normalised rows of the codebook, as a teacher whose quantizer has l2=1 looks its codes up; upstream's teacher has none), and the VQGAN decoder's keys prefixed pixel_ (pixel_channels, pixel_resolution, pixel_hidden, pixel_mult, pixel_res_blocks, pixel_z); its latent grid must be grid x grid. Names are upstream's: decoder.*, pixel_quantize.embedding.weight, pixel_decoder.*, so the teacher's quantize.embedding.weight and decoder.* load there renamed." \
 ".TP
 .B vqgan-tiny
 channels=1 resolution=32 hidden=32 mult=1,1,2 res_blocks=1 z=32
@@ -151,7 +169,7 @@ gen vq "quantize latents to codebook entries, or ids back to vectors" \
 .B latent
 the nearest row of the codebook quantize.embedding.weight [codes,dim] by squared distance (ties to the lowest index, as torch.argmin), with TiTok's L2 normalisation of both sides when l2=1. The output uses the straight-through estimator. The commitment loss beta*mean((sg(zq)-z)^2) and the codebook loss mean((zq-sg(z))^2), times the quantizer weight, add their gradients in backward; their values, the batch's code usage and perplexity go into the record's metadata (loss.vq_commit, loss.vq_codebook, vq.used, vq.perplexity), which loss(1) logs.
 .PP
-Dead codes: codes no batch picks stop learning (their rows get no gradient). Watch vq.used in the log; the remedies are a lower learning rate for the codebook, the L2-normalised variant (l2=1, TiTok's), or re-initialising the codebook from encoder outputs (--init a new vq file, then train)." \
+Dead codes: codes no batch picks stop learning (their rows get no gradient); the dead codes of a batch are codes minus vq.used, and a run's evaluation counts the codes the whole test set uses. The remedy tokpipe uses is the L2-normalised variant (l2=1, TiTok's): nearest neighbours by cosine similarity keep the codes on the unit sphere next to the normalised latents, so none drift out of reach. Measured on Fashion-MNIST (vqgan-tiny, 300 steps): the plain quantizer used 25 of 1024 codes on 512 test images (perplexity 18), l2=1 used 454 (perplexity 337) and reconstructed better (PSNR 19.3 against 18.9 dB); make vqgan sets it. A teacher trained with l2=1 must be looked up normalised by TiTok's pixel path too (decode's pixel_l2=1)." \
 ".TP
 .B vqgan-tiny
 codes=1024 dim=32 l2=0 beta=0.25

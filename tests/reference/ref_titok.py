@@ -23,6 +23,9 @@ L = sum(out * <out>.grad) as "<input>.grad" and "<param>.grad":
                                     (upstream's [B,V,h,w] as NHWC)
   titok_dec_pixel                   the same plus recon [B,C,R',R'], with
                                     gradients on both logits and recon
+  titok_dec_pixel_l2                the same with pixel_l2=1: the codebook
+                                    rows F.normalize'd (a teacher trained
+                                    with the L2-normalised quantizer)
 Sizes: B=2, C=3, R=8, patch 4 (2x2 grid), width 16, 2 blocks, 2 heads,
 K=4 tokens, D=5, V=64 proxy codes; pixel decoder hidden 32, mult 1,2,
 1 res block, z 8, 3 channels, 4x4 output.
@@ -226,9 +229,10 @@ class PixelQuantizer(nn.Module):
 class TiTokDec(nn.Module):
     """TiTok's decode(): decoder.*, and with pixel pixel_quantize.* and pixel_decoder.*"""
 
-    def __init__(self, dec, pixel=None):
+    def __init__(self, dec, pixel=None, l2=False):
         super().__init__()
         self.decoder = dec
+        self.l2 = l2
         if pixel:
             self.pixel_quantize = PixelQuantizer(pixel["V"], pixel["z"])
             self.pixel_decoder = PixelDecoder(pixel["channels"], pixel["hidden"], pixel["mult"],
@@ -238,7 +242,10 @@ class TiTokDec(nn.Module):
         logits = self.decoder(z_quantized)
         if not hasattr(self, "pixel_decoder"):
             return logits, None
-        quantized_states = torch.einsum('nchw,cd->ndhw', logits.softmax(1), self.pixel_quantize.embedding.weight)
+        codebook = self.pixel_quantize.embedding.weight
+        if self.l2:
+            codebook = F.normalize(codebook, dim=-1)
+        quantized_states = torch.einsum('nchw,cd->ndhw', logits.softmax(1), codebook)
         return logits, self.pixel_decoder(quantized_states)
 
 
@@ -285,10 +292,10 @@ def enc_fixture(outdir, legacy):
          {"image": image, "latent": latent, "latent.grad": dlat, "image.grad": image.grad}, params)
 
 
-def dec_fixture(outdir, pixel):
+def dec_fixture(outdir, pixel, l2=False):
     torch.manual_seed(1)
     G = R // P
-    m = TiTokDec(TiTokDecoder(G, E, L, NH, K, D, V), PIX if pixel else None)
+    m = TiTokDec(TiTokDecoder(G, E, L, NH, K, D, V), PIX if pixel else None, l2)
     randomize(m)
     quant = randn(B, K, D).requires_grad_()
     z = quant.permute(0, 2, 1).reshape(B, D, 1, K)      # upstream's [B,D,1,K]
@@ -306,9 +313,11 @@ def dec_fixture(outdir, pixel):
         meta.update({"pixel_" + k: (",".join(map(str, v)) if k == "mult" else v)
                      for k, v in PIX.items() if k != "V"})
         meta["pixel_resolution"] = G * 2 ** (len(PIX["mult"]) - 1)
+        meta["pixel_l2"] = int(l2)
     loss.backward()
     t["quant.grad"] = quant.grad
-    save(outdir, "titok_dec_pixel" if pixel else "titok_dec", meta, t, list(m.named_parameters()))
+    name = "titok_dec_pixel_l2" if l2 else "titok_dec_pixel" if pixel else "titok_dec"
+    save(outdir, name, meta, t, list(m.named_parameters()))
 
 
 # upstream.md A.2/A.5 (and DESIGN.md section 8 for tiny): channels, side,
@@ -356,6 +365,7 @@ def main():
     enc_fixture(outdir, False)
     dec_fixture(outdir, False)
     dec_fixture(outdir, True)
+    dec_fixture(outdir, True, l2=True)
     counts(outdir)
 
 

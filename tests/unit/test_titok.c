@@ -98,6 +98,7 @@ static void test_ref_encoder_legacy(void **state) { (void)state; ref_encoder("ti
 static void test_ref_encoder_new(void **state) { (void)state; ref_encoder("titok_enc_new"); }
 static void test_ref_decoder(void **state) { (void)state; ref_decoder("titok_dec", 0); }
 static void test_ref_decoder_pixel(void **state) { (void)state; ref_decoder("titok_dec_pixel", 1); }
+static void test_ref_decoder_pixel_l2(void **state) { (void)state; ref_decoder("titok_dec_pixel_l2", 1); }
 
 /* ---- finite differences ---- */
 
@@ -254,6 +255,11 @@ static void gradcheck_decoder(const char *kv, int use_logits)
 
 static void test_gradcheck_decoder(void **state) { (void)state; gradcheck_decoder(DEC_TINY, 1); }
 static void test_gradcheck_decoder_pixel(void **state) { (void)state; gradcheck_decoder(DEC_TINY PIX_TINY, 1); }
+static void test_gradcheck_decoder_pixel_l2(void **state)
+{
+    (void)state;
+    gradcheck_decoder(DEC_TINY PIX_TINY " pixel_l2=1", 1);
+}
 static void test_gradcheck_decoder_pixel_recon_only(void **state)
 {
     (void)state;
@@ -413,10 +419,12 @@ int main(void)
         cmocka_unit_test(test_ref_encoder_new),
         cmocka_unit_test(test_ref_decoder),
         cmocka_unit_test(test_ref_decoder_pixel),
+        cmocka_unit_test(test_ref_decoder_pixel_l2),
         cmocka_unit_test(test_gradcheck_encoder_legacy),
         cmocka_unit_test(test_gradcheck_encoder_new),
         cmocka_unit_test(test_gradcheck_decoder),
         cmocka_unit_test(test_gradcheck_decoder_pixel),
+        cmocka_unit_test(test_gradcheck_decoder_pixel_l2),
         cmocka_unit_test(test_gradcheck_decoder_pixel_recon_only),
         cmocka_unit_test(test_preset_counts),
         cmocka_unit_test(test_deterministic),

@@ -1,14 +1,18 @@
 /* mask - MaskGIT's masking stage (no weights): training masks, one step of
  * iterative decoding, the first all-masked record of a sampling run, and
- * region masks for inpainting, outpainting and editing.
+ * region masks for inpainting, outpainting and editing, and the blended
+ * composite of an edit's decoded image over its input.
  *
  *   mask --train --vocab V [--semantics S] [--schedule S] [--class-dropout P]
  *   mask --sample [--step t] [--steps T] [--semantics S] [--temperature X] ...
  *   mask --init-sample (--tokens K | --grid g) --vocab V -n N [-b B] [labels] [decode]
  *   mask (--box x,y,w,h --image-size S | --mask-png F) --vocab V [labels] [decode]
+ *   mask --composite [--blur R] [--grey V]
  *
- * The arithmetic is lib/maskgit.c's; this file moves record fields. */
+ * The arithmetic is lib/maskgit.c's and lib/composite.c's; this file moves
+ * record fields. */
 #include "cli.h"
+#include "composite.h"
 #include "io.h"
 #include "maskgit.h"
 #include "module.h"
@@ -29,7 +33,7 @@
 #define SALT_TRAIN 0x6d61736b747261ull
 #define SALT_SAMPLE 0x6d61736b73616dull
 
-enum mode { M_NONE, M_TRAIN, M_SAMPLE, M_INIT, M_REGION };
+enum mode { M_NONE, M_TRAIN, M_SAMPLE, M_INIT, M_REGION, M_COMPOSITE };
 
 struct cmdline {
     enum mode mode;
@@ -47,13 +51,14 @@ struct cmdline {
     int box[4], has_box, outside;
     const char *mask_png;
     long image_size;
+    double blur, grey; /* --composite; blur NAN: the patch size - 1 */
 };
 
 enum {
     O_TRAIN = 0x100, O_SAMPLE, O_INIT, O_VOCAB, O_SEMANTICS, O_SCHEDULE, O_CLASS_DROPOUT, O_SEED, O_STEP,
     O_STEPS, O_START_STEP, O_TEMPERATURE, O_ANNEAL, O_NO_ANNEAL, O_NO_NOISE, O_GUIDANCE, O_GSCHED, O_GPOW,
     O_TOKENS, O_GRID, O_CLASS, O_CLASSES, O_NULL, O_BOX, O_MASK_PNG, O_IMAGE_SIZE, O_OUTSIDE, O_PROGRESS,
-    O_VERSION,
+    O_VERSION, O_COMPOSITE, O_BLUR, O_GREY,
 };
 
 static const struct option options[] = {
@@ -84,6 +89,9 @@ static const struct option options[] = {
     {"mask-png", required_argument, 0, O_MASK_PNG},
     {"image-size", required_argument, 0, O_IMAGE_SIZE},
     {"outside", no_argument, 0, O_OUTSIDE},
+    {"composite", no_argument, 0, O_COMPOSITE},
+    {"blur", required_argument, 0, O_BLUR},
+    {"grey", required_argument, 0, O_GREY},
     {"progress", no_argument, 0, O_PROGRESS},
     {"version", no_argument, 0, O_VERSION},
     {"help", no_argument, 0, 'h'},
@@ -96,8 +104,10 @@ _Noreturn static void usage(void)
            "       mask --sample [--step t --steps T] [options] < logits.tz > ids.tz\n"
            "       mask --init-sample (--tokens K | --grid g) --vocab V -n N [options] > ids.tz\n"
            "       mask (--box x,y,w,h --image-size S | --mask-png F) --vocab V [options] < ids.tz > ids.tz\n"
+           "       mask --composite [--blur R] [--grey V] < decoded.tz > out.tz\n"
            "MaskGIT masking: training masks, one decoding step, the first record of a\n"
-           "sampling run, region masks (inpainting, outpainting, editing).\n\n"
+           "sampling run, region masks (inpainting, outpainting, editing), the blended\n"
+           "composite of an edit.\n\n"
            "training (ids -> ids with masks, target, mask; labels dropped to -1):\n"
            "  --vocab V            codebook size: ids are 0..V-1, the mask is V\n"
            "  --semantics S        titok (round(K gamma(u)), at least 1) or jax (ceil) (titok)\n"
@@ -122,13 +132,17 @@ _Noreturn static void usage(void)
            "decoding metadata (first record, region masks), read by transformer and mask:\n"
            "  --steps T, --start-step s, --guidance G, --guidance-schedule constant|linear|\n"
            "  power-cosine (linear), --guidance-pow P (3)\n"
+           "composite (image, recon, region -> recon blended, recon_raw, image_masked):\n"
+           "  --blur R             Gaussian sigma in pixels (the patch size - 1; 0: hard)\n"
+           "  --grey V             value of the region in image_masked (0.5)\n"
            "  -i FILE, -o FILE, -l LEVEL, -j N, --progress, -h, --version\n");
     exit(0);
 }
 
 static void set_mode(struct cmdline *c, enum mode m)
 {
-    if (c->mode != M_NONE && c->mode != m) die_usage("--train, --sample, --init-sample and region masks exclude each other");
+    if (c->mode != M_NONE && c->mode != m)
+        die_usage("--train, --sample, --init-sample, region masks and --composite exclude each other");
     c->mode = m;
 }
 
@@ -157,7 +171,8 @@ static void parse(struct cmdline *c, int argc, char **argv)
     c->klass = LONG_MIN;
     c->sem = c->schedule = c->anneal = -1;
     c->class_dropout = 0.1;
-    c->temperature = c->guidance = c->guidance_pow = NAN;
+    c->temperature = c->guidance = c->guidance_pow = c->blur = NAN;
+    c->grey = 0.5;
     c->noise = 1;
     int o;
     while ((o = getopt_long(argc, argv, "i:o:l:j:n:b:h", options, NULL)) != -1) {
@@ -199,14 +214,17 @@ static void parse(struct cmdline *c, int argc, char **argv)
         case O_MASK_PNG: set_mode(c, M_REGION), c->mask_png = optarg; break;
         case O_IMAGE_SIZE: c->image_size = cli_long("--image-size", optarg, 1, PNG_MAX_SIDE); break;
         case O_OUTSIDE: c->outside = 1; break;
+        case O_COMPOSITE: set_mode(c, M_COMPOSITE); break;
+        case O_BLUR: c->blur = cli_double("--blur", optarg, 0, 1e3); break;
+        case O_GREY: c->grey = cli_double("--grey", optarg, 0, 1); break;
         case O_PROGRESS: c->progress = 1; break;
         case O_VERSION: cli_version();
         default: die_usage("unknown option");
         }
     }
     if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
-    if (c->mode == M_NONE) die_usage("one of --train, --sample, --init-sample, --box, --mask-png is required");
-    if (c->mode != M_SAMPLE && c->vocab < 0) die_usage("--vocab V (the codebook size) is required");
+    if (c->mode == M_NONE) die_usage("one of --train, --sample, --init-sample, --box, --mask-png, --composite is required");
+    if (c->mode != M_SAMPLE && c->mode != M_COMPOSITE && c->vocab < 0) die_usage("--vocab V (the codebook size) is required");
     if ((c->klass != LONG_MIN) + (c->classes > 0) + c->null_class > 1) die_usage("--class, --classes and --null exclude each other");
     if (c->mode == M_INIT) {
         if ((c->tokens > 0) == (c->grid > 0)) die_usage("--init-sample needs one of --tokens K and --grid g");
@@ -407,6 +425,49 @@ static int do_region(const struct cmdline *c, struct st *rec)
     for (int64_t i = 0; i < B * K; i++) m[i] = ids[i] == c->vocab; /* masks already there count too */
     if (c->klass != LONG_MIN || c->classes > 0 || c->null_class) put_labels(c, rec, B, 0);
     put_decode_meta(c, rec);
+    /* decoding rewrites mask; the composite needs the region after it */
+    st_put_copy(rec, "region", st_find(rec, "mask"));
+    return 0;
+}
+
+/* recon := the decoded image blended over the input by the region's blurred
+ * mask (lib/composite.h); recon_raw := recon before; image_masked := the
+ * input with the region grey. */
+static int do_composite(const struct cmdline *c, struct st *rec)
+{
+    struct st_tensor *im = st_require(rec, "image", ST_F32, 4), *rc = st_require(rec, "recon", ST_F32, 4);
+    struct st_tensor *rg = st_require(rec, "region", ST_U8, -1);
+    if (!im || !rc || !rg) return -1;
+    int64_t B = im->shape[0], C = im->shape[1], H = im->shape[2], W = im->shape[3];
+    for (int d = 0; d < 4; d++)
+        if (rc->shape[d] != im->shape[d]) return tp_err_set("fields 'recon' and 'image': shapes differ");
+    if (rg->ndim < 2 || rg->ndim > 3 || rg->shape[0] != B)
+        return tp_err_set("field 'region': expected U8 [%lld,h,w] or [%lld,K]", (long long)B, (long long)B);
+    int64_t gh = rg->ndim == 3 ? rg->shape[1] : lround(sqrt((double)rg->shape[1]));
+    int64_t gw = rg->ndim == 3 ? rg->shape[2] : gh;
+    if (gh < 1 || gw < 1 || gh * gw * B != st_numel(rg))
+        return tp_err_set("field 'region': %lld tokens are not a square grid", (long long)rg->shape[1]);
+    if (H % gh || W % gw)
+        return tp_err_set("field 'image': %lldx%lld is not a multiple of the %lldx%lld token grid", (long long)H,
+                          (long long)W, (long long)gh, (long long)gw);
+    int64_t ph = H / gh < W / gw ? H / gh : W / gw;
+    double sigma = isnan(c->blur) ? (double)(ph - 1) : c->blur;
+    int64_t shape[ST_MAX_DIMS];
+    memcpy(shape, im->shape, sizeof shape);
+    st_put_copy(rec, "recon_raw", rc);
+    st_put(rec, "image_masked", ST_F32, 4, shape); /* pointers into rec move: find them again */
+    const float *in = st_find(rec, "image")->data;
+    const uint8_t *region = st_find(rec, "region")->data;
+    float *out = st_find(rec, "recon")->data, *grey = st_find(rec, "image_masked")->data;
+    float *m = tp_malloc(sizeof(float) * (size_t)(H * W));
+    size_t n = (size_t)(C * H * W), k = (size_t)(gh * gw);
+    for (int64_t b = 0; b < B; b++) {
+        composite_mask(m, region + b * k, (int)gh, (int)gw, (int)H, (int)W, sigma);
+        composite_blend(out + b * n, in + b * n, out + b * n, m, (int)C, (int)H, (int)W);
+        composite_grey(grey + b * n, in + b * n, region + b * k, (int)gh, (int)gw, (int)C, (int)H, (int)W,
+                       (float)c->grey);
+    }
+    free(m);
     return 0;
 }
 
@@ -469,7 +530,8 @@ int main(int argc, char **argv)
     struct st *rec;
     int rc;
     while ((rc = tz_reader_next(r, &rec)) == 1) {
-        int k = c.mode == M_TRAIN ? do_train(&c, rec) : c.mode == M_SAMPLE ? do_sample(&c, rec) : do_region(&c, rec);
+        int k = c.mode == M_TRAIN ? do_train(&c, rec) : c.mode == M_SAMPLE ? do_sample(&c, rec)
+              : c.mode == M_REGION ? do_region(&c, rec) : do_composite(&c, rec);
         if (k != 0) die("%s: record %ld: %s", tz_reader_name(r), tz_reader_index(r) - 1, tp_err());
         out_put(&o, rec);
         st_free(rec);

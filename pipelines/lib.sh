@@ -5,7 +5,12 @@
 #                                  checkpoint of (0 if none)
 #   fifos DIR NAME...              fresh FIFOs DIR/NAME
 #   init_once FILE TOOL ARGS...    TOOL --init -w FILE ARGS unless FILE exists
+#                                  from the same command and --init-from
+#                                  files (FILE.args)
 #   samples_of STREAM              the number of samples in a stream
+#   st_meta FILE KEY               a metadata value of a safetensors file
+#   code_usage STREAM CODES        "codes_used N" and "perplexity P" lines for
+#                                  the ids field of a stream (the whole stream)
 #   plot_log LOG PNG TITLE         loss curves (gnuplot) if gnuplot is there
 set -eu
 
@@ -24,6 +29,27 @@ samples_of() {
     tz info "$1" | sed -n '1s/.* records, \([0-9]*\) samples.*/\1/p'
 }
 
+# the header is JSON after an 8-byte little-endian length; our writer puts
+# __metadata__ first with string values
+st_meta() {
+    n=$(od -An -t u8 -N8 "$1" | tr -d ' ')
+    tail -c +9 "$1" | head -c "$n" | sed -n 's/.*"'"$2"'":"\([^"]*\)".*/\1/p'
+}
+
+code_usage() {
+    d=$(mktemp -d)
+    tz npy -i "$1" -d "$d" ids
+    "${PYTHON:-/usr/bin/python3}" - "$d/ids.npy" "$2" <<'PY'
+import sys, numpy as np
+ids = np.load(sys.argv[1]).ravel()
+counts = np.bincount(ids, minlength=int(sys.argv[2]))
+p = counts[counts > 0] / ids.size
+print("codes_used\t%d" % (counts > 0).sum())
+print("perplexity\t%.2f" % np.exp(-(p * np.log(p)).sum()))
+PY
+    rm -rf "$d"
+}
+
 fifos() {
     d=$1; shift
     for f in "$@"; do rm -f "$d/$f"; mkfifo "$d/$f"; done
@@ -31,7 +57,15 @@ fifos() {
 
 init_once() {
     f=$1 tool=$2; shift 2
-    [ -f "$f" ] || "$tool" --init -w "$f" "$@"
+    args="$tool $*"
+    prev=
+    for a in "$@"; do   # the parts a model starts from count as arguments too
+        [ "$prev" != --init-from ] || args="$args $(cksum < "${a%%:*}")"
+        prev=$a
+    done
+    [ -f "$f" ] && [ -f "$f.args" ] && [ "$(cat "$f.args")" = "$args" ] && return 0
+    "$tool" --init -w "$f" "$@"
+    echo "$args" > "$f.args"
 }
 
 plot_log() {

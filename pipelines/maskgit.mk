@@ -8,9 +8,10 @@
 #                                 STEPS times) from all-masked tokens of class c
 #                                 (every class in turn without CLASS, the null
 #                                 class with CLASS=null), then the tokenizer's
-#                                 decoder: runs/.../samples.png and samples/*.png
+#                                 decoder: runs/.../samples.png and samples/*.png,
+#                                 speed.tsv (images/s of the whole loop)
 TOKENS        ?= 1d
-MASKGIT_STEPS ?= $(if $(QUICK),20,500)
+MASKGIT_STEPS ?= $(if $(QUICK),20,$(if $(filter 2d,$(TOKENS)),200,300))
 MASKGIT_CKPT  ?= $(if $(QUICK),10,100)
 MASKGIT_BATCH ?= 64
 MASKGIT_LR    ?= 5e-4
@@ -48,6 +49,7 @@ sample: $(SAMPLE_DIR)/samples.png
 
 $(SAMPLE_DIR)/samples.png: $(MASKGIT_RUN)/done $(if $(filter 2d,$(TOKENS)),,$(TITOK2_RUN)/done)
 	@mkdir -p $(SAMPLE_DIR)
+	@date +%s.%N > $(SAMPLE_DIR)/.t0
 	$(BINDIR)/mask --init-sample $(SAMPLE_INIT) --vocab 1024 -n $(N) $(SAMPLE_CLASS) --steps $(STEPS) \
 	    --guidance $(GUIDANCE) -o $(SAMPLE_DIR)/ids-0.tz
 	@t=0; while [ $$t -lt $(STEPS) ]; do \
@@ -55,5 +57,9 @@ $(SAMPLE_DIR)/samples.png: $(MASKGIT_RUN)/done $(if $(filter 2d,$(TOKENS)),,$(TI
 	    $(BINDIR)/mask --sample --seed 7 -o $(SAMPLE_DIR)/ids-$$((t + 1)).tz || exit 1; \
 	    rm -f $(SAMPLE_DIR)/ids-$$t.tz; t=$$((t + 1)); done
 	< $(SAMPLE_DIR)/ids-$(STEPS).tz $(SAMPLE_DECODE) > $(SAMPLE_DIR)/samples.tz
+	@n=$$($(BINDIR)/tz info $(SAMPLE_DIR)/samples.tz | sed -n '1s/.* records, \([0-9]*\) samples.*/\1/p'); \
+	    awk -v t0=$$(cat $(SAMPLE_DIR)/.t0) -v t1=$$(date +%s.%N) -v n=$$n 'BEGIN { \
+	    printf "images\t%d\nseconds\t%.3f\nimages_per_s\t%.2f\nsteps\t$(STEPS)\nguidance\t$(GUIDANCE)\n", \
+	    n, t1 - t0, n / (t1 - t0) }' > $(SAMPLE_DIR)/speed.tsv; rm -f $(SAMPLE_DIR)/.t0
 	$(BINDIR)/patch2img -f recon -d $(SAMPLE_DIR)/png < $(SAMPLE_DIR)/samples.tz
 	$(BINDIR)/patch2img -f recon --grid $@ --cols $(if $(CLASS),10,$(DATA_CLASSES)) < $(SAMPLE_DIR)/samples.tz

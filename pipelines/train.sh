@@ -27,6 +27,18 @@ for s in $CHAIN; do
                  *) trained="$trained $name" ;; esac
 done
 case " $LOSS " in *" gan"*) ckstages="$trained loss" ;; *) ckstages=$trained ;; esac
+# a run resumes only with the configuration it started with: the settings and
+# the weights and data it starts from (a changed recipe, teacher or data set
+# starts over)
+config=$(printf '%s\n' "steps=$STEPS" "batch=$BATCH" "seed=$SEED" "feed=$FEED" "prefilter=${PREFILTER:-}" \
+    "chain=$CHAIN" "loss=$LOSS" "opt=$OPT"; for s in $CHAIN; do cksum < "$RUN/init/$(echo "$s" | cut -d: -f2).safetensors"; done
+    for f in $FEED; do [ ! -f "$f" ] || cksum < "$f"; done)
+if [ -d "$RUN/ckpt" ] && [ "$(cat "$RUN/config" 2>/dev/null)" != "$config" ] && [ -n "$(ls "$RUN/ckpt")" ]; then
+    echo "$(basename "$RUN"): the configuration changed: starting over"
+    rm -rf "$RUN/ckpt"
+fi
+mkdir -p "$RUN/ckpt"
+echo "$config" > "$RUN/config.tmp" && mv "$RUN/config.tmp" "$RUN/config"
 S=$(resume_step "$RUN/ckpt" $ckstages)
 if [ "$S" -eq 0 ]; then
     for n in $trained; do cp "$RUN/init/$n.safetensors" "$RUN/$n.safetensors"; done

@@ -2,14 +2,14 @@
 # vqgan.sh - train the VQGAN teacher in stream mode, then evaluate it.
 # Called by pipelines/vqgan.mk; every setting comes from the environment:
 #   RUN DATA_TRAIN DATA_TEST CHANNELS STEPS BATCH LR WARMUP CKPT_EVERY SEED
-#   LOSSES (loss terms) GAN_START THREADS BIN
+#   LOSSES (loss terms) GAN_START THREADS BIN; VQ_SET (extra --set of vq)
 # The run itself is pipelines/train.sh's (resumable, bit-exact).
 . "$(dirname "$0")/lib.sh"
 PATH="$BIN:$PATH"
 mkdir -p "$RUN/init" "$RUN/ckpt"
 ARCH="--arch vqgan-tiny --set channels=$CHANNELS"
 init_once "$RUN/init/encode.safetensors" encode $ARCH --seed "$SEED"
-init_once "$RUN/init/vq.safetensors" vq --arch vqgan-tiny --seed "$((SEED + 1))"
+init_once "$RUN/init/vq.safetensors" vq --arch vqgan-tiny --seed "$((SEED + 1))" ${VQ_SET:-}
 init_once "$RUN/init/decode.safetensors" decode $ARCH --seed "$((SEED + 2))"
 
 OPT="--lr $LR --betas 0.9,0.99 --wd 1e-4 --schedule cosine --warmup $WARMUP --total $STEPS --end-lr $(echo "$LR" | awk '{print $1/10}') --clip 1.0"
@@ -20,17 +20,8 @@ RUN=$RUN FEED="$DATA_TRAIN" CHAIN="encode:encode vq:vq decode:decode" \
 # held-out evaluation with the EMA weights (upstream evaluates EMA weights)
 encode -w "$RUN/encode.ema.safetensors" -j "$THREADS" < "$DATA_TEST" |
     vq -w "$RUN/vq.ema.safetensors" -j "$THREADS" |
-    decode -w "$RUN/decode.ema.safetensors" -j "$THREADS" -o "$RUN/test-recon.tz"
+    decode -w "$RUN/decode.ema.safetensors" -j "$THREADS" | tz drop latent,quant -o "$RUN/test-recon.tz"
 loss mse psnr ssim --eval < "$RUN/test-recon.tz" > "$RUN/eval.tsv"
 tz head -n 1 "$RUN/test-recon.tz" | patch2img -f image,recon --grid "$RUN/recon.png" --cols 16 --rows 4
-tz npy -i "$RUN/test-recon.tz" -d "$RUN/npy" ids
-"${PYTHON:-/usr/bin/python3}" - "$RUN" <<'PY' >> "$RUN/eval.tsv"
-import sys, numpy as np
-ids = np.load(sys.argv[1] + "/npy/ids.npy").ravel()
-counts = np.bincount(ids, minlength=1024)
-p = counts[counts > 0] / ids.size
-print("codes_used\t%d" % (counts > 0).sum())
-print("perplexity\t%.2f" % np.exp(-(p * np.log(p)).sum()))
-PY
-rm -rf "$RUN/npy"
+code_usage "$RUN/test-recon.tz" "$(st_meta "$RUN/vq.ema.safetensors" codes)" >> "$RUN/eval.tsv"
 echo "vqgan: $(tr '\t\n' '= ' < "$RUN/eval.tsv")"

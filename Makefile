@@ -110,7 +110,7 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 # Fuzzing in `make test` is brief; `make fuzz FUZZ_SECONDS=600` goes longer.
-TEST_FUZZ_SECONDS ?= 10
+TEST_FUZZ_SECONDS ?= 4
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(@D)

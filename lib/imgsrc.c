@@ -406,7 +406,7 @@ static int idx_open(struct imgsrc *s)
     if (k < 0) return -1;
     if (k < 12) return tp_err_set("%s: truncated IDX header", s->name);
     uint32_t n = be32(h + 4), hh = be32(h + 8), ww = be32(h + 12);
-    if (n > INT32_MAX) return tp_err_set("%s: %u images is over the limit of %d", s->name, n, INT32_MAX);
+    if (n > INT32_MAX) return tp_err_set("%s: %u images is over the limit of %d (INT32_MAX)", s->name, n, INT32_MAX);
     if (png_check_size(ww, hh) != 0) return tp_err_prefix("%s", s->name);
     s->idx_n = n;
     s->idx_h = (int)hh;
@@ -555,7 +555,9 @@ static int map_label(struct imgsrc *s, const char *key, struct imgsrc_item *it)
 static int next_member(struct imgsrc *s, struct member *m)
 {
     memset(m, 0, sizeof *m);
-    return s->mode == M_DIR ? dir_next_member(s, m) : ar_next_member(s, m);
+    int r = s->mode == M_DIR ? dir_next_member(s, m) : ar_next_member(s, m);
+    if (r < 0) member_free(m);   /* a fatal error mid-member: the caller gets nothing */
+    return r;
 }
 
 static int parse_cls(const struct member *m, int32_t *label)
@@ -640,12 +642,12 @@ static int png_file_next(struct imgsrc *s, struct imgsrc_item *it)
             return -1;
         }
         n += (size_t)k;
-        if (n < cap) break;
-        if (cap > IMGSRC_MAX_MEMBER) {
+        if (n > IMGSRC_MAX_MEMBER) {   /* the bytes read, not the buffer, against the limit */
             free(buf);
             return tp_err_set("%s: over the limit of %zu bytes (IMGSRC_MAX_MEMBER)", s->name,
                               IMGSRC_MAX_MEMBER);
         }
+        if (n < cap) break;
         buf = tp_realloc(buf, cap *= 2);
     }
     if (s->o.labelmap && !map_label(s, s->base, it)) {

@@ -139,7 +139,11 @@ int io_out_open(struct io_out *o, const char *path)
     }
     o->path = tp_strdup(path);
     o->tmp = tmp_name_for(path);
-    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* never through a symlink planted at the temporary name: remove what is
+     * there (a stale temporary of a killed run with our pid, or a link),
+     * then create it exclusively */
+    unlink(o->tmp);
+    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (o->fd < 0) {
         int rc = tp_err_errno("%s", path);
         free(o->path);

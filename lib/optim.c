@@ -62,6 +62,35 @@ int optim_decays(const char *name, int ndim)
     return 1;
 }
 
+/* glibc's regcomp copies the expression under an interval {m,n} n times,
+ * nested intervals multiplying: "(a{1000}){1000}" takes 1.6 s and 200 MB,
+ * larger counts hang. The interval counts of a freeze pattern may multiply
+ * to at most this (tensor-name patterns need a few). */
+#define FREEZE_MAX_REPEAT 1000
+
+static int freeze_repeat_ok(const char *re)
+{
+    double product = 1;
+    int bracket = 0;
+    for (const char *p = re; *p; p++) {
+        if (*p == '\\' && p[1]) p++;
+        else if (*p == '[') bracket = 1;
+        else if (*p == ']') bracket = 0;
+        else if (*p == '{' && !bracket) {
+            double n = 0;
+            for (p++; *p && *p != '}'; p++)   /* {m}, {m,}, {m,n}: the largest count */
+                if (*p >= '0' && *p <= '9') n = n * 10 + (*p - '0');
+                else if (*p == ',') product *= n > 1 ? n : 1, n = 0;
+            product *= n > 1 ? n : 1;
+            if (!*p) break;
+        }
+    }
+    if (product > FREEZE_MAX_REPEAT)
+        return tp_err_set("freeze pattern '%s': interval counts multiply to %.0f, over the limit of %d "
+                          "(FREEZE_MAX_REPEAT)", re, product, FREEZE_MAX_REPEAT);
+    return 0;
+}
+
 struct optim *optim_new(const struct optim_cfg *c)
 {
     if (!(c->lr >= 0) || !(c->end_lr >= 0)) return tp_err_set("learning rate must be >= 0"), NULL;
@@ -73,6 +102,7 @@ struct optim *optim_new(const struct optim_cfg *c)
     if (c->schedule == OPTIM_COSINE && c->total <= c->warmup)
         return tp_err_set("cosine schedule: total steps (%ld) must exceed warmup (%ld)",
                           c->total, c->warmup), NULL;
+    if (c->freeze && *c->freeze && freeze_repeat_ok(c->freeze) != 0) return NULL;
     struct optim *o = tp_calloc(1, sizeof *o);
     o->cfg = *c;
     if (c->freeze && *c->freeze) {

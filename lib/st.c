@@ -327,7 +327,8 @@ static int parse_entry(struct st_tensor *t, const char *name, json_t *v, uint64_
     if (dt < 0) return tp_err_set("tensor '%s': unknown dtype '%s'", name, json_string_value(jd));
     size_t nd = json_array_size(js);
     if (nd > ST_MAX_DIMS)
-        return tp_err_set("tensor '%s': %zu dimensions, at most %d supported", name, nd, ST_MAX_DIMS);
+        return tp_err_set("tensor '%s': %zu dimensions, at most %d supported (ST_MAX_DIMS)", name, nd,
+                          ST_MAX_DIMS);
     uint64_t numel = 1;
     int overflow = 0;
     for (size_t i = 0; i < nd; i++) {
@@ -367,7 +368,7 @@ int st_parse(struct st **out, void *blob, size_t size, int mapped)
     const unsigned char *b = blob;
     for (int i = 7; i >= 0; i--) n = (n << 8) | b[i];
     if (n > ST_MAX_HEADER)
-        return tp_err_set("safetensors: header length %llu exceeds the limit of %u bytes",
+        return tp_err_set("safetensors: header length %llu exceeds the limit of %u bytes (ST_MAX_HEADER)",
                           (unsigned long long)n, ST_MAX_HEADER);
     if (n > size - 8)
         return tp_err_set("safetensors: header length %llu but only %zu bytes follow",

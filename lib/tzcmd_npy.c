@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define NPY_FILES_MAX 48 /* io.h registers each open temporary; keep well below its limit */
@@ -83,6 +84,11 @@ static void npy_open(struct npy_out *f, const char *dir, const struct st_tensor 
     char base[256], path[4096];
     if (safe_name(f->field, base, sizeof base) != 0) die("field '%s': name too long for a file", f->field);
     snprintf(path, sizeof path, "%s/%s", dir, base);
+    /* a symlink at the name is replaced, never written through (it could
+     * lead to a FIFO or device outside DIR, which io_out_open writes in place) */
+    struct stat sb;
+    if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode) && unlink(path) != 0)
+        die("%s: %s", path, strerror(errno));
     f->dtype = t->dtype;
     f->scalar = t->ndim == 0;
     f->ndim = f->scalar ? 1 : t->ndim;

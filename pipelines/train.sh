@@ -51,25 +51,41 @@ fi
 ntr=$(echo $trained | wc -w)
 k=0
 for n in $trained; do k=$((k + 1)); fifos "$RUN" "g$k"; done
-cmd="tz feed -b $BATCH --steps $STEPS --start-step $S --seed $SEED $FEED"
-[ -z "${PREFILTER:-}" ] || cmd="$cmd | $PREFILTER"
+# A stage that fails takes the run down instead of leaving the others
+# waiting: the processes of this run (their arguments name $RUN/) are
+# stopped, and each gradient FIFO is held open for a moment, so that a stage
+# blocked in opening one (its partner died first) gets through and sees the
+# end of its stream.
+abort_run() {
+    touch "$RUN/.failed"
+    pkill -TERM -f "$RUN/" 2>/dev/null || true
+    for f in "$RUN"/g[0-9]*; do [ ! -p "$f" ] || ( exec 9<>"$f"; sleep 2 ) & done
+}
+rm -f "$RUN/.failed"
+cmd="{ tz feed -b $BATCH --steps $STEPS --start-step $S --seed $SEED $FEED || abort_run; }"
+[ -z "${PREFILTER:-}" ] || cmd="$cmd | { $PREFILTER || abort_run; }"
 k=0
 for s in $CHAIN; do
     tool=$(echo "$s" | cut -d: -f1) name=$(echo "$s" | cut -d: -f2)
     case "$s" in
-    *:frozen) cmd="$cmd | $tool -w $RUN/init/$name.safetensors -j $THREADS" ;;
+    *:frozen) cmd="$cmd | { $tool -w $RUN/init/$name.safetensors -j $THREADS || abort_run; }" ;;
     *)  k=$((k + 1))
         gout=; [ $k -gt 1 ] && gout="--grad-out $RUN/g$((k - 1))"
-        cmd="$cmd | $tool -w $RUN/$name.safetensors -s $RUN/$name.state.safetensors --ema $RUN/$name.ema.safetensors \
+        cmd="$cmd | { $tool -w $RUN/$name.safetensors -s $RUN/$name.state.safetensors --ema $RUN/$name.ema.safetensors \
             --train -j $THREADS --ckpt-dir $RUN/ckpt/$name --ckpt-every $CKPT_EVERY --start-step $S $OPT \
-            --grad-in $RUN/g$k $gout" ;;
+            --grad-in $RUN/g$k $gout || abort_run; }" ;;
     esac
 done
-cmd="$cmd | loss $LOSS --log $RUN/log.tsv --start-step $S --steps $STEPS --progress -j $THREADS \
+cmd="$cmd | { loss $LOSS --log $RUN/log.tsv --start-step $S --steps $STEPS --progress -j $THREADS \
     --disc $RUN/disc.safetensors --disc-state $RUN/disc.state.safetensors \
-    --ckpt-dir $RUN/ckpt/loss --ckpt-every $CKPT_EVERY $OPT > $RUN/g$ntr"
+    --ckpt-dir $RUN/ckpt/loss --ckpt-every $CKPT_EVERY $OPT || abort_run; } > $RUN/g$ntr"
 t0=$(date +%s)
-eval "$cmd"
+eval "$cmd" || true
+if [ -f "$RUN/.failed" ]; then
+    rm -f "$RUN/.failed"
+    echo "$(basename "$RUN"): a stage failed (its error is above); the run stopped" >&2
+    exit 1
+fi
 t1=$(date +%s)
 k=0
 for n in $trained; do k=$((k + 1)); rm -f "$RUN/g$k"; done

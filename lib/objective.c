@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kind_names[] = {"mse", "l1", "ce", "psnr", "ssim", "gan", "perceptual"};
+static const char *const kind_names[] = {"mse", "l1", "ce", "psnr", "ssim", "gan", "perceptual", "acc", "fd"};
 
 void objective_init(struct objective *o)
 {
@@ -29,7 +29,7 @@ int objective_add(struct objective *o, const char *spec)
     int k = -1;
     for (int i = 0; i < (int)(sizeof kind_names / sizeof *kind_names); i++)
         if (strcmp(kind, kind_names[i]) == 0) k = i;
-    if (k < 0) return tp_err_set("unknown loss '%s' (mse, l1, ce, perceptual, gan; metrics psnr, ssim)", kind);
+    if (k < 0) return tp_err_set("unknown loss '%s' (mse, l1, ce, perceptual, gan; metrics psnr, ssim, acc, fd)", kind);
     double w = 1;
     if (colon) {
         char *end;
@@ -86,20 +86,71 @@ static int eval_ce(struct objective *o, struct obj_term *t, const struct st *rec
     return 0;
 }
 
+/* The acc and fd metrics: each reads its own fields, none has a gradient. */
+static int eval_stream_metric(struct objective *o, struct obj_term *t, const struct st *rec)
+{
+    const char *name = kind_names[t->kind];
+    if (!o->eval_only) return tp_err_set("%s is a metric, not a loss: use --eval", name);
+    if (t->kind == OBJ_FD) {
+        const char *pname = o->pred ? o->pred : "features";
+        struct st_tensor *p = st_require(rec, pname, ST_F32, 2);
+        if (!p) return -1;
+        if (!o->fd) return tp_err_set("the fd term needs feature statistics");
+        if (fd_stats_add(o->fd, p->data, p->shape[0], (int)p->shape[1]) != 0)
+            return tp_err_prefix("field '%s'", pname);
+        t->value = NAN;
+        return 0;
+    }
+    const char *pname = o->pred ? o->pred : "logits", *tname = o->target ? o->target : "label";
+    struct st_tensor *p = st_require(rec, pname, ST_F32, -1);
+    if (!p) return -1;
+    struct st_tensor *tg = st_require(rec, tname, ST_I32, p->ndim - 1);
+    if (!tg) return -1;
+    for (int i = 0; i < tg->ndim; i++)
+        if (tg->shape[i] != p->shape[i])
+            return tp_err_set("field '%s' does not match the leading shape of '%s'", tname, pname);
+    int64_t N = st_numel(tg), V = p->shape[p->ndim - 1], right = 0;
+    const float *x = p->data;
+    const int32_t *y = tg->data;
+    for (int64_t i = 0; i < N; i++) {
+        const float *row = x + i * V;
+        int64_t best = 0;
+        for (int64_t c = 1; c < V; c++)
+            if (row[c] > row[best]) best = c;
+        right += best == y[i];
+    }
+    o->acc_right += right;
+    o->acc_seen += N;
+    t->value = N ? (double)right / (double)N : NAN;
+    return 0;
+}
+
+static int is_stream_metric(enum obj_kind k) { return k == OBJ_ACC || k == OBJ_FD; }
+
 int objective_eval(struct objective *o, const struct st *rec, struct st *grad)
 {
     if (o->n == 0) return tp_err_set("no loss terms");
-    int is_ce = o->t[0].kind == OBJ_CE;
-    for (int k = 1; k < o->n; k++)
-        if ((o->t[k].kind == OBJ_CE) != is_ce) return tp_err_set("ce cannot be mixed with pixel losses");
+    o->total = 0;
+    o->acc = NAN;
+    int first = -1;
+    for (int k = 0; k < o->n; k++) {
+        if (!is_stream_metric(o->t[k].kind)) {
+            if (first < 0) first = k;
+        } else if (eval_stream_metric(o, &o->t[k], rec) != 0) {
+            return -1;
+        }
+    }
+    if (first < 0) return 0; /* metrics only: no prediction gradient */
+    int is_ce = o->t[first].kind == OBJ_CE;
+    for (int k = first + 1; k < o->n; k++)
+        if (!is_stream_metric(o->t[k].kind) && (o->t[k].kind == OBJ_CE) != is_ce)
+            return tp_err_set("ce cannot be mixed with pixel losses");
     const char *pname = o->pred ? o->pred : is_ce ? "logits" : "recon";
     struct st_tensor *p = st_require(rec, pname, ST_F32, -1);
     if (!p) return -1;
     char gname[160];
     snprintf(gname, sizeof gname, "%s.grad", pname);
     struct st_tensor *g = st_put(grad, gname, ST_F32, p->ndim, p->shape);
-    o->total = 0;
-    o->acc = NAN;
     memset(&o->drep, 0, sizeof o->drep);
     long step = 0;
     const char *sv = st_meta_get(rec, "step");
@@ -107,6 +158,7 @@ int objective_eval(struct objective *o, const struct st *rec, struct st *grad)
     const struct st_tensor *real = NULL;
     for (int k = 0; k < o->n; k++) {
         struct obj_term *t = &o->t[k];
+        if (is_stream_metric(t->kind)) continue;
         if (t->kind == OBJ_CE) {
             if (eval_ce(o, t, rec, g->data, p) != 0) return -1;
         } else {

@@ -17,19 +17,30 @@
  *             o->gan; the step is the record's "step" metadata.
  *   psnr, ssim  metrics (lib/metrics.h), only with eval_only: reported, not
  *             part of the total, no gradient
+ *   acc       metric (eval_only): argmax of pred logits F32 [...,V] (default
+ *             field logits) against target ids I32 [...] (default field
+ *             label), first maximum wins; counts add up in acc_right and
+ *             acc_seen over the records
+ *   fd        metric (eval_only): pred features F32 [B,D] (default field
+ *             features) added to o->fd (fd.h; not owned), whose Frechet
+ *             distance the caller computes at the end; its per-record
+ *             value is NaN
+ * Each term reads o->pred / o->target if set, else its own default fields,
+ * so one evaluation pass can report acc (logits) and fd (features).
  * The total is sum_k weight_k * term_k; the gradient record holds
  * "PRED.grad" = d total / d pred, and the record's step/seed metadata.
  */
 #ifndef TP_OBJECTIVE_H
 #define TP_OBJECTIVE_H
 
+#include "fd.h"
 #include "gan.h"
 #include "perceptual.h"
 #include "st.h"
 
 #define OBJ_MAX_TERMS 8
 
-enum obj_kind { OBJ_MSE, OBJ_L1, OBJ_CE, OBJ_PSNR, OBJ_SSIM, OBJ_GAN, OBJ_PERCEPTUAL };
+enum obj_kind { OBJ_MSE, OBJ_L1, OBJ_CE, OBJ_PSNR, OBJ_SSIM, OBJ_GAN, OBJ_PERCEPTUAL, OBJ_ACC, OBJ_FD };
 
 struct obj_term {
     enum obj_kind kind;
@@ -45,6 +56,8 @@ struct objective {
     int eval_only;  /* metrics allowed; the gradient is not used */
     struct gan *gan;                  /* for the gan term (not owned) */
     struct perceptual *perc;          /* for the perceptual term (not owned) */
+    struct fd_stats *fd;              /* for the fd term (not owned) */
+    int64_t acc_right, acc_seen;      /* the acc term, summed over records */
     /* of the last record */
     double total, acc;
     struct gan_d_report drep;         /* the critic's step */

@@ -2,6 +2,7 @@
  * the gradient stream of the prediction, logs the loss values (TSV).
  *
  *   loss KIND[:WEIGHT]... [--pred F] [--target F] [--log FILE] < pred.tz > pred.grad.tz
+ *   loss --eval METRIC... [--fd-ref REF.safetensors] [--fd-out STATS.safetensors] < pred.tz
  *
  * The arithmetic is lib/objective.c's (and lib/loss.c's). */
 #include "ckpt.h"
@@ -28,13 +29,15 @@ struct cmdline {
     int level, threads, progress, eval;
     /* the gan term's critic */
     const char *disc, *disc_state, *disc_widths, *ckpt_dir, *perceptual;
+    /* the fd metric: reference statistics, where to write this stream's */
+    const char *fd_ref, *fd_out;
     long ckpt_every;
     struct gan_cfg gan;
 };
 
 enum { O_PRED = 0x100, O_TARGET, O_MASK, O_SMOOTH, O_UNMASKED, O_TARGET_FILE, O_LOG, O_STEPS,
        O_START, O_PROGRESS, O_EVAL, O_VERSION, O_DISC, O_DISC_STATE, O_DISC_WIDTHS, O_GAN_START,
-       O_LECAM, O_DFACTOR, O_CKPT_DIR, O_CKPT_EVERY, O_PERCEPTUAL };
+       O_LECAM, O_DFACTOR, O_CKPT_DIR, O_CKPT_EVERY, O_PERCEPTUAL, O_FD_REF, O_FD_OUT };
 
 static const struct option options[] = {
     {"pred", required_argument, 0, O_PRED},
@@ -59,6 +62,8 @@ static const struct option options[] = {
     {"disc-factor", required_argument, 0, O_DFACTOR},
     {"ckpt-dir", required_argument, 0, O_CKPT_DIR},
     {"ckpt-every", required_argument, 0, O_CKPT_EVERY},
+    {"fd-ref", required_argument, 0, O_FD_REF},
+    {"fd-out", required_argument, 0, O_FD_OUT},
     {0, 0, 0, 0},
 };
 
@@ -73,6 +78,9 @@ _Noreturn static void usage(void)
            "  perceptual           feature distance in the frozen network of --perceptual FILE\n"
            "  gan                  the adversarial term (critic below), from --gan-start\n"
            "  psnr, ssim           metrics of pred against target images (with --eval only)\n"
+           "  acc                  metric: argmax of pred (logits) against target (label)\n"
+           "  fd                   metric: Frechet distance of pred (features) F32 [B,D]\n"
+           "                       over the stream to --fd-ref's statistics\n"
            "options:\n"
            "  --pred F, --target F  field names\n"
            "  --mask F             ce: U8 field, 1 = masked (weight 1), 0 = unmasked (mask)\n"
@@ -83,6 +91,8 @@ _Noreturn static void usage(void)
            "  --start-step S       resuming: drop log lines of step S and later first\n"
            "  --steps N            steps expected (for the progress ETA)\n"
            "  --eval               no gradient stream: print the mean of each loss at the end\n"
+           "  --fd-ref FILE        fd: the reference statistics (mu, sigma) to compare with\n"
+           "  --fd-out FILE        fd: write this stream's feature statistics there\n"
            "  -i FILE, -o FILE, -l LEVEL, -j N, --progress, -h, --version\n"
            "the gan term (upstream's stage-2 adversarial loss, its critic trained here):\n"
            "  --disc FILE          the critic's weights (created, upstream init, if absent)\n"
@@ -120,6 +130,8 @@ static void parse(struct cmdline *c, int argc, char **argv)
         case O_DFACTOR: c->gan.d_factor = cli_double("--disc-factor", optarg, 0, 1e6); break;
         case O_CKPT_DIR: c->ckpt_dir = optarg; break;
         case O_CKPT_EVERY: c->ckpt_every = cli_long("--ckpt-every", optarg, 1, 1L << 40); break;
+        case O_FD_REF: c->fd_ref = optarg; break;
+        case O_FD_OUT: c->fd_out = optarg; break;
         case 'i': c->in = optarg; break;
         case 'o': c->out = optarg; break;
         case 'l': c->level = (int)cli_long("-l", optarg, -7, 19); break;
@@ -152,6 +164,15 @@ static void parse(struct cmdline *c, int argc, char **argv)
             optim_free(check);
         }
     if (c->ckpt_every && !c->ckpt_dir) die_usage("--ckpt-every needs --ckpt-dir");
+    int has_fd = 0;
+    for (int k = 0; k < c->obj.n; k++) {
+        enum obj_kind kind = c->obj.t[k].kind;
+        has_fd |= kind == OBJ_FD;
+        if ((kind == OBJ_FD || kind == OBJ_ACC) && !c->eval)
+            die_usage("%s is a metric: use --eval", objective_term_name(&c->obj, k));
+    }
+    if (has_fd && !c->fd_ref && !c->fd_out) die_usage("the fd term needs --fd-ref FILE and/or --fd-out FILE");
+    if (!has_fd && (c->fd_ref || c->fd_out)) die_usage("--fd-ref and --fd-out go with the fd term");
     for (int k = 0; k < c->obj.n; k++)
         if (c->obj.t[k].kind == OBJ_PERCEPTUAL) {
             if (!c->perceptual) die_usage("the perceptual term needs --perceptual FILE");
@@ -280,6 +301,32 @@ static void log_close(struct logf *l, const char *path)
     for (int i = 0; i < l->ncols; i++) free(l->cols[i]);
 }
 
+/* ---- the fd metric --------------------------------------------------------------- */
+
+/* Write this stream's statistics (--fd-out); the distance to the reference,
+ * or NAN without one. */
+static double fd_finish(const struct cmdline *c, const struct fd_ref *ref)
+{
+    struct fd_stats *s = c->obj.fd;
+    const char *stream = c->in ? c->in : "stdin";
+    if (s->n < 2) die("%s: %lld feature vectors: the fd needs at least 2", stream, (long long)s->n);
+    if (c->fd_out) {
+        struct st *meta = st_new();
+        st_meta_set(meta, "field", c->obj.pred ? c->obj.pred : "features");
+        if (fd_stats_save(s, c->fd_out, meta) != 0) die_err();
+        st_free(meta);
+    }
+    if (!ref) return NAN;
+    size_t D = (size_t)s->D;
+    double *mu = tp_malloc(D * sizeof(double)), *sigma = tp_malloc(D * D * sizeof(double));
+    if (fd_stats_moments(s, mu, sigma) != 0) die_err();
+    double fd = fd_distance(mu, sigma, ref->mu, ref->sigma, s->D);
+    if (isnan(fd)) die("fd: %s", tp_err());
+    free(mu);
+    free(sigma);
+    return fd;
+}
+
 /* ---- main ---------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -297,6 +344,12 @@ int main(int argc, char **argv)
         if (!c.out && isatty(STDOUT_FILENO)) die_usage("refusing to write a stream to a terminal (use -o)");
         if (tz_out_open(&out, c.out, c.level) != 0) die_err();
     }
+    struct fd_stats fds;
+    struct fd_ref ref = {0};
+    fd_stats_init(&fds);
+    if (c.fd_ref || c.fd_out) c.obj.fd = &fds;
+    /* the reference fixes the feature size: a stream that differs fails at its first record */
+    if (c.fd_ref && (fd_ref_load(&ref, c.fd_ref) != 0 || fd_stats_add(&fds, NULL, 0, ref.D) != 0)) die_err();
     struct logf lg = {0};
     struct progress p;
     progress_init(&p, "steps", c.steps > c.start_step ? c.steps - c.start_step : -1, c.progress);
@@ -359,12 +412,27 @@ int main(int argc, char **argv)
     if (c.obj.perc) perceptual_free(c.obj.perc);
     if (out.w && tz_out_close(&out) != 0) die_err();
     if (c.eval) {
-        for (int k = 0; k < c.obj.n; k++)
-            printf("%s\t%.10g\n", objective_term_name(&c.obj, k), n ? sums[k] / n : NAN);
+        double fd = c.obj.fd ? fd_finish(&c, c.fd_ref ? &ref : NULL) : NAN;
+        int acc_term = 0;
+        for (int k = 0; k < c.obj.n; k++) {
+            enum obj_kind kind = c.obj.t[k].kind;
+            if (kind == OBJ_FD) {
+                if (c.fd_ref) printf("fd\t%.10g\n", fd);
+                continue;
+            }
+            double v = n ? sums[k] / n : NAN;
+            if (kind == OBJ_ACC) { /* over samples, not a mean of the records' means */
+                acc_term = 1;
+                v = c.obj.acc_seen ? (double)c.obj.acc_right / (double)c.obj.acc_seen : NAN;
+            }
+            printf("%s\t%.10g\n", objective_term_name(&c.obj, k), v);
+        }
         printf("total\t%.10g\n", n ? sums[OBJ_MAX_TERMS] / n : NAN);
-        if (acc_n) printf("acc\t%.10g\n", acc_sum / acc_n);
+        if (acc_n && !acc_term) printf("acc\t%.10g\n", acc_sum / acc_n);
         printf("records\t%ld\n", n);
     }
+    fd_stats_free(&fds);
+    fd_ref_free(&ref);
     tz_reader_close(r);
     if (tr) tz_reader_close(tr);
     return 0;

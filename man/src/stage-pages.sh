@@ -1,6 +1,8 @@
 #!/bin/bash
 # Write man1/{encode,vq,decode}.1: per-tool text here, shared sections from
 # stage-options.roff. Run from the top directory: sh man/src/stage-pages.sh
+# ${1^^} below is bash's: under another shell, re-run with bash before any page is touched
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -e
 cd "$(dirname "$0")/.."
 gen() { # name summary description presets fields examples
@@ -87,7 +89,7 @@ channels=1 resolution=32 patch=4 width=256 layers=4 heads=4 tokens=32 token_size
 upstream's legacy configs, channels=3 resolution=256 patch=16 token_size=12 and width/layers/heads/tokens 512/8/8/128, 768/12/12/64, 1024/24/16/32 (25.9M, 86.0M, 303.4M parameters).
 .TP
 .B vit-classifier
-channels=1 resolution=32 patch=4 width=128 layers=4 heads=4 classes=10: 32x32 images, 64 patches, 0.8M parameters (--set channels=3 --set classes=9 for the emoji)." \
+channels=1 resolution=32 patch=8 width=128 layers=4 heads=4 classes=10: 32x32 images, 16 patches, 0.8M parameters (--set channels=3 --set classes=9 for the emoji). Patch 8, not 4: a step costs about a quarter, and in the same time patch 8 reached 87.5% test accuracy on Fashion-MNIST (1500 steps of 64) where patch 4 reached 82.8% (600 steps)." \
 "Reads
 .B image
 F32 [B,C,H,W]; writes
@@ -133,10 +135,10 @@ resolution=32 patch=4 width=256 layers=4 heads=4 tokens=32 token_size=16 proxy_c
 .B titok-tiny-pixel
 titok-tiny with pixel=1 and vqgan-tiny's decoder: pixel_channels=1 pixel_resolution=32 pixel_hidden=32 pixel_mult=1,1,2 pixel_res_blocks=1 pixel_z=32.
 .TP
-.BR titok-s-128 ", " titok-b-64 ", " titok-l-32
+.BR titok-s-128 \", \" titok-b-64 \", \" titok-l-32
 upstream's legacy configs (resolution=256 patch=16 token_size=12 proxy_codes=1024; 27.0M, 88.1M, 306.8M parameters).
 .TP
-.BR titok-s-128-pixel ", " titok-b-64-pixel ", " titok-l-32-pixel
+.BR titok-s-128-pixel \", \" titok-b-64-pixel \", \" titok-l-32-pixel
 the same with pixel=1 and upstream's f16 MaskGIT-VQGAN decoder (pixel_channels=3 pixel_resolution=256 pixel_hidden=128 pixel_mult=1,1,2,2,4 pixel_res_blocks=2 pixel_z=256)." \
 "vqgan-decoder reads
 .B quant

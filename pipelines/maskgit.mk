@@ -11,8 +11,8 @@
 #                                 decoder: runs/.../samples.png and samples/*.png,
 #                                 speed.tsv (images/s of the whole loop)
 TOKENS        ?= 1d
-MASKGIT_STEPS ?= $(if $(QUICK),20,$(if $(filter 2d,$(TOKENS)),200,300))
-MASKGIT_CKPT  ?= $(if $(QUICK),10,100)
+MASKGIT_STEPS ?= $(if $(QUICK),10,$(if $(filter 2d,$(TOKENS)),200,300))
+MASKGIT_CKPT  ?= $(if $(QUICK),5,100)
 MASKGIT_BATCH ?= 64
 MASKGIT_LR    ?= 5e-4
 MASKGIT_RUN   := runs/maskgit-$(TOKENS)-$(RUN_SUFFIX)

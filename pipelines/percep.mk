@@ -3,7 +3,7 @@
 # classifier on the data set's labels, its features compared LPIPS-style.
 # Why, and what it does to reconstructions: bench/perceptual.md.
 #   make percep     data/percep-$(DATA).safetensors (test accuracy in its metadata)
-PERCEP_STEPS ?= $(if $(QUICK),40,600)
+PERCEP_STEPS ?= $(if $(QUICK),20,600)
 PERCEP       := data/percep-$(RUN_SUFFIX).safetensors
 
 .PHONY: percep

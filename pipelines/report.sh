@@ -2,7 +2,7 @@
 # report.sh - the demo's report: OUT/report.md and OUT/report.html (the same
 # content; the HTML opens from disk, its images are copied next to it).
 # Called by pipelines/report.mk with:
-#   OUT DATA VQGAN_RUN TITOK1_RUN TITOK2_RUN MG1_RUN MG2_RUN (run directories)
+#   OUT DATA DATA_TRAIN DATA_TEST VQGAN_RUN TITOK1_RUN TITOK2_RUN MG1_RUN MG2_RUN (run directories)
 #   SAMPLE1 SAMPLE2 (sample directories of MaskGIT 1D and 2D), EDIT (editing
 #   outputs, optional), EVAL (OUT/eval.tsv: Frechet distances and classifier
 #   accuracies, optional), CLS_RUN (the classifier's run, optional)
@@ -77,6 +77,7 @@ EOF
 
 h 1 "tokpipe demo report ($DATA)"
 p "Made by \`make demo\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), on $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)). Held-out figures are on the data set's test split ($(samples_of "$DATA_TEST") images); models are evaluated with their EMA weights."
+[ "${DATA_TRAIN:-}" != "$DATA_TEST" ] || p "This data set has no held-out split: the figures below are on training images, so they measure fit, not generalisation, and the test set against the training set is 0 by construction."
 p "The Frechet distances below use the features of a small classifier this project trains on the same data set's labels, not Inception-v3 on ImageNet: they compare models within this report only and are not comparable with published FIDs, which also use 50,000 samples at 256x256. Lower is better; the test set against the training set gives the floor."
 
 h 2 "Tokenizers: TiTok (32 tokens) against the VQGAN (64 tokens)"
@@ -93,11 +94,11 @@ img "$TITOK2_RUN/recon.png" titok-recon.png "TiTok: rows of inputs, stage 1 argm
 
 h 2 "Generators: MaskGIT on 1D against 2D tokens"
 {
-    echo "tokens|per image|masked-token accuracy|gFD|classifier accuracy on class-conditional samples|sampling images/s"
-    echo "TiTok 1D|32|$(kv "$MG1_RUN/eval.tsv" acc %.3f)|$(kv "$EVAL" gfd_1d %.2f)|$(kv "$EVAL" class_acc_1d %.3f)|$(kv "$SAMPLE1/speed.tsv" images_per_s %.1f)"
-    echo "VQGAN 2D|64|$(kv "$MG2_RUN/eval.tsv" acc %.3f)|$(kv "$EVAL" gfd_2d %.2f)|$(kv "$EVAL" class_acc_2d %.3f)|$(kv "$SAMPLE2/speed.tsv" images_per_s %.1f)"
+    echo "tokens|per image|masked-token accuracy|gFD|gFD floor|classifier accuracy on class-conditional samples|sampling images/s"
+    echo "TiTok 1D|32|$(kv "$MG1_RUN/eval.tsv" acc %.3f)|$(kv "$EVAL" gfd_1d %.2f)|$(kv "$EVAL" gfd_1d_floor %.2f)|$(kv "$EVAL" class_acc_1d %.3f)|$(kv "$SAMPLE1/speed.tsv" images_per_s %.1f)"
+    echo "VQGAN 2D|64|$(kv "$MG2_RUN/eval.tsv" acc %.3f)|$(kv "$EVAL" gfd_2d %.2f)|$(kv "$EVAL" gfd_2d_floor %.2f)|$(kv "$EVAL" class_acc_2d %.3f)|$(kv "$SAMPLE2/speed.tsv" images_per_s %.1f)"
 } | table
-p "Samples: $(kv "$SAMPLE1/speed.tsv" steps %d) decoding steps, guidance $(kv "$SAMPLE1/speed.tsv" guidance %g); a column per class. Images/s count the whole loop of processes (transformer and mask per step, then the tokenizer's decoder) on this machine. The classifier's accuracy on real test images is $(kv "$CLS_RUN/eval.tsv" acc %.3f)."
+p "Samples: $(kv "$SAMPLE1/speed.tsv" images %d) per token kind, $(kv "$SAMPLE1/speed.tsv" steps %d) decoding steps, guidance $(kv "$SAMPLE1/speed.tsv" guidance %g); a column per class. The gFD floor is what as many real training images score against the test set: a few hundred samples cannot score below it. Images/s count the whole loop of processes (transformer and mask per step, then the tokenizer's decoder) on this machine. The classifier's accuracy on real test images is $(kv "$CLS_RUN/eval.tsv" test_acc %.3f)."
 img "$SAMPLE1/samples.png" samples-1d.png "MaskGIT on TiTok's 32 tokens: samples, one column per class"
 img "$SAMPLE2/samples.png" samples-2d.png "MaskGIT on the VQGAN's 8x8 tokens: samples, one column per class"
 

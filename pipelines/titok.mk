@@ -9,9 +9,9 @@
 #   make tokens-1d      the data set through the stage-1 encoder and quantizer:
 #                       32 ids per image with labels (MaskGIT's training set)
 # Each evaluates on the test set (eval.tsv; recon.png for stage 2).
-TITOK1_STEPS ?= $(if $(QUICK),20,250)
-TITOK2_STEPS ?= $(if $(QUICK),20,200)
-TITOK_CKPT   ?= $(if $(QUICK),10,100)
+TITOK1_STEPS ?= $(if $(QUICK),10,250)
+TITOK2_STEPS ?= $(if $(QUICK),10,200)
+TITOK_CKPT   ?= $(if $(QUICK),5,100)
 TITOK_BATCH  ?= 32
 TITOK1_LR    ?= 5e-4
 TITOK2_LR    ?= 2e-4

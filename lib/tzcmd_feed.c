@@ -9,10 +9,15 @@
  * step), so a run resumed at step S (--start-step) sees exactly the batches
  * an uninterrupted run would have.
  *
+ * --hflip mirrors the "image" of each sample left-right with probability
+ * 1/2, drawn from rng_hash(seed, step + 2^41) per sample: data augmentation
+ * that a resumed run repeats exactly.
+ *
  * The data set is held in memory (decompressed) so any sample is reachable;
  * --max-memory bounds it.
  */
 #include "batch.h"
+#include "imgops.h"
 #include "rng.h"
 #include "tzcmd.h"
 
@@ -21,7 +26,7 @@
 #include <string.h>
 
 /* above the common options' codes (tzcmd_common.c) */
-enum { O_STEPS = 0x200, O_START, O_SEED, O_NOSHUF, O_RENAME, O_MAXMEM };
+enum { O_STEPS = 0x200, O_START, O_SEED, O_NOSHUF, O_RENAME, O_MAXMEM, O_HFLIP };
 
 static const struct option feed_opts[] = {
     {"batch", required_argument, 0, 'b'},
@@ -31,26 +36,42 @@ static const struct option feed_opts[] = {
     {"no-shuffle", no_argument, 0, O_NOSHUF},
     {"rename", required_argument, 0, O_RENAME},
     {"max-memory", required_argument, 0, O_MAXMEM},
+    {"hflip", no_argument, 0, O_HFLIP},
     {0, 0, 0, 0},
 };
 
 #define MAX_RENAMES 16
+
+/* Mirror the image of sample i of a batch when bit 0 of rng_hash(key, i) is set. */
+static int flip_images(struct st *batch, uint64_t key)
+{
+    struct st_tensor *im = st_require(batch, "image", ST_F32, 4);
+    if (!im) return -1;
+    int64_t B = im->shape[0], C = im->shape[1], H = im->shape[2], W = im->shape[3];
+    if (C > INT_MAX || H > INT_MAX || W > INT_MAX) return tp_err_set("field 'image': too large to flip");
+    float *x = im->data;
+    for (int64_t i = 0; i < B; i++)
+        if (rng_hash(key, (uint64_t)i) & 1) img_flip_h(x + i * C * H * W, (int)C, (int)H, (int)W);
+    return 0;
+}
 
 int tzcmd_feed(int argc, char **argv)
 {
     struct tzc c;
     tzc_init(&c, argc, argv,
              "usage: tz feed -b B --steps N [--start-step S] [--seed S] [--no-shuffle]\n"
-             "               [--rename OLD=NEW]... [-o FILE] DATA.tz...\n"
+             "               [--hflip] [--rename OLD=NEW]... [-o FILE] DATA.tz...\n"
              "Emit the batches of training steps S..N-1: epochs of seeded permutations of\n"
              "all samples, B per step, with step, epoch and seed in each record's metadata.\n"
              "The batch of a step depends only on the data, B, the seed and the step, so a\n"
              "resumed run (--start-step) sees what an uninterrupted one would.\n"
+             "  --hflip             mirror each sample's image left-right with probability 1/2\n"
+             "                      (seeded by the seed and the step)\n"
              "  --max-memory BYTES  limit on the decompressed data held (8 GiB)\n",
              "b:", feed_opts);
     long B = 0, steps = -1, start = 0;
     uint64_t seed = 0, maxmem = (uint64_t)8 << 30;
-    int shuffle = 1, nren = 0;
+    int shuffle = 1, nren = 0, hflip = 0;
     char *from[MAX_RENAMES], *to[MAX_RENAMES];
     int o;
     while ((o = tzc_getopt(&c, argc, argv)) != -1) {
@@ -60,6 +81,7 @@ int tzcmd_feed(int argc, char **argv)
         case O_START: start = cli_long("--start-step", optarg, 0, LONG_MAX); break;
         case O_SEED: seed = (uint64_t)cli_long("--seed", optarg, 0, LONG_MAX); break;
         case O_NOSHUF: shuffle = 0; break;
+        case O_HFLIP: hflip = 1; break;
         case O_MAXMEM: maxmem = (uint64_t)cli_long("--max-memory", optarg, 1, LONG_MAX); break;
         case O_RENAME: {
             char *eq = strchr(optarg, '=');
@@ -126,6 +148,7 @@ int tzcmd_feed(int argc, char **argv)
         struct st *out = batch_gather(recs, nrec, refs, B);
         if (!out) die("%s", tp_err());
         tzc_rename_fields(out, from, to, nren);
+        if (hflip && flip_images(out, rng_hash(seed, (uint64_t)s + (1ull << 41))) != 0) die("%s", tp_err());
         st_meta_set_long(out, "step", s);
         st_meta_set_long(out, "epoch", epoch0);
         char sv[32];

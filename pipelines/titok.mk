@@ -2,6 +2,7 @@
 #
 #   make titok-stage1   proxy-code training: images -> 32 tokens -> the teacher's
 #                       8x8 codes (cross-entropy + the quantizer's losses);
+#                       TITOK_AUG=1 mirrors images, codes on the fly;
 #                       runs/titok1-$(DATA)/
 #   make titok-stage2   encoder and quantizer frozen; the decoder, the teacher's
 #                       codebook and pixel decoder trained on pixels with
@@ -18,6 +19,9 @@ TITOK2_LR    ?= 2e-4
 TITOK1_RUN   := runs/titok1-$(RUN_SUFFIX)
 TITOK2_RUN   := runs/titok2-$(RUN_SUFFIX)
 TITOK1_LOSS  ?= ce
+# TITOK_AUG=1: random horizontal flips in stage 1, the teacher's proxy codes
+# computed on the fly (tz feed --hflip | teacher encode | vq | TiTok)
+TITOK_AUG    ?=
 # upstream stage 2: L2 1.0, perceptual 0.1, GAN 0.01
 TITOK2_LOSS  ?= mse perceptual:0.1 gan:0.01
 TITOK_ENV = TEACHER=$(VQGAN_RUN) DATA_TRAIN=$(VQGAN_TRAIN) DATA_TEST=$(VQGAN_TEST) CHANNELS=$(VQGAN_CH) \
@@ -29,7 +33,7 @@ titok-stage1: $(TITOK1_RUN)/done
 titok-stage2: $(TITOK2_RUN)/done
 
 $(TITOK1_RUN)/done: $(VQGAN_RUN)/tokens-train.tz $(VQGAN_RUN)/tokens-test.tz pipelines/titok.sh pipelines/train.sh | all
-	$(TITOK_ENV) STAGE=1 RUN=$(TITOK1_RUN) STEPS=$(TITOK1_STEPS) LR=$(TITOK1_LR) \
+	$(TITOK_ENV) STAGE=1 RUN=$(TITOK1_RUN) STEPS=$(TITOK1_STEPS) LR=$(TITOK1_LR) AUG=$(TITOK_AUG) \
 	WARMUP=$$(($(TITOK1_STEPS) / 20)) LOSSES="$(TITOK1_LOSS)" sh pipelines/titok.sh
 	touch $@
 

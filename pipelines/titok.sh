@@ -4,20 +4,31 @@
 # Called by pipelines/titok.mk with STAGE=1|2 and:
 #   RUN TEACHER (the VQGAN run dir) S1 (stage 1's run dir, for stage 2)
 #   DATA_TRAIN DATA_TEST CHANNELS STEPS BATCH LR WARMUP CKPT_EVERY SEED
-#   LOSSES GAN_START THREADS BIN PYTHON
+#   LOSSES GAN_START THREADS BIN PYTHON; AUG (stage 1: non-empty mirrors the
+#   training images at random, proxy codes from the teacher on the fly)
 . "$(dirname "$0")/lib.sh"
 PATH="$BIN:$PATH"
 mkdir -p "$RUN/init"
 ENDLR=$(echo "$LR" | awk '{print $1/10}')
 if [ "$STAGE" = 1 ]; then
-    # the images with the teacher's codes as targets (proxy codes), made once
-    [ "$RUN/train.tz" -nt "$TEACHER/tokens-train.tz" ] || tz merge "$DATA_TRAIN" "$TEACHER/tokens-train.tz" -o "$RUN/train.tz"
+    if [ -n "${AUG:-}" ]; then
+        # augmented images (mirrored at random by the feed): their proxy codes
+        # come from the teacher on the fly, frozen stages ahead of TiTok's
+        FEED="--hflip $DATA_TRAIN"
+        PRE="encode -w $TEACHER/encode.ema.safetensors -j $THREADS | vq -w $TEACHER/vq.ema.safetensors -j $THREADS"
+        PRE="$PRE | tz drop latent,quant | tz rename ids=target"
+    else
+        # the images with the teacher's codes as targets (proxy codes), made once
+        [ "$RUN/train.tz" -nt "$TEACHER/tokens-train.tz" ] ||
+            tz merge "$DATA_TRAIN" "$TEACHER/tokens-train.tz" -o "$RUN/train.tz"
+        FEED="--rename ids=target $RUN/train.tz" PRE=
+    fi
     init_once "$RUN/init/encode.safetensors" encode --arch titok-tiny --set channels=$CHANNELS --seed "$SEED"
     init_once "$RUN/init/vq.safetensors" vq --arch titok-tiny --seed "$((SEED + 1))"
     init_once "$RUN/init/decode.safetensors" decode --arch titok-tiny --set channels=$CHANNELS --seed "$((SEED + 2))"
     # upstream stage 1: AdamW betas (0.9, 0.99), wd 1e-4, warmup + cosine to end lr, clip 1
     OPT="--lr $LR --betas 0.9,0.99 --wd 1e-4 --schedule cosine --warmup $WARMUP --total $STEPS --end-lr $ENDLR --clip 1.0"
-    RUN=$RUN FEED="--rename ids=target $RUN/train.tz" CHAIN="encode:encode vq:vq decode:decode" \
+    RUN=$RUN FEED="$FEED" PREFILTER="$PRE" CHAIN="encode:encode vq:vq decode:decode" \
         LOSS="$LOSSES" OPT="$OPT" TITLE="TiTok stage 1 ($(basename "$RUN"))" sh "$(dirname "$0")/train.sh"
     # held-out proxy-code accuracy and loss
     # every test image once: batches of 256, the last one short

@@ -333,6 +333,17 @@ c=$(tz feed -b 4 --steps 7 --seed 10 fd.tz | md5sum)
 [ "$a" != "$c" ]; eq "feed: another seed, another order" "$?" 0
 bad "feed: -b is required" 2 tz feed --steps 3 fd.tz
 bad "feed: start past the end" 2 tz feed -b 2 --steps 3 --start-step 4 fd.tz
+# --hflip: each sample as it is or mirrored, about half mirrored, the same
+# bits in a resumed run
+tz make --field image:F32:64x1x1x2=iota -o fl.tz
+tz feed -b 64 --steps 2 --no-shuffle --hflip fl.tz -o fl1.tz
+eq "feed --hflip: every sample kept or mirrored, 68 of 128 mirrored" \
+    "$(recs fl1.tz 'int(sum((r[0]["image"][:, 0, 0, 0] > r[0]["image"][:, 0, 0, 1]).sum() for r in R))')" 68
+eq "feed --hflip: values are the data's" "$(recs fl1.tz 'sorted(set(R[0][0]["image"].ravel().tolist())) == list(map(float, range(128)))')" True
+tz feed -b 64 --steps 2 --start-step 1 --no-shuffle --hflip fl.tz -o fl2.tz
+eq "feed --hflip: resumed step 1 has the same bits" "$(tz slice 1 fl1.tz | zstd -dcq | md5sum)" "$(zstd -dcq fl2.tz | md5sum)"
+tz feed -b 64 --steps 1 --no-shuffle fl.tz -o fl3.tz
+eq "feed without --hflip mirrors nothing" "$(recs fl3.tz 'int((R[0][0]["image"][:, 0, 0, 0] > R[0][0]["image"][:, 0, 0, 1]).sum())')" 0
 bad "feed: missing input" 1 tz feed -b 2 --steps 3 nonexistent.tz
 
 done_tests

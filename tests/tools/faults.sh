@@ -167,8 +167,8 @@ eq "broken pipe: img2patch exits 1, one line" "$(bp img2patch -b 1 --shuffle img
 # pipelines/train.sh (the recipe every make target runs) on the tiny VQGAN:
 # 10 steps, a checkpoint every step. The reference runs uninterrupted; each
 # trial is killed (SIGKILL to its whole session) at a seeded random moment
-# (a random time within the start-up, or up to 150 ms after a random step's
-# checkpoint: moments in wall time alone drift with the machine's load),
+# (a random time within the start-up, or within the step after a random
+# step's checkpoint: moments in wall time alone drift with the machine's load),
 # then run again to the end, and must end with the reference's bits. Runs
 # on a tmpfs when one can be mounted (the checkpoints' fsyncs dominate on a
 # disk).
@@ -187,15 +187,25 @@ FINAL="encode.safetensors encode.state.safetensors encode.ema.safetensors vq.saf
        vq.ema.safetensors decode.safetensors decode.state.safetensors decode.ema.safetensors"
 prep "$KROOT/ref"
 # the reference, and the time of its first checkpoint (start-up, in ms)
+# reached DIR K: the newest finished checkpoint of the run in DIR is step K or later
+reached() {
+    n=$(ls "$1/run/ckpt/decode" 2>/dev/null | sed -n 's/^step-0*\([0-9][0-9]*\)\.done$/\1/p' | sort -n | tail -1)
+    [ -n "$n" ] && [ "$n" -ge "$2" ]
+}
 t0=$(date +%s%N) t1=
 train "$KROOT/ref" timeout 300 &
 rp=$!
+t9=
 while kill -0 "$rp" 2>/dev/null; do
-    [ -n "$t1" ] || [ ! -f "$KROOT/ref/run/ckpt/decode/step-00000001.done" ] || t1=$((($(date +%s%N) - t0) / 1000000))
-    sleep 0.02
+    [ -n "$t1" ] || ! reached "$KROOT/ref" 1 || t1=$((($(date +%s%N) - t0) / 1000000))
+    [ -n "$t9" ] || ! reached "$KROOT/ref" 9 || t9=$((($(date +%s%N) - t0) / 1000000))
+    sleep 0.01
 done
 wait "$rp"; eq "kill: reference run" "$?" 0
 t1=${t1:-1000}
+# the time of a step (ms): checkpoints 1 to 9 of the reference
+tstep=$(( (${t9:-$((t1 + 80))} - t1) / 8 ))
+[ "$tstep" -ge 10 ] || tstep=10
 # 20 trials; 5 with the sanitizer build (make test-san), which is several times slower
 case "$TP_BIN" in */build-san/*) trials=5 ;; *) trials=20 ;; esac
 same=0 midrun=0 resumed=0 left=0 tk=$(date +%s)
@@ -204,14 +214,16 @@ while [ $i -le $trials ]; do
     d="$KROOT/k$i"
     prep "$d"
     # the moment: every fifth trial within the start-up (before the first
-    # checkpoint), the others up to 150 ms after step K's checkpoint, K in 1..9
-    set -- $(awk -v s="$i" -v t1="$t1" 'BEGIN { srand(s); k = 1 + int(rand() * 9); r = rand();
-        if (s % 5 == 0) printf "0 %.3f", r * t1 / 1000; else printf "%d %.3f", k, r * 0.15 }')
+    # checkpoint), the others within the step after step K's checkpoint, K in
+    # 1..8 (a step's time as the reference run took it)
+    set -- $(awk -v s="$i" -v t1="$t1" -v ts="$tstep" 'BEGIN { srand(s); k = 1 + int(rand() * 8); r = rand();
+        if (s % 5 == 0) printf "0 %.3f", r * t1 / 1000; else printf "%d %.3f", k, r * ts / 1000 }')
     k=$1 delay=$2
     (train_exec "$d" setsid) &   # env execs setsid, setsid sh: $! leads the session
     pid=$!
-    mark="$d/run/ckpt/decode/step-$(printf %08d "$k").done"
-    while [ "$k" -gt 0 ] && [ ! -f "$mark" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+    # step K's checkpoint or a later one (older ones are pruned: a slow poll
+    # on a loaded machine must not miss the moment and kill after the end)
+    while [ "$k" -gt 0 ] && ! reached "$d" "$k" && kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
     sleep "$delay"
     kill -KILL "-$pid" 2>/dev/null
     wait "$pid" 2>/dev/null

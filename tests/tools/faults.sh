@@ -219,14 +219,20 @@ while [ $i -le $trials ]; do
     set -- $(awk -v s="$i" -v t1="$t1" -v ts="$tstep" 'BEGIN { srand(s); k = 1 + int(rand() * 8); r = rand();
         if (s % 5 == 0) printf "0 %.3f", r * t1 / 1000; else printf "%d %.3f", k, r * ts / 1000 }')
     k=$1 delay=$2
-    (train_exec "$d" setsid) &   # env execs setsid, setsid sh: $! leads the session
-    pid=$!
-    # step K's checkpoint or a later one (older ones are pruned: a slow poll
-    # on a loaded machine must not miss the moment and kill after the end)
-    while [ "$k" -gt 0 ] && ! reached "$d" "$k" && kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
-    sleep "$delay"
-    kill -KILL "-$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    # a kill that came after the end (a starved poll on a loaded machine)
+    # proves nothing: try again earlier, at most 3 times
+    for attempt in 1 2 3; do
+        (train_exec "$d" setsid) &   # env execs setsid, setsid sh: $! leads the session
+        pid=$!
+        # step K's checkpoint or a later one (older ones are pruned)
+        while [ "$k" -gt 0 ] && ! reached "$d" "$k" && kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+        sleep "$delay"
+        kill -KILL "-$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        [ -f "$d/run/train-seconds" ] || break
+        rm -rf "$d"; prep "$d"
+        k=$((k / 2)) delay=0
+    done
     if [ ! -f "$d/run/train-seconds" ]; then   # written last: the kill came before the end
         midrun=$((midrun + 1))
         [ -n "$(ls "$d/run/ckpt/encode" 2>/dev/null | grep done)" ] && resumed=$((resumed + 1))

@@ -297,8 +297,6 @@ echo "that loop's process starts alone ($SSTEPS x transformer | mask on an empty
 echo "included in the sampling figure. PyTorch: ImageBert.generate with the same weights in one process"
 echo "(the null-class pass skipped at step 0 too: it does not change the result), then the codebook and"
 echo "decoder; the figure is its second run in the process (warm), excluding interpreter start and import."
-echo "Work that differs: the 1D decoder tool also writes the proxy-code logits it computes on the way"
-echo "([64,8,8,1024] F32, 16 MB per batch) into its output stream, which PyTorch keeps in memory."
 echo "Its first (cold) run, in img/s: 1D $(med simg 1d 10) sampling, $(med simg 1d 11) decoding; 2D $(med simg 2d 10)"
 echo "sampling, $(med simg 2d 11) decoding."
 echo

@@ -101,6 +101,9 @@ static void reserve(struct titok_dec *d, int B)
 void titok_dec_forward(struct titok_dec *d, float *logits, float *recon, const float *quant, int B)
 {
     reserve(d, B);
+    /* no caller buffer (the pixel path keeps only its softmax): the logits
+     * gradient's buffer, which backward overwrites first, holds them */
+    if (!logits) logits = d->dlog;
     const struct titok_cfg *c = &d->c;
     int E = c->E, N = c->N, K = c->K;
     memcpy(d->q, quant, sizeof(float) * B * K * c->D);
@@ -210,13 +213,16 @@ static int dec_forward(struct module *m, struct st *rec, int train)
         return tp_err_set("field 'quant': shape [%lld,%lld,%lld], the decoder takes [B,%d,%d]",
                           (long long)q->shape[0], (long long)q->shape[1], (long long)q->shape[2], c->K, c->D);
     int64_t B = q->shape[0], G = c->G;
-    struct st_tensor *lg = st_put_v(rec, "logits", ST_F32, 4, B, G, G, (int64_t)c->V);
-    struct st_tensor *rc = NULL;
+    /* the pixel path outputs the image alone: its [B,h,w,V] logits are an
+     * intermediate (16 MB a batch of 64 at V=1024) no stage downstream reads */
+    struct st_tensor *lg = NULL, *rc = NULL;
     if (c->pixel) {
         int64_t R = c->pix.resolution;
         rc = st_put_v(rec, "recon", ST_F32, 4, B, (int64_t)c->pix.channels, R, R);
+    } else {
+        lg = st_put_v(rec, "logits", ST_F32, 4, B, G, G, (int64_t)c->V);
     }
-    titok_dec_forward(d, lg->data, rc ? rc->data : NULL, q->data, (int)B);
+    titok_dec_forward(d, lg ? lg->data : NULL, rc ? rc->data : NULL, q->data, (int)B);
     return 0;
 }
 

@@ -58,7 +58,7 @@ else
     # it (stage 2's starting point), and stage 2
     encode -w "$RUN/init/encode.safetensors" -j "$THREADS" < "$DATA_TEST" | vq -w "$RUN/init/vq.safetensors" -j "$THREADS" |
         tz drop latent -o "$RUN/test-tokens.tz"
-    decode -w "$RUN/decode.ema.safetensors" -j "$THREADS" < "$RUN/test-tokens.tz" | tz drop logits,quant \
+    decode -w "$RUN/decode.ema.safetensors" -j "$THREADS" < "$RUN/test-tokens.tz" | tz drop quant \
         -o "$RUN/test-recon.tz"
     decode -w "$S1/decode.ema.safetensors" -j "$THREADS" < "$RUN/test-tokens.tz" | tz drop quant | tz argmax logits |
         vq -w "$TEACHER/vq.ema.safetensors" | decode -w "$TEACHER/decode.ema.safetensors" -j "$THREADS" |

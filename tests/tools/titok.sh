@@ -90,6 +90,7 @@ tz slice 0:1 data.tz > in.tz
 encode -w enc.st -j 2 < in.tz | vq -w vq.st -j 2 > q.tz
 ok "decode (pixel) --training" decode -w pix.st --training -j 2 -i q.tz -o out.tz
 eq "recon is [4,1,32,32]" "$(tz info out.tz | awk '$1 == "recon" {print $3}')" "[4,1,32,32]"
+eq "the pixel decoder keeps its logits to itself" "$(tz info out.tz | awk '$1 == "logits"')" ""
 ok "loss mse" loss mse -i out.tz -o g.tz
 ok "decode (pixel) --backward" decode -w pix.st --backward q.tz -g pix.grad -j 2 -i g.tz -o qg.tz
 ok "pixel decoder gradients: finite, none all zero" "$PYTHON" check.py "$REF_PY" pix.grad

@@ -231,7 +231,7 @@ while [ $i -le $trials ]; do
         wait "$pid" 2>/dev/null
         [ -f "$d/run/train-seconds" ] || break
         rm -rf "$d"; prep "$d"
-        k=$((k / 2)) delay=0
+        k=$((k > 1 ? k - 1 : k)) delay=0
     done
     if [ ! -f "$d/run/train-seconds" ]; then   # written last: the kill came before the end
         midrun=$((midrun + 1))

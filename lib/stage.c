@@ -471,7 +471,11 @@ static int do_train(const struct stage_tool *t, const struct opts *o)
         if (m.ops->backward(&m, grad, ig) != 0) die("%s: step %ld: %s", o->grad_in, step, tp_err());
         if (gout && tz_writer_put(gout, ig) != 0) die_err();
         struct optim_report rep;
-        if (optim_step(opt, wv, gv, state, &rep) != 0) die("step %ld: %s", step, tp_err());
+        if (optim_step(opt, wv, gv, state, &rep) != 0) {
+            /* a refused step (a NaN gradient) is an expected exit: leave no leak behind */
+            st_free(ig), st_free(grad), st_free(rec);
+            die("step %ld: %s", step, tp_err());
+        }
         step = rep.step;
         if (ema && optim_ema_update(opt, ema, wv, step, o->ema_decay) != 0) die_err();
         if (o->ckpt_every && step % o->ckpt_every == 0) checkpoint(o, &m, state, ema, step);

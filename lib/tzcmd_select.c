@@ -181,10 +181,18 @@ int tzcmd_rename(int argc, char **argv)
              "", NULL);
     int n;
     char **pairs = tzc_split_list(tzc_parse_simple(&c, argc, argv, "OLD=NEW,..."), &n);
+    for (int i = 0; i < n; i++) {
+        char *eq = strchr(pairs[i], '=');
+        if (!eq || eq == pairs[i] || !eq[1]) {
+            char what[256]; /* the list is freed first: a usage error leaves no leak */
+            snprintf(what, sizeof what, "%s", pairs[i]);
+            free(pairs);
+            die_usage("rename: '%s' is not OLD=NEW", what);
+        }
+    }
     char **from = tp_calloc((size_t)n, sizeof *from), **to = tp_calloc((size_t)n, sizeof *to);
     for (int i = 0; i < n; i++) {
         char *eq = strchr(pairs[i], '=');
-        if (!eq || eq == pairs[i] || !eq[1]) die_usage("rename: '%s' is not OLD=NEW", pairs[i]);
         *eq = 0;
         from[i] = pairs[i], to[i] = eq + 1;
     }

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "err.h"
+#include "params.h"
 #include "rng.h"
 #include "st.h"
 
@@ -70,6 +71,17 @@ static inline int tmpdir_teardown(void **state)
 static inline void fill_uniform(struct rng *r, float *x, size_t n, float lo, float hi)
 {
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * rng_uniform(r);
+}
+
+/* Random parameters for finite differences: norms' weights (INIT_ONES)
+ * around 1, everything else around 0. */
+static inline void fill_params(struct params *p, struct rng *r)
+{
+    for (int i = 0; i < p->n; i++) {
+        const struct param_spec *e = &p->spec[i];
+        float lo = e->init == INIT_ONES ? 0.7f : -0.5f;
+        fill_uniform(r, p->data + e->offset, e->numel, lo, lo + 1.0f);
+    }
 }
 
 /* Load $TP_REF_DIR/name.safetensors, or skip the test if it is absent. */

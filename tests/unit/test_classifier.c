@@ -73,15 +73,6 @@ struct net {
     float *img, *dimg, *feat, *logits, *rf, *rl;
 };
 
-static void fill_params(struct params *p, struct rng *r)
-{
-    for (int i = 0; i < p->n; i++) {
-        const struct param_spec *e = &p->spec[i];
-        float lo = e->init == INIT_ONES ? 0.7f : -0.5f;
-        fill_uniform(r, p->data + e->offset, e->numel, lo, lo + 1.0f);
-    }
-}
-
 static void net_init(struct net *t, const char *kv, int B, uint64_t seed)
 {
     memset(t, 0, sizeof *t);

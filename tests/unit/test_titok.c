@@ -109,16 +109,6 @@ static void test_ref_decoder_pixel_l2(void **state) { (void)state; ref_decoder("
 
 /* ---- finite differences ---- */
 
-/* Random parameters: norms' weights around 1, everything else around 0. */
-static void fill_params(struct params *p, struct rng *r)
-{
-    for (int i = 0; i < p->n; i++) {
-        const struct param_spec *e = &p->spec[i];
-        float lo = e->init == INIT_ONES ? 0.7f : -0.5f;
-        fill_uniform(r, p->data + e->offset, e->numel, lo, lo + 1.0f);
-    }
-}
-
 #define ENC_TINY "channels=2 resolution=8 patch=4 width=16 layers=1 heads=2 tokens=4 token_size=3"
 #define DEC_TINY "resolution=8 patch=4 width=16 layers=1 heads=2 tokens=4 token_size=3 proxy_codes=8"
 #define PIX_TINY \

@@ -53,9 +53,9 @@ if [ -f data/fmnist-test.tz ]; then
     echo
     echo "## A VQGAN training step: process boundaries against compute (issue 4)"
     echo
-    echo "vqgan-tiny, batch 32, Fashion-MNIST, L2 loss; the mean over ${BENCH_TRAIN_STEPS:-8} steps:"
+    echo "vqgan-tiny, batch 32, Fashion-MNIST, L2 loss; the mean over ${BENCH_TRAIN_STEPS:-16} steps:"
     echo
-    sh bench/train_split.sh "$B" data/fmnist-train.tz "${BENCH_TRAIN_STEPS:-8}" 32
+    sh bench/train_split.sh "$B" data/fmnist-train.tz "${BENCH_TRAIN_STEPS:-16}" 32
 else
     echo "No data: run \`make data\` first for the stream, img2patch and training figures."
 fi

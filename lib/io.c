@@ -123,6 +123,25 @@ static char *tmp_name_for(const char *path)
     return t;
 }
 
+/* An unnamed file in path's directory, or -1 where O_TMPFILE or the
+ * /proc/self/fd link that names it at commit is not available. */
+static int open_unnamed(const char *path)
+{
+#ifdef O_TMPFILE
+    if (access("/proc/self/fd", X_OK) != 0) return -1;
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else if ((size_t)(slash - path) < sizeof dir) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else return -1;
+    return open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+#else
+    (void)path;
+    return -1;
+#endif
+}
+
 int io_out_open(struct io_out *o, const char *path)
 {
     memset(o, 0, sizeof *o);
@@ -139,6 +158,11 @@ int io_out_open(struct io_out *o, const char *path)
     }
     o->path = tp_strdup(path);
     o->tmp = tmp_name_for(path);
+    o->fd = open_unnamed(path);
+    if (o->fd >= 0) {
+        o->unnamed = 1;
+        return 0;
+    }
     /* never through a symlink planted at the temporary name: remove what is
      * there (a stale temporary of a killed run with our pid, or a link),
      * then create it exclusively */
@@ -172,6 +196,16 @@ int io_out_commit(struct io_out *o)
         return rc;
     }
     if (fsync(o->fd) != 0 && errno != EINVAL) rc = tp_err_errno("%s: fsync", o->path);
+    if (rc == 0 && o->unnamed) {
+        /* name it: a link to the temporary name (never through a symlink
+         * planted there), then the same rename as a named temporary */
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", o->fd);
+        unlink(o->tmp);
+        io_tmp_register(o->tmp);
+        if (linkat(AT_FDCWD, self, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) != 0)
+            rc = tp_err_errno("%s: link", o->path);
+    }
     if (close(o->fd) != 0 && rc == 0) rc = tp_err_errno("%s: close", o->path);
     o->fd = -1;
     if (rc == 0 && rename(o->tmp, o->path) != 0) rc = tp_err_errno("%s: rename", o->path);
@@ -187,8 +221,8 @@ void io_out_abort(struct io_out *o)
 {
     if (!o->path) return;
     if (o->fd >= 0) close(o->fd);
-    if (o->tmp) unlink(o->tmp);
-    if (o->tmp) io_tmp_unregister(o->tmp);
+    if (o->tmp && !o->unnamed) unlink(o->tmp);
+    if (o->tmp && !o->unnamed) io_tmp_unregister(o->tmp);
     free(o->tmp);
     free(o->path);
     o->tmp = o->path = NULL;

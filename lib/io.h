@@ -1,9 +1,12 @@
 /* io.h - checked I/O and atomic outputs.
  *
- * Every file tokpipe writes goes to a temporary name in the same directory
- * (".NAME.tmp.PID"), is flushed and fsync'd, then renamed over NAME: a killed
- * run never leaves a half-written file. Temporary files are registered so
- * that die() and the signal handlers (cli.h) remove them.
+ * Every file tokpipe writes is first an unnamed file in the same directory
+ * (O_TMPFILE), is flushed and fsync'd, then linked as ".NAME.tmp.PID" and
+ * renamed over NAME: a killed run never leaves a half-written file, and a
+ * SIGKILL before the commit leaves nothing at all. Where the file system
+ * (or a missing /proc) cannot do that, the file is written under the
+ * temporary name from the start. Temporary names are registered so that
+ * die() and the signal handlers (cli.h) remove them.
  */
 #ifndef TP_IO_H
 #define TP_IO_H
@@ -23,7 +26,8 @@ int io_slurp(const char *path, size_t cap, void **buf, size_t *n);
 struct io_out {
     int fd;
     char *path;  /* final name, NULL for stdout */
-    char *tmp;   /* temporary name while open; NULL when writing in place */
+    char *tmp;   /* temporary name; NULL when writing in place */
+    int unnamed; /* an O_TMPFILE file, named tmp only at commit */
 };
 
 /* path NULL or "-": stdout. An existing device, FIFO or socket (/dev/null, a

@@ -241,13 +241,14 @@ while [ $i -le $trials ]; do
     ok=1
     for f in $FINAL; do cmp -s "$KROOT/ref/run/$f" "$d/run/$f" || ok=; done
     if [ -n "$ok" ]; then same=$((same + 1)); else echo "# trial $i (kill ${delay}s after step $k): differs"; fi
-    # temporaries of the killed writers (nothing removes them; no reader takes them)
+    # temporaries of the killed writers (unnamed until their commit: none expected)
     left=$((left + $(find "$d/run" -name '.*.tmp.*' | wc -l)))
     rm -rf "$d"
     i=$((i + 1))
 done
 echo "# SIGKILL: $trials kills (first checkpoint at $t1 ms): $midrun before the end, $resumed of them after a checkpoint; $left stale temporaries; $(($(date +%s) - tk)) s"
 eq "SIGKILL: every trial ends bit-identical to the uninterrupted run" "$same" "$trials"
+eq "SIGKILL: no temporary file is left behind" "$left" 0
 eq "SIGKILL: kills came mid-run, most after a checkpoint" \
    "$([ $((4 * midrun)) -ge $((3 * trials)) ] && [ $((5 * resumed)) -ge $((3 * trials)) ] && echo yes)" yes
 

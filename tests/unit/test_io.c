@@ -4,9 +4,53 @@
 #include "test.h"
 #include "io.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+static int entries_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* a writer killed before its commit leaves no file at all, not even a
+ * temporary (the output is unnamed until then) */
+static void test_killed_writer_leaves_nothing(void **state)
+{
+    (void)state;
+    char dir[160], path[192];
+    snprintf(dir, sizeof dir, "%s/killed", tmpdir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/out.bin", dir);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct io_out o;
+        if (io_out_open(&o, path) != 0 || io_write_all(o.fd, "abc", 3, path) != 0) _exit(1);
+        if (write(ready[1], "x", 1) != 1) _exit(1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    kill(pid, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(entries_in(dir), 0);
+    close(ready[0]), close(ready[1]);
+}
 
 static void test_file_appears_on_commit(void **state)
 {
@@ -59,6 +103,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_appears_on_commit),
         cmocka_unit_test(test_devices_are_written_in_place),
+        cmocka_unit_test(test_killed_writer_leaves_nothing),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

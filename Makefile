@@ -5,6 +5,7 @@
 #   make test       unit, gradient, PyTorch-reference and tool tests, then the
 #                   same suite again under ASan+UBSan
 #   make bench      benchmarks, written to bench/results.md
+#   make soak       the long run: RSS over 10x the demo's steps, valgrind (bench/soak.md)
 #   make demo       the whole chain at tiny size (pipelines/)
 #   make install PREFIX=/usr/local
 #
@@ -57,7 +58,7 @@ REF_DIR   := build/ref
 # Debian's interpreter has python3-torch; the first python3 on PATH may not.
 PYTHON    ?= /usr/bin/python3
 
-.PHONY: all deps test test-fast test-san check-ref bench demo install clean fuzz
+.PHONY: all deps test test-fast test-san check-ref bench soak demo install clean fuzz
 .DEFAULT_GOAL := all
 # keep objects of tests and tools (intermediates of pattern chains)
 .SECONDARY:
@@ -118,6 +119,14 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 
 bench: deps all $(BENCH)
 	@BENCH_BIN=$(BUILD)/bench sh bench/run.sh
+
+# the long run of issue 8 (bench/soak.sh): RSS over FACTOR x the demo's steps,
+# and memcheck; hours at the default factor. Writes bench/soak.md.
+SOAK_FACTOR    ?= 10
+SOAK_PIPELINES ?= vqgan maskgit-2d
+soak: deps all
+	sh bench/soak.sh $(SOAK_FACTOR) $(SOAK_PIPELINES) > bench/soak.md.tmp
+	mv bench/soak.md.tmp bench/soak.md
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5

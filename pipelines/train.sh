@@ -15,6 +15,8 @@
 #   STEPS BATCH SEED CKPT_EVERY THREADS BIN
 #   OPT         optimizer flags of the trained stages (and of the critic)
 #   TITLE       plot title
+#   STAGE_WRAP  a command put before the feed, each stage, the loss and a
+#               one-command PREFILTER (optional; valgrind ... in bench/soak.sh)
 # A killed run resumes from the newest step all trained stages (and the critic)
 # finished, and ends with the bits an uninterrupted run would have.
 . "$(dirname "$0")/lib.sh"
@@ -62,21 +64,25 @@ abort_run() {
     for f in "$RUN"/g[0-9]*; do [ ! -p "$f" ] || ( exec 9<>"$f"; sleep 2 ) & done
 }
 rm -f "$RUN/.failed"
-cmd="{ tz feed -b $BATCH --steps $STEPS --start-step $S --seed $SEED $FEED || abort_run; }"
-[ -z "${PREFILTER:-}" ] || cmd="$cmd | { $PREFILTER || abort_run; }"
+cmd="{ ${STAGE_WRAP:-} tz feed -b $BATCH --steps $STEPS --start-step $S --seed $SEED $FEED || abort_run; }"
+case "${PREFILTER:-}" in
+"") ;;
+*"|"*) cmd="$cmd | { $PREFILTER || abort_run; }" ;;
+*) cmd="$cmd | { ${STAGE_WRAP:-} $PREFILTER || abort_run; }" ;;
+esac
 k=0
 for s in $CHAIN; do
     tool=$(echo "$s" | cut -d: -f1) name=$(echo "$s" | cut -d: -f2)
     case "$s" in
-    *:frozen) cmd="$cmd | { $tool -w $RUN/init/$name.safetensors -j $THREADS || abort_run; }" ;;
+    *:frozen) cmd="$cmd | { ${STAGE_WRAP:-} $tool -w $RUN/init/$name.safetensors -j $THREADS || abort_run; }" ;;
     *)  k=$((k + 1))
         gout=; [ $k -gt 1 ] && gout="--grad-out $RUN/g$((k - 1))"
-        cmd="$cmd | { $tool -w $RUN/$name.safetensors -s $RUN/$name.state.safetensors --ema $RUN/$name.ema.safetensors \
+        cmd="$cmd | { ${STAGE_WRAP:-} $tool -w $RUN/$name.safetensors -s $RUN/$name.state.safetensors --ema $RUN/$name.ema.safetensors \
             --train -j $THREADS --ckpt-dir $RUN/ckpt/$name --ckpt-every $CKPT_EVERY --start-step $S $OPT \
             --grad-in $RUN/g$k $gout || abort_run; }" ;;
     esac
 done
-cmd="$cmd | { loss $LOSS --log $RUN/log.tsv --start-step $S --steps $STEPS --progress -j $THREADS \
+cmd="$cmd | { ${STAGE_WRAP:-} loss $LOSS --log $RUN/log.tsv --start-step $S --steps $STEPS --progress -j $THREADS \
     --disc $RUN/disc.safetensors --disc-state $RUN/disc.state.safetensors \
     --ckpt-dir $RUN/ckpt/loss --ckpt-every $CKPT_EVERY $OPT || abort_run; } > $RUN/g$ntr"
 t0=$(date +%s)

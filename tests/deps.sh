@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config zstd libzstd-dev libpng-dev libopenblas-openmp-dev
 libarchive-dev libjansson-dev libcmocka-dev python3-torch python3-numpy
-dataset-fashion-mnist clang npm gnuplot-nox chromium"
+dataset-fashion-mnist clang npm gnuplot-nox chromium valgrind"
 missing=
 for p in $PKGS; do
     # node from another source (nodesource) brings its own npm and conflicts

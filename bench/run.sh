@@ -68,39 +68,7 @@ else
     echo "PyTorch not installed: the comparison was skipped."
 fi
 echo
-echo "## Training runs (the demo-sized pipelines, issues 4-6)"
-echo
-found=
-for e in runs/*/eval.tsv; do
-    [ -f "$e" ] || continue
-    d=$(dirname "$e")
-    case "$d" in *-quick) continue ;; esac
-    found=1
-    steps=$(tail -1 "$d/log.tsv" 2>/dev/null | cut -f1)
-    echo "- \`$d\`: $((${steps:-0} + 1)) steps in $(cat "$d/train-seconds" 2>/dev/null || echo ?) s; held-out: $(tr '\t\n' '= ' < "$e")"
-done
-[ -n "$found" ] || echo "No finished runs: \`make demo\` makes them."
-echo
-echo "### TiTok with 32 tokens against the VQGAN with 64 tokens (issue 5)"
-echo
-v=runs/vqgan-fmnist/eval.tsv t=runs/titok2-fmnist/eval.tsv
-if [ -f "$v" ] && [ -f "$t" ]; then
-    get() { awk -F'\t' -v k="$2" '$1 == k { printf "%.3f", $2; f = 1 } END { if (!f) printf "-" }' "$1"; }
-    echo "| tokenizer (held-out) | tokens per image | PSNR dB | SSIM | codes used | perplexity |"
-    echo "|---|---|---|---|---|---|"
-    echo "| VQGAN teacher | 64 | $(get $v psnr) | $(get $v ssim) | $(get $v codes_used) | $(get $v perplexity) |"
-    echo "| TiTok stage 1, argmax codes through the teacher | 32 | $(get $t psnr_stage1_argmax) | $(get $t ssim_stage1_argmax) | $(get $t codes_used) | $(get $t perplexity) |"
-    echo "| TiTok stage 1, soft codes through the teacher | 32 | $(get $t psnr_stage1_soft) | $(get $t ssim_stage1_soft) | | |"
-    echo "| TiTok stage 2 | 32 | $(get $t psnr) | $(get $t ssim) | | |"
-    echo
-    echo "The same test images, the runs of \`make demo\` (their steps and seconds above)."
-else
-    echo "No finished VQGAN and TiTok stage-2 runs: \`make demo\` makes them."
-fi
-echo
-echo "Test figures are on the held-out set (Fashion-MNIST test, 10,000 images) with EMA"
-echo "weights; PSNR/SSIM of reconstructions clamped to [0,1]; acc is proxy-code accuracy"
-echo "(TiTok stage 1) or masked-token accuracy (MaskGIT)."
+sh bench/runs.sh
 } > "$out"
 mv "$out" bench/results.md
 echo "bench: wrote bench/results.md"

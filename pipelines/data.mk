@@ -87,6 +87,10 @@ data/$(DATA)-quick-train.tz: $(DATA_TRAIN_FULL) | $(BINDIR)/tz
 	$(BINDIR)/tz head --samples 2048 $< -o $@
 data/$(DATA)-quick-test.tz: $(DATA_TEST_FULL) | $(BINDIR)/tz
 	$(BINDIR)/tz head --samples 512 $< -o $@
+ifneq ($(TEST_SAMPLES),)
+data/$(DATA)-test-$(TEST_SAMPLES).tz: $(DATA_TEST_FULL) | $(BINDIR)/tz
+	$(BINDIR)/tz head --samples $(TEST_SAMPLES) $< -o $@
+endif
 
 data-clean:
 	rm -f data/fmnist-train.tz data/fmnist-test.tz data/emoji.tz data/emoji-labels.tsv

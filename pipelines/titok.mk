@@ -9,7 +9,7 @@
 #                       L2 + GAN (upstream weights scaled); runs/titok2-$(DATA)/
 #   make tokens-1d      the data set through the stage-1 encoder and quantizer:
 #                       32 ids per image with labels (MaskGIT's training set;
-#                       the first TOKENS_1D_TRAIN training images, 20480)
+#                       the first TOKENS_TRAIN training images, 20480)
 # Each evaluates on the test set (eval.tsv; recon.png for stage 2).
 TITOK1_STEPS ?= $(if $(QUICK),10,250)
 TITOK2_STEPS ?= $(if $(QUICK),10,200)
@@ -47,11 +47,9 @@ $(TITOK2_RUN)/done: $(TITOK1_RUN)/done $(VQGAN_RUN)/done $(PERCEP) pipelines/tit
 
 tokens-1d: $(TITOK1_RUN)/tokens-train.tz $(TITOK1_RUN)/tokens-test.tz
 
-# TOKENS_1D_TRAIN=N: only the first N training images (MaskGIT's demo run
-# sees 300 x 64 samples; TiTok's encoder is the slow part of this target)
-TOKENS_1D_TRAIN ?= $(if $(QUICK),,20480)
+# the first TOKENS_TRAIN training images (config.mk; MaskGIT's demo run sees
+# 300 x 64 samples, and TiTok's encoder is the slow part of this target)
 $(TITOK1_RUN)/tokens-%.tz: $(TITOK1_RUN)/done
-	$(BINDIR)/tz $(if $(and $(filter train,$*),$(TOKENS_1D_TRAIN)),head --samples $(TOKENS_1D_TRAIN),cat) \
-	    $(if $(filter train,$*),$(VQGAN_TRAIN),$(VQGAN_TEST)) | \
+	$(TOKENS_SOURCE) | \
 	    $(BINDIR)/encode -w $(TITOK1_RUN)/encode.ema.safetensors | \
-	    $(BINDIR)/vq -w $(TITOK1_RUN)/vq.ema.safetensors | $(BINDIR)/tz pick ids,label -o $@
+	    $(BINDIR)/vq -w $(TITOK1_RUN)/vq.ema.safetensors | $(TOKENS_KEEP) -o $@

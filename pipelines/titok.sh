@@ -18,9 +18,11 @@ if [ "$STAGE" = 1 ]; then
         PRE="encode -w $TEACHER/encode.ema.safetensors -j $THREADS | vq -w $TEACHER/vq.ema.safetensors -j $THREADS"
         PRE="$PRE | tz drop latent,quant | tz rename ids=target"
     else
-        # the images with the teacher's codes as targets (proxy codes), made once
+        # the images with the teacher's codes as targets (proxy codes), made
+        # once; the codes may cover only the first training images (TOKENS_TRAIN)
         [ "$RUN/train.tz" -nt "$TEACHER/tokens-train.tz" ] ||
-            tz merge "$DATA_TRAIN" "$TEACHER/tokens-train.tz" -o "$RUN/train.tz"
+            tz head --samples "$(samples_of "$TEACHER/tokens-train.tz")" "$DATA_TRAIN" |
+            tz merge - "$TEACHER/tokens-train.tz" -o "$RUN/train.tz"
         FEED="--rename ids=target $RUN/train.tz" PRE=
     fi
     init_once "$RUN/init/encode.safetensors" encode --arch titok-tiny --set channels=$CHANNELS --seed "$SEED"

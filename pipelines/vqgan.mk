@@ -7,8 +7,9 @@
 #       loss.png, recon.png (test images over reconstructions), eval.tsv (test
 #       MSE, PSNR, SSIM, codebook usage and perplexity).
 #   make tokens-2d
-#       the whole data set through the trained encoder and vq: 8x8 ids per image
-#       with labels, runs/vqgan-$(DATA)/tokens-{train,test}.tz.
+#       the data set through the trained encoder and vq: 8x8 ids per image
+#       with labels, runs/vqgan-$(DATA)/tokens-{train,test}.tz (of the
+#       training set, the first TOKENS_TRAIN images: config.mk)
 VQGAN_TRAIN := $(DATA_TRAIN)
 VQGAN_TEST  := $(DATA_TEST)
 VQGAN_CH    := $(DATA_CH)
@@ -38,6 +39,14 @@ $(VQGAN_RUN)/done: $(VQGAN_TRAIN) $(VQGAN_TEST) $(PERCEP) pipelines/vqgan.sh pip
 
 tokens-2d: $(VQGAN_RUN)/tokens-train.tz $(VQGAN_RUN)/tokens-test.tz
 
+# the images a tokens-%.tz target encodes: the test set, or the first
+# TOKENS_TRAIN training images
+TOKENS_SOURCE = $(BINDIR)/tz $(if $(and $(filter train,$*),$(TOKENS_TRAIN)),head --samples $(TOKENS_TRAIN),cat) \
+	$(if $(filter train,$*),$(VQGAN_TRAIN),$(VQGAN_TEST))
+# ... and what a token file keeps: the ids and labels, not the quantizer's
+# per-batch statistics (a MaskGIT run's log would show them as its own)
+TOKENS_KEEP = $(BINDIR)/tz pick ids,label | $(BINDIR)/tz meta --delete loss.vq_commit --delete loss.vq_codebook \
+	--delete vq.used --delete vq.perplexity
 $(VQGAN_RUN)/tokens-%.tz: $(VQGAN_RUN)/done
-	$(BINDIR)/encode -w $(VQGAN_RUN)/encode.ema.safetensors < $(if $(filter train,$*),$(VQGAN_TRAIN),$(VQGAN_TEST)) | \
-	    $(BINDIR)/vq -w $(VQGAN_RUN)/vq.ema.safetensors | $(BINDIR)/tz pick ids,label -o $@
+	$(TOKENS_SOURCE) | $(BINDIR)/encode -w $(VQGAN_RUN)/encode.ema.safetensors | \
+	    $(BINDIR)/vq -w $(VQGAN_RUN)/vq.ema.safetensors | $(TOKENS_KEEP) -o $@

@@ -252,6 +252,19 @@ eq "SIGKILL: no temporary file is left behind" "$left" 0
 eq "SIGKILL: kills came mid-run, most after a checkpoint" \
    "$([ $((4 * midrun)) -ge $((3 * trials)) ] && [ $((5 * resumed)) -ge $((3 * trials)) ] && echo yes)" yes
 
+# ---- a stage of a training run dies -------------------------------------------------------------------
+# decode's starting weights are garbage: decode exits at once, before it opens
+# its FIFOs; the run must stop (exit 1, decode's error) instead of hanging
+prep "$KROOT/dies"
+echo garbage > "$KROOT/dies/run/init/decode.safetensors"
+( cd "$KROOT/dies" && env RUN=run FEED=data.tz CHAIN="encode:encode vq:vq decode:decode" LOSS="mse" \
+    OPT="--lr 1e-3" STEPS=10 BATCH=4 SEED=1 CKPT_EVERY=1 THREADS=1 BIN="$TP_BIN" PYTHON="$PYTHON" \
+    timeout 60 sh "$REPO/pipelines/train.sh" >/dev/null 2>"$T/.err" )
+eq "a stage dies: the run exits 1 (not the timeout's 124)" "$?" 1
+has "a stage dies: its error is shown" "decode.safetensors"
+has "a stage dies: the run says it stopped" "a stage failed (its error is above); the run stopped"
+rm -rf "$KROOT/dies"
+
 # ---- interrupted make --------------------------------------------------------------------------------
 # pipelines/data.mk's Fashion-MNIST rule on a generated IDX set large enough
 # to take a while; make (and img2patch) killed at seeded moments; the target

@@ -19,8 +19,8 @@ endif
 TEST_SAMPLES ?= $(if $(filter fmnist,$(DATA)),5000)
 # TOKENS_TRAIN=N: make tokens-1d and tokens-2d encode only the first N training
 # images (what the demo's TiTok and MaskGIT runs see; empty: all of them)
-TOKENS_TRAIN ?= $(if $(QUICK),1024,20480)
-# QUICK runs use the first 2048 training and 512 test images
+TOKENS_TRAIN ?= $(if $(QUICK),640,20480)
+# QUICK runs use the first 2048 training and 256 test images
 DATA_TRAIN_FULL := $(DATA_TRAIN)
 DATA_TEST_FULL  := $(DATA_TEST)
 ifneq ($(QUICK),)

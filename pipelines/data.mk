@@ -86,7 +86,7 @@ data/emoji.tz: $(EMOJI_TGZ) data/emoji-labels.tsv pipelines/data.mk | $(IMG2PATC
 data/$(DATA)-quick-train.tz: $(DATA_TRAIN_FULL) | $(BINDIR)/tz
 	$(BINDIR)/tz head --samples 2048 $< -o $@
 data/$(DATA)-quick-test.tz: $(DATA_TEST_FULL) | $(BINDIR)/tz
-	$(BINDIR)/tz head --samples 512 $< -o $@
+	$(BINDIR)/tz head --samples 256 $< -o $@
 ifneq ($(TEST_SAMPLES),)
 data/$(DATA)-test-$(TEST_SAMPLES).tz: $(DATA_TEST_FULL) | $(BINDIR)/tz
 	$(BINDIR)/tz head --samples $(TEST_SAMPLES) $< -o $@

@@ -44,7 +44,7 @@ int tp_err_errno(const char *fmt, ...)
     return -1;
 }
 
-static void out_of_memory(size_t n)
+void tp_out_of_memory(size_t n)
 {
     fprintf(stderr, "tokpipe: out of memory (allocating %zu bytes)\n", n);
     abort();
@@ -53,21 +53,21 @@ static void out_of_memory(size_t n)
 void *tp_malloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
-    if (!p) out_of_memory(n);
+    if (!p) tp_out_of_memory(n);
     return p;
 }
 
 void *tp_calloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) out_of_memory(n * size);
+    if (!p) tp_out_of_memory(n * size);
     return p;
 }
 
 void *tp_realloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
-    if (!q) out_of_memory(n);
+    if (!q) tp_out_of_memory(n);
     return q;
 }
 
@@ -83,6 +83,6 @@ void *tp_aligned_alloc(size_t n)
 {
     void *p = NULL;
     size_t rounded = (n + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) out_of_memory(n);
+    if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) tp_out_of_memory(n);
     return p;
 }

@@ -44,6 +44,8 @@ void *tp_malloc(size_t n);
 void *tp_calloc(size_t n, size_t size);
 void *tp_realloc(void *p, size_t n);
 char *tp_strdup(const char *s);
+/* What they call on exhaustion: a message, then abort. */
+void tp_out_of_memory(size_t n);
 /* 64-byte aligned allocation for tensor data (free with free()). */
 void *tp_aligned_alloc(size_t n);
 

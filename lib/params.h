@@ -53,6 +53,8 @@ size_t params_add(struct params *p, const char *prefix, const char *name, int nd
                   const int64_t *shape, enum param_init init, float a);
 /* Allocate data and grad (zeroed) once the table is complete. */
 void params_alloc(struct params *p);
+/* Free grad, for frozen parameters that never get gradients. */
+void params_drop_grad(struct params *p);
 /* Fill data by each spec's init, drawing in table order from one stream. */
 void params_fill_init(struct params *p, uint64_t seed);
 /* Copy values by name from w; every spec must be present as F32 of the same

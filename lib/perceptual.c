@@ -185,8 +185,7 @@ int perceptual_from_st(struct perceptual **out, const struct st *w)
     st_free(meta);
     if (rc == 0) {
         params_alloc(&p->params);
-        free(p->params.grad); /* frozen: no weight gradients */
-        p->params.grad = NULL;
+        params_drop_grad(&p->params); /* frozen: no weight gradients */
         rc = load_weights(p, w);
     }
     if (rc != 0) {

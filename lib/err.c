@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define TP_ERR_MAX 1024
 
@@ -83,6 +84,23 @@ void *tp_aligned_alloc(size_t n)
 {
     void *p = NULL;
     size_t rounded = (n + 63) & ~(size_t)63;
+    if (rounded >= TP_HUGE_MIN) {
+        /* activations and weights: on 2 MiB pages where the kernel has them
+         * (transparent huge pages on request), one page fault instead of 512 */
+        rounded = (rounded + TP_HUGE_MIN - 1) & ~(TP_HUGE_MIN - 1);
+        if (posix_memalign(&p, TP_HUGE_MIN, rounded) != 0) tp_out_of_memory(n);
+        tp_advise_huge(p, rounded);
+        return p;
+    }
     if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) tp_out_of_memory(n);
     return p;
+}
+
+void tp_advise_huge(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+    madvise(p, n, MADV_HUGEPAGE); /* advice: no harm where it is refused */
+#else
+    (void)p, (void)n;
+#endif
 }

@@ -46,7 +46,11 @@ void *tp_realloc(void *p, size_t n);
 char *tp_strdup(const char *s);
 /* What they call on exhaustion: a message, then abort. */
 void tp_out_of_memory(size_t n);
-/* 64-byte aligned allocation for tensor data (free with free()). */
+/* 64-byte aligned allocation for tensor data (free with free()); from
+ * TP_HUGE_MIN bytes on, 2 MiB aligned and advised onto huge pages. */
+#define TP_HUGE_MIN ((size_t)2 << 20)
 void *tp_aligned_alloc(size_t n);
+/* madvise(MADV_HUGEPAGE) where the system has it. */
+void tp_advise_huge(void *p, size_t n);
 
 #endif

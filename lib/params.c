@@ -26,6 +26,7 @@ static float *zeroed_floats(size_t n, int populate)
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0),
                    -1, 0);
     if (p == MAP_FAILED) tp_out_of_memory(bytes);
+    if (!populate) tp_advise_huge(p, bytes);
     return p;
 }
 

@@ -4,6 +4,8 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,6 +39,12 @@ void cli_init(int argc, char **argv)
     signal(SIGINT, on_fatal_signal);
     signal(SIGTERM, on_fatal_signal);
     signal(SIGHUP, on_fatal_signal);
+    /* A tool reuses large buffers record after record. By default glibc
+     * returns buffers over its mmap threshold to the kernel when freed and
+     * trims the heap, so each record paid its page faults again (a VQGAN
+     * decoder over 4 records of 256: 13,128 faults, 7,000 with these). */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
     tp_threads_set(0);
 }
 

@@ -7,16 +7,32 @@
 #   MaskGIT on the 2D tokens -> its samples, inpainting, outpainting and
 #   editing; the report (runs/demo/report.md and report.html)
 # QUICK=1 runs the same chain with a few steps of each on a data subset (CI).
-# The 2D MaskGIT and the editing run in a second make (TOKENS=2d), since the
-# sampling targets follow TOKENS.
+# Each stage is a make call of its own (the 2D ones with TOKENS=2d, since the
+# sampling targets follow TOKENS), announced with the time so far and an
+# estimate of the time left.
 DEMO_EDIT_CLASS ?= 1
 .PHONY: demo demo-chain
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory demo-chain
 
-demo-chain: $(DATA_TRAIN) $(DATA_TEST) vqgan tokens-2d titok-stage1 tokens-1d titok-stage2 maskgit sample classifier
-	@$(MAKE) --no-print-directory TOKENS=2d maskgit sample inpaint outpaint
-	@$(MAKE) --no-print-directory TOKENS=2d edit CLASS=$(DEMO_EDIT_CLASS)
-	@$(MAKE) --no-print-directory report
-	@echo "demo: done; the report is $(REPORT_DIR)/report.html (and report.md)"
+# the stages in order: "what|make arguments|seconds it took in the measured
+# default run" (pipelines/demo.sh prints the progress line and estimate)
+DEMO_STAGES = \
+	"data sets|$(DATA_TRAIN) $(DATA_TEST)|5" \
+	"perceptual loss network|$(PERCEP)|60" \
+	"VQGAN teacher|vqgan|330" \
+	"2D tokens|tokens-2d|60" \
+	"TiTok stage 1|titok-stage1|420" \
+	"1D tokens|tokens-1d|200" \
+	"TiTok stage 2|titok-stage2|400" \
+	"MaskGIT on the 1D tokens|maskgit|330" \
+	"1D samples of every class|sample|20" \
+	"evaluation classifier|classifier|110" \
+	"MaskGIT on the 2D tokens|TOKENS=2d maskgit|280" \
+	"2D samples, inpainting, outpainting|TOKENS=2d sample inpaint outpaint|40" \
+	"class-conditional editing|TOKENS=2d edit CLASS=$(DEMO_EDIT_CLASS)|15" \
+	"report|report|40"
+demo-chain:
+	+@MAKE="$(MAKE)" sh pipelines/demo.sh $(DEMO_STAGES)
+	@echo "demo: the report is $(REPORT_DIR)/report.html (and report.md)"

@@ -3,6 +3,7 @@
 #include "err.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,11 @@
  * touches them) or all at once (values: init or loading writes them whole,
  * and one page fault at a time is slow on this kind of virtual machine).
  * Zeroing both with memset took 40% of the start of a sampling step. */
+#ifdef __SANITIZE_ADDRESS__
+#define ZERO_MAP_MIN SIZE_MAX /* the sanitizer checks only malloc'd buffers */
+#else
 #define ZERO_MAP_MIN ((size_t)1 << 20)
+#endif
 
 static float *zeroed_floats(size_t n, int populate)
 {

@@ -64,6 +64,7 @@ else
     echo "No finished VQGAN and TiTok stage-2 runs: \`make demo\` makes them."
 fi
 echo
-echo "Test figures are on the held-out set (Fashion-MNIST test, 10,000 images) with EMA"
+echo "Test figures are on held-out images (the demo's runs: the first 2000 of the Fashion-MNIST"
+echo "test set, TEST_SAMPLES; the 1-hour VQGAN run: all 10,000) with EMA"
 echo "weights; PSNR/SSIM of reconstructions clamped to [0,1]; acc is proxy-code accuracy"
 echo "(TiTok stage 1) or masked-token accuracy (MaskGIT)."

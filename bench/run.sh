@@ -68,6 +68,8 @@ else
     echo "PyTorch not installed: the comparison was skipped."
 fi
 echo
+cat bench/levers.md
+echo
 sh bench/runs.sh
 } > "$out"
 mv "$out" bench/results.md

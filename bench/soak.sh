@@ -11,8 +11,9 @@
 # mask); each needs the ones before it in that order (the demo's chain)
 # and they run in that order. Runs go to runs/*-soak (and *-memcheck, on
 # the QUICK subsets); a second call resumes or reuses them.
-# Environment: SOAK_PERIOD (seconds between RSS samples, 10), MEMCHECK=0
-# skips the memcheck part, MEMCHECK_STEPS (3), DATA (fmnist).
+# Environment: SOAK_PERIOD (seconds between RSS samples, 10), RSS=0 skips
+# the long runs, MEMCHECK=0 the memcheck part, MEMCHECK_STEPS (3), DATA
+# (fmnist).
 set -eu
 cd "$(dirname "$0")/.."
 FACTOR=${1:-10}
@@ -52,6 +53,7 @@ sample_rss() { # RUNDIR OUT: until the file $W/stop appears
     done
 }
 
+if [ "${RSS:-1}" != 0 ]; then
 echo "### RSS over long runs ($FACTOR x the demo's steps)"
 echo
 echo "| pipeline | steps | seconds | process | RSS after 10% of the run (MB) | at the end (MB) | max (MB) | growth after 10% |"
@@ -86,6 +88,7 @@ done
 echo
 echo "RSS sampled every $PERIOD s with ps(1) for each process whose arguments name the run"
 echo "directory; processes that lived for fewer than 5 samples are left out."
+fi
 
 [ "${MEMCHECK:-1}" = 0 ] && exit 0
 echo

@@ -20,19 +20,19 @@ demo: deps
 # default run" (pipelines/demo.sh prints the progress line and estimate)
 DEMO_STAGES = \
 	"data sets|$(DATA_TRAIN) $(DATA_TEST)|5" \
-	"perceptual loss network|$(PERCEP)|60" \
-	"VQGAN teacher|vqgan|330" \
-	"2D tokens|tokens-2d|60" \
-	"TiTok stage 1|titok-stage1|420" \
-	"1D tokens|tokens-1d|200" \
-	"TiTok stage 2|titok-stage2|400" \
-	"MaskGIT on the 1D tokens|maskgit|330" \
-	"1D samples of every class|sample|20" \
-	"evaluation classifier|classifier|110" \
-	"MaskGIT on the 2D tokens|TOKENS=2d maskgit|280" \
-	"2D samples, inpainting, outpainting|TOKENS=2d sample inpaint outpaint|40" \
-	"class-conditional editing|TOKENS=2d edit CLASS=$(DEMO_EDIT_CLASS)|15" \
-	"report|report|40"
+	"perceptual loss network|$(PERCEP)|65" \
+	"VQGAN teacher|vqgan|257" \
+	"2D tokens|tokens-2d|45" \
+	"TiTok stage 1|titok-stage1|370" \
+	"1D tokens|tokens-1d|130" \
+	"TiTok stage 2|titok-stage2|377" \
+	"MaskGIT on the 1D tokens|maskgit|234" \
+	"1D samples of every class|sample|10" \
+	"evaluation classifier|classifier|150" \
+	"MaskGIT on the 2D tokens|TOKENS=2d maskgit|290" \
+	"2D samples, inpainting, outpainting|TOKENS=2d sample inpaint outpaint|12" \
+	"class-conditional editing|TOKENS=2d edit CLASS=$(DEMO_EDIT_CLASS)|5" \
+	"report|report|8"
 demo-chain:
 	+@MAKE="$(MAKE)" sh pipelines/demo.sh $(DEMO_STAGES)
 	@echo "demo: the report is $(REPORT_DIR)/report.html (and report.md)"

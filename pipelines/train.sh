@@ -22,6 +22,10 @@
 . "$(dirname "$0")/lib.sh"
 PATH="$BIN:$PATH"
 mkdir -p "$RUN/ckpt"
+# the run directory as an absolute path in every command of the run, so that
+# abort_run's pattern names this run's processes and no one else's (a
+# relative RUN=run matched any command line containing "run/")
+RUN=$(cd "$RUN" && pwd)
 trained= frozen_done=
 for s in $CHAIN; do
     name=$(echo "$s" | cut -d: -f2)
@@ -60,7 +64,7 @@ for n in $trained; do k=$((k + 1)); fifos "$RUN" "g$k"; done
 # end of its stream.
 abort_run() {
     touch "$RUN/.failed"
-    pkill -TERM -f "$RUN/" 2>/dev/null || true
+    pkill -TERM -f "$(printf '%s/' "$RUN" | sed 's/[][\\.*^$+?(){}|]/\\&/g')" 2>/dev/null || true
     for f in "$RUN"/g[0-9]*; do [ ! -p "$f" ] || ( exec 9<>"$f"; sleep 2 ) & done
 }
 rm -f "$RUN/.failed"

@@ -112,11 +112,17 @@ void io_tmp_cleanup(void)
 
 /* ---- atomic outputs ------------------------------------------------------ */
 
-static char *tmp_name_for(const char *path)
+/* The length of path's directory part, its final '/' included (0: none). */
+static size_t dir_len(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
-    const char *base = slash ? slash + 1 : path;
+    return slash ? (size_t)(slash - path + 1) : 0;
+}
+
+static char *tmp_name_for(const char *path)
+{
+    size_t dirlen = dir_len(path);
+    const char *base = path + dirlen;
     size_t n = strlen(path) + 48;
     char *t = tp_malloc(n);
     snprintf(t, n, "%.*s.%s.tmp.%ld", (int)dirlen, path, base, (long)getpid());
@@ -128,13 +134,15 @@ static char *tmp_name_for(const char *path)
 static int open_unnamed(const char *path)
 {
 #ifdef O_TMPFILE
-    if (access("/proc/self/fd", X_OK) != 0) return -1;
-    const char *slash = strrchr(path, '/');
+    static int have_proc = -1; /* the same answer for the whole process */
+    if (have_proc < 0) have_proc = access("/proc/self/fd", X_OK) == 0;
+    if (!have_proc) return -1;
+    size_t dirlen = dir_len(path);
     char dir[PATH_MAX];
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else return -1;
+    if (dirlen >= sizeof dir) return -1;
+    /* the directory without its final '/' ("/" stays itself), or "." */
+    if (dirlen == 0) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(dirlen > 1 ? dirlen - 1 : dirlen), path);
     return open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
 #else
     (void)path;

@@ -48,7 +48,13 @@ sample_rss() { # RUNDIR OUT: until the file $W/stop appears
     while [ ! -e "$W/stop" ]; do
         now=$(($(date +%s) - t0))
         ps -eo pid=,rss=,comm=,args= | awk -v t="$now" -v r="$1/" \
-            'index($0, r) && $3 != "sh" && $3 != "make" && $3 != "ps" && $3 != "awk" && $3 != "pkill" { print t, $1, $2, $3 }' >> "$2"
+            'index($0, r) && $3 != "sh" && $3 != "make" && $3 != "ps" && $3 != "awk" && $3 != "pkill" { print t, $1, $2, $3 }' |
+        while read -r t pid rss comm; do
+            # the part of RSS in transparent huge pages: khugepaged collapsing
+            # a buffer's small pages into 2 MiB ones raises RSS with no leak
+            huge=$(awk '/^AnonHugePages:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null) || huge=
+            echo "$t $pid $rss $comm ${huge:-0}"
+        done >> "$2"
         sleep "$PERIOD"
     done
 }
@@ -56,8 +62,8 @@ sample_rss() { # RUNDIR OUT: until the file $W/stop appears
 if [ "${RSS:-1}" != 0 ]; then
 echo "### RSS over long runs ($FACTOR x the demo's steps)"
 echo
-echo "| pipeline | steps | seconds | process | RSS after 10% of the run (MB) | at the end (MB) | max (MB) | growth after 10% |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| pipeline | steps | seconds | process | RSS after 10% of the run (MB) | at the end (MB) | max (MB) | growth after 10% | of it, huge pages (MB) | growth without them |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for p in $PIPES; do
     set -- $(target "$p")
     tgt=$1 var=$2 extra=${3:-}
@@ -76,18 +82,23 @@ for p in $PIPES; do
         MASKGIT_STEPS=$steps "$tgt" >&2
     t1=$(date +%s)
     touch "$W/stop"; wait "$sampler"
+    cp "$W/rss" "$run/rss-samples.txt" # seconds pid rss_kb tool huge_kb
     # per process (pid): the sample at 10% of its life, the last, the max
     awk -v p="$p" -v n="$steps" -v s=$((t1 - t0)) '
         { k = $2; if (!(k in first)) { first[k] = $1; tool[k] = $4 } last[k] = $1
-          t[k, ++cnt[k]] = $1; r[k, cnt[k]] = $3; if ($3 > mx[k]) mx[k] = $3 }
+          t[k, ++cnt[k]] = $1; r[k, cnt[k]] = $3; h[k, cnt[k]] = $5; if ($3 > mx[k]) mx[k] = $3 }
         END { for (k in cnt) { if (cnt[k] < 5) continue
                 at = first[k] + (last[k] - first[k]) / 10
                 for (i = 1; i <= cnt[k] && t[k, i] < at; i++) ; e = r[k, cnt[k]]; b = r[k, i]
-                printf "| %s | %d | %d | %s | %.1f | %.1f | %.1f | %+.1f%% |\n", p, n, s, tool[k], b / 1024, e / 1024, mx[k] / 1024, 100 * (e - b) / b } }' "$W/rss" | sort
+                dh = h[k, cnt[k]] - h[k, i]
+                printf "| %s | %d | %d | %s | %.1f | %.1f | %.1f | %+.1f%% | %+.1f | %+.1f%% |\n", p, n, s, tool[k],
+                    b / 1024, e / 1024, mx[k] / 1024, 100 * (e - b) / b, dh / 1024, 100 * (e - b - dh) / b } }' "$W/rss" | sort
 done
 echo
 echo "RSS sampled every $PERIOD s with ps(1) for each process whose arguments name the run"
-echo "directory; processes that lived for fewer than 5 samples are left out."
+echo "directory; processes that lived for fewer than 5 samples are left out. Huge pages:"
+echo "AnonHugePages of /proc/PID/smaps_rollup (buffers of 2 MiB and more are advised onto"
+echo "transparent huge pages, and khugepaged collapses their small pages over time)."
 fi
 
 [ "${MEMCHECK:-1}" = 0 ] && exit 0

@@ -7,6 +7,8 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -129,6 +131,59 @@ static char *tmp_name_for(const char *path)
     return t;
 }
 
+/* Writes the directory part of path into dir ("." when there is none). */
+static int dir_of(const char *path, char *dir, size_t size)
+{
+    size_t dirlen = dir_len(path);
+    if (dirlen >= size) return -1;
+    /* without its final '/' ("/" stays itself) */
+    if (dirlen == 0) snprintf(dir, size, ".");
+    else snprintf(dir, size, "%.*s", (int)(dirlen > 1 ? dirlen - 1 : dirlen), path);
+    return 0;
+}
+
+/* The pid of a temporary's name (.NAME.tmp.PID), or 0 if it is not one. */
+static long tmp_name_pid(const char *name)
+{
+    const char *t = strstr(name, ".tmp.");
+    if (name[0] != '.' || !t || t == name) return 0;
+    while (strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp.");
+    char *end;
+    long pid = strtol(t + 5, &end, 10);
+    return (*end == '\0' && end != t + 5 && pid > 0) ? pid : 0;
+}
+
+/* A writer killed inside its commit (between naming its file .NAME.tmp.PID
+ * and the rename) leaves that file behind. The first output a process opens
+ * in a directory removes such files whose writer is gone (kill(PID, 0) finds
+ * no process), so a re-run cleans up after the run it resumes. Directories
+ * are remembered (the last few) so that a tool writing thousands of images
+ * into one scans it once. */
+static void sweep_dead_temporaries(const char *path)
+{
+    static char swept[4][PATH_MAX];
+    static int next;
+    char dir[PATH_MAX];
+    if (dir_of(path, dir, sizeof dir) != 0) return;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(swept[i], dir) == 0) return;
+    snprintf(swept[next], sizeof swept[next], "%s", dir);
+    next = (next + 1) % 4;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    int dfd = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid = tmp_name_pid(e->d_name);
+        if (pid == 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+        struct stat sb;
+        if (fstatat(dfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
+            unlinkat(dfd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
 /* An unnamed file in path's directory, or -1 where O_TMPFILE or the
  * /proc/self/fd link that names it at commit is not available. */
 static int open_unnamed(const char *path)
@@ -137,12 +192,8 @@ static int open_unnamed(const char *path)
     static int have_proc = -1; /* the same answer for the whole process */
     if (have_proc < 0) have_proc = access("/proc/self/fd", X_OK) == 0;
     if (!have_proc) return -1;
-    size_t dirlen = dir_len(path);
     char dir[PATH_MAX];
-    if (dirlen >= sizeof dir) return -1;
-    /* the directory without its final '/' ("/" stays itself), or "." */
-    if (dirlen == 0) snprintf(dir, sizeof dir, ".");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(dirlen > 1 ? dirlen - 1 : dirlen), path);
+    if (dir_of(path, dir, sizeof dir) != 0) return -1;
     return open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
 #else
     (void)path;
@@ -164,6 +215,7 @@ int io_out_open(struct io_out *o, const char *path)
         o->path = tp_strdup(path);
         return 0;
     }
+    sweep_dead_temporaries(path);
     o->path = tp_strdup(path);
     o->tmp = tmp_name_for(path);
     o->fd = open_unnamed(path);
@@ -204,20 +256,29 @@ int io_out_commit(struct io_out *o)
         return rc;
     }
     if (fsync(o->fd) != 0 && errno != EINVAL) rc = tp_err_errno("%s: fsync", o->path);
+    int linked = 0; /* named at the final path already */
     if (rc == 0 && o->unnamed) {
-        /* name it: a link to the temporary name (never through a symlink
-         * planted there), then the same rename as a named temporary */
+        /* name it: a new file links straight to its path (a kill leaves
+         * nothing behind); over an existing one, a link to the temporary
+         * name (never through a symlink planted there), then the same
+         * rename as a named temporary */
         char self[64];
         snprintf(self, sizeof self, "/proc/self/fd/%d", o->fd);
-        unlink(o->tmp);
-        io_tmp_register(o->tmp);
-        if (linkat(AT_FDCWD, self, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) != 0)
+        unlink(o->tmp); /* ours by its pid: a stale one, or a planted link */
+        if (linkat(AT_FDCWD, self, AT_FDCWD, o->path, AT_SYMLINK_FOLLOW) == 0) {
+            linked = 1;
+        } else if (errno != EEXIST) {
             rc = tp_err_errno("%s: link", o->path);
+        } else {
+            io_tmp_register(o->tmp);
+            if (linkat(AT_FDCWD, self, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) != 0)
+                rc = tp_err_errno("%s: link", o->path);
+        }
     }
     if (close(o->fd) != 0 && rc == 0) rc = tp_err_errno("%s: close", o->path);
     o->fd = -1;
-    if (rc == 0 && rename(o->tmp, o->path) != 0) rc = tp_err_errno("%s: rename", o->path);
-    if (rc != 0) unlink(o->tmp);
+    if (rc == 0 && !linked && rename(o->tmp, o->path) != 0) rc = tp_err_errno("%s: rename", o->path);
+    if (rc != 0) unlink(linked ? o->path : o->tmp); /* no file was there before a direct link */
     io_tmp_unregister(o->tmp);
     free(o->tmp);
     free(o->path);

@@ -52,6 +52,60 @@ static void test_killed_writer_leaves_nothing(void **state)
     close(ready[0]), close(ready[1]);
 }
 
+static void touch(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+static int exists_in(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* a writer killed inside its commit leaves .NAME.tmp.PID: the next output
+ * opened in that directory removes it once PID is gone, and nothing else */
+static void test_dead_writers_temporaries_are_swept(void **state)
+{
+    (void)state;
+    char dir[160], path[192], name[64];
+    snprintf(dir, sizeof dir, "%s/swept", tmpdir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    pid_t dead = fork(); /* a pid that no process has any more */
+    assert_true(dead >= 0);
+    if (dead == 0) _exit(0);
+    assert_int_equal(waitpid(dead, NULL, 0), dead);
+    snprintf(name, sizeof name, ".ckpt.st.tmp.%ld", (long)dead);
+    touch(dir, name);
+    snprintf(name, sizeof name, ".other.tz.tmp.%ld", (long)getppid()); /* alive */
+    touch(dir, name);
+    touch(dir, ".notes.tmp.x1");
+    touch(dir, "keep.tmp.1");
+    snprintf(path, sizeof path, "%s/ckpt.st", dir);
+    struct io_out o;
+    assert_int_equal(io_out_open(&o, path), 0);
+    snprintf(name, sizeof name, ".ckpt.st.tmp.%ld", (long)dead);
+    assert_false(exists_in(dir, name));
+    snprintf(name, sizeof name, ".other.tz.tmp.%ld", (long)getppid());
+    assert_true(exists_in(dir, name));
+    assert_true(exists_in(dir, ".notes.tmp.x1"));
+    assert_true(exists_in(dir, "keep.tmp.1"));
+    /* a new file is linked at its name directly; over an old one, through
+     * the temporary: neither leaves a temporary of ours */
+    assert_int_equal(io_write_all(o.fd, "abc", 3, path), 0);
+    assert_int_equal(io_out_commit(&o), 0);
+    assert_int_equal(io_write_file_atomic(path, "xy", 2), 0);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, 2);
+    assert_int_equal(entries_in(dir), 4);
+}
+
 static void test_file_appears_on_commit(void **state)
 {
     (void)state;
@@ -104,6 +158,7 @@ int main(void)
         cmocka_unit_test(test_file_appears_on_commit),
         cmocka_unit_test(test_devices_are_written_in_place),
         cmocka_unit_test(test_killed_writer_leaves_nothing),
+        cmocka_unit_test(test_dead_writers_temporaries_are_swept),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -7,6 +7,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "cli.h"
 #include "err.h"
 
 #define PAR_MIN 16384 /* elements below which a parallel loop costs more than it gives */
@@ -311,52 +312,118 @@ static void col2im_add(float *din, const float *col, const struct conv2d_shape *
 }
 
 /* Output positions per chunk, so that a [K, chunk] column fits the bound. */
-static size_t chunk_len(size_t K, size_t P)
+static size_t chunk_len(size_t K, size_t P, size_t bound)
 {
-    size_t n = CONV2D_COL_FLOATS / K;
+    size_t n = bound / K;
     if (n < 1) n = 1;
     return n < P ? n : P;
 }
 
-/* Both directions of the im2col path share one walk over images, groups
- * and column chunks: forward when out is given (writes out), backward
- * otherwise (accumulates into dinp and/or dweight from dout). */
-static void im2col_pass(float *out, float *dinp, float *dweight, const float *dout,
-                        const float *inp, const float *weight, const struct conv2d_shape *s)
+/* Scratch of one worker: a column chunk and its row segments. */
+struct colbuf {
+    float *col;
+    struct colseg *sg;
+    size_t nmax;
+};
+
+static struct colbuf colbuf_new(const struct conv2d_shape *s, size_t K, size_t bound)
+{
+    struct colbuf c;
+    c.nmax = chunk_len(K, (size_t)s->OH * s->OW, bound);
+    c.col = tp_aligned_alloc(K * c.nmax * sizeof(float));
+    c.sg = tp_malloc((c.nmax / s->OW + 2) * sizeof *c.sg);
+    return c;
+}
+
+static void colbuf_free(struct colbuf *c)
+{
+    free(c->sg);
+    free(c->col);
+}
+
+/* Both directions of the im2col path for image b, all groups, over column
+ * chunks: forward when out is given (writes out), backward otherwise
+ * (accumulates into dinp and/or dw from dout; dw is [OC, K], the weight's
+ * layout). */
+static void image_pass(float *out, float *dinp, float *dw, const float *dout,
+                       const float *inp, const float *weight, const struct conv2d_shape *s,
+                       int b, struct colbuf *cb)
 {
     const int G = s->groups, Cg = s->C / G, OCg = s->OC / G;
     const size_t K = (size_t)Cg * s->KH * s->KW, P = (size_t)s->OH * s->OW;
-    const size_t HW = (size_t)s->H * s->W, nmax = chunk_len(K, P);
-    float *col = tp_aligned_alloc(K * nmax * sizeof(float));
-    struct colseg *sg = tp_malloc((nmax / s->OW + 2) * sizeof *sg);
-    for (int b = 0; b < s->B; b++)
-        for (int g = 0; g < G; g++) {
-            const float *in = inp + ((size_t)b * s->C + (size_t)g * Cg) * HW;
-            const size_t oo = ((size_t)b * s->OC + (size_t)g * OCg) * P; /* o or d offset */
-            const float *w = weight + (size_t)g * OCg * K;
-            for (size_t p0 = 0; p0 < P; p0 += nmax) {
-                const size_t n = P - p0 < nmax ? P - p0 : nmax;
-                const size_t nseg = col_segments(sg, s, p0, n);
-                if (out || dweight) im2col(col, in, s, sg, nseg, n);
-                if (out) { /* o[OCg, n] (row stride P) = W_g[OCg, K] @ col[K, n] */
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)n, (int)K,
-                                1.0f, w, (int)K, col, (int)n, 0.0f, out + oo + p0, (int)P);
-                    continue;
-                }
-                if (dweight) /* dW_g[OCg, K] += d[OCg, n] @ col[K, n]^T */
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, (int)K, (int)n,
-                                1.0f, dout + oo + p0, (int)P, col, (int)n,
-                                1.0f, dweight + (size_t)g * OCg * K, (int)K);
-                if (dinp) {
-                    /* dcol[K, n] = W_g[OCg, K]^T @ d[OCg, n], reusing col */
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)n, OCg,
-                                1.0f, w, (int)K, dout + oo + p0, (int)P, 0.0f, col, (int)n);
-                    col2im_add(dinp + ((size_t)b * s->C + (size_t)g * Cg) * HW, col, s, sg, nseg, n);
-                }
+    const size_t HW = (size_t)s->H * s->W;
+    float *col = cb->col;
+    for (int g = 0; g < G; g++) {
+        const float *in = inp + ((size_t)b * s->C + (size_t)g * Cg) * HW;
+        const size_t oo = ((size_t)b * s->OC + (size_t)g * OCg) * P; /* o or d offset */
+        const float *w = weight + (size_t)g * OCg * K;
+        for (size_t p0 = 0; p0 < P; p0 += cb->nmax) {
+            const size_t n = P - p0 < cb->nmax ? P - p0 : cb->nmax;
+            const size_t nseg = col_segments(cb->sg, s, p0, n);
+            if (out || dw) im2col(col, in, s, cb->sg, nseg, n);
+            if (out) { /* o[OCg, n] (row stride P) = W_g[OCg, K] @ col[K, n] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)n, (int)K,
+                            1.0f, w, (int)K, col, (int)n, 0.0f, out + oo + p0, (int)P);
+                continue;
+            }
+            if (dw) /* dW_g[OCg, K] += d[OCg, n] @ col[K, n]^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, (int)K, (int)n,
+                            1.0f, dout + oo + p0, (int)P, col, (int)n,
+                            1.0f, dw + (size_t)g * OCg * K, (int)K);
+            if (dinp) {
+                /* dcol[K, n] = W_g[OCg, K]^T @ d[OCg, n], reusing col */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)n, OCg,
+                            1.0f, w, (int)K, dout + oo + p0, (int)P, 0.0f, col, (int)n);
+                col2im_add(dinp + ((size_t)b * s->C + (size_t)g * Cg) * HW, col, s, cb->sg, nseg, n);
             }
         }
-    free(sg);
-    free(col);
+    }
+}
+
+/* The weight gradient is summed over images in CONV2D_DW_PARTS fixed ranges
+ * of the batch, each into its own buffer, the buffers then added in order:
+ * the same sums whatever the number of threads. */
+#define CONV2D_DW_PARTS 8
+
+/* The im2col path over the batch. With several images, the images are
+ * shared among the threads, each with its own scratch and
+ * single-threaded sgemm calls (OpenBLAS runs on one thread inside a parallel
+ * region): these products are small (K and OC of tens to hundreds), and
+ * splitting each of them between threads cost more than it gave. */
+static void im2col_pass(float *out, float *dinp, float *dweight, const float *dout,
+                        const float *inp, const float *weight, const struct conv2d_shape *s)
+{
+    const size_t K = (size_t)(s->C / s->groups) * s->KH * s->KW, WN = (size_t)s->OC * K;
+    if (s->B == 1) { /* one image: the threads work inside each product */
+        struct colbuf cb = colbuf_new(s, K, CONV2D_COL_FLOATS);
+        image_pass(out, dinp, dweight, dout, inp, weight, s, 0, &cb);
+        colbuf_free(&cb);
+        return;
+    }
+    const int T = tp_threads() < s->B ? tp_threads() : s->B;
+    const int parts = s->B < CONV2D_DW_PARTS ? s->B : CONV2D_DW_PARTS;
+    float *partial = dweight ? tp_calloc((size_t)parts * WN, sizeof(float)) : NULL;
+#pragma omp parallel num_threads(T)
+    {
+        struct colbuf cb = colbuf_new(s, K, CONV2D_COL_FLOATS / (size_t)T);
+#pragma omp for schedule(static)
+        for (int part = 0; part < parts; part++) {
+            const int b0 = (int)((long)s->B * part / parts), b1 = (int)((long)s->B * (part + 1) / parts);
+            for (int b = b0; b < b1; b++)
+                image_pass(out, dinp, partial ? partial + (size_t)part * WN : NULL, dout, inp,
+                           weight, s, b, &cb);
+        }
+        colbuf_free(&cb);
+    }
+    if (partial) {
+#pragma omp parallel for if (WN > PAR_MIN) schedule(static)
+        for (size_t i = 0; i < WN; i++) {
+            float sum = dweight[i];
+            for (int part = 0; part < parts; part++) sum += partial[(size_t)part * WN + i];
+            dweight[i] = sum;
+        }
+        free(partial);
+    }
 }
 
 /* ---- 1x1, stride 1, no padding: the input already is the column matrix */

@@ -18,9 +18,12 @@
  *   - G == C > 1 (depthwise, also with a channel multiplier): direct loops,
  *     since the product per group would be a KHxKW dot;
  *   - otherwise im2col + sgemm per image and group, over column chunks that
- *     bound the scratch memory (CONV2D_COL_FLOATS), and col2im for dinp.
+ *     bound the scratch memory (CONV2D_COL_FLOATS), and col2im for dinp;
+ *     a batch's images are shared among the threads (single-threaded
+ *     sgemm calls), the weight gradient summed over fixed ranges of images.
  * Every loop is parallel over an output index; sums run in a fixed order,
- * so results are bit-identical run to run at a fixed thread count.
+ * so results are bit-identical run to run at a fixed thread count (and, on
+ * the im2col path, at any thread count).
  */
 #ifndef TP_CONV2D_H
 #define TP_CONV2D_H

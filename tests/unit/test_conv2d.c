@@ -3,6 +3,7 @@
  * loops (including chunked im2col), the PyTorch reference, and bit-identical
  * results across runs at 2 threads. */
 #include "gradcheck.h"
+#include "cli.h"
 #include "conv2d.h"
 
 #include <cblas.h>
@@ -220,14 +221,36 @@ static void run_once(struct conv_case *c)
 static void test_threads_deterministic(void **state)
 {
     (void)state;
-    omp_set_num_threads(2);
-    openblas_set_num_threads(2);
+    tp_threads_set(2);
     struct conv2d_shape shapes[3] = {conv2d_shape_same(2, 32, 24, 20, 48, 3, 3, 1, 1),
                                      conv2d_shape_same(2, 48, 24, 20, 32, 1, 1, 1, 1),
                                      conv2d_shape_same(2, 32, 24, 20, 32, 4, 4, 2, 32)};
     for (int k = 0; k < 3; k++) {
         struct conv_case a = case_new(shapes[k], 1, 3), b = case_new(shapes[k], 1, 3);
         run_once(&a);
+        run_once(&b);
+        struct conv2d_shape *s = &a.s;
+        assert_memory_equal(a.out, b.out, conv2d_out_numel(s) * sizeof(float));
+        assert_memory_equal(a.dx, b.dx, conv2d_inp_numel(s) * sizeof(float));
+        assert_memory_equal(a.dw, b.dw, conv2d_weight_numel(s) * sizeof(float));
+        assert_memory_equal(a.db, b.db, s->OC * sizeof(float));
+        case_free(&a);
+        case_free(&b);
+    }
+}
+
+/* the im2col path shares images among threads, and sums the weight
+ * gradient over fixed ranges of them: the same bits at any thread count */
+static void test_threads_same_bits(void **state)
+{
+    (void)state;
+    struct conv2d_shape shapes[2] = {conv2d_shape_same(5, 16, 12, 10, 24, 3, 3, 1, 1),
+                                     conv2d_shape_same(11, 8, 12, 10, 16, 4, 4, 2, 2)};
+    for (int k = 0; k < 2; k++) {
+        struct conv_case a = case_new(shapes[k], 1, 5), b = case_new(shapes[k], 1, 5);
+        tp_threads_set(1);
+        run_once(&a);
+        tp_threads_set(2);
         run_once(&b);
         struct conv2d_shape *s = &a.s;
         assert_memory_equal(a.out, b.out, conv2d_out_numel(s) * sizeof(float));
@@ -251,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_paths_agree),
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_threads_deterministic),
+        cmocka_unit_test(test_threads_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

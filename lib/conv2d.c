@@ -342,10 +342,10 @@ static void colbuf_free(struct colbuf *c)
 }
 
 /* Both directions of the im2col path for image b, all groups, over column
- * chunks: forward when out is given (writes out), backward otherwise
- * (accumulates into dinp and/or dw from dout; dw is [OC, K], the weight's
- * layout). */
-static void image_pass(float *out, float *dinp, float *dw, const float *dout,
+ * chunks: forward when out is given (writes out, or adds to it when
+ * out_beta is 1), backward otherwise (accumulates into dinp and/or dw from
+ * dout; dw is [OC, K], the weight's layout). */
+static void image_pass(float *out, float out_beta, float *dinp, float *dw, const float *dout,
                        const float *inp, const float *weight, const struct conv2d_shape *s,
                        int b, struct colbuf *cb)
 {
@@ -363,7 +363,7 @@ static void image_pass(float *out, float *dinp, float *dw, const float *dout,
             if (out || dw) im2col(col, in, s, cb->sg, nseg, n);
             if (out) { /* o[OCg, n] (row stride P) = W_g[OCg, K] @ col[K, n] */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)n, (int)K,
-                            1.0f, w, (int)K, col, (int)n, 0.0f, out + oo + p0, (int)P);
+                            1.0f, w, (int)K, col, (int)n, out_beta, out + oo + p0, (int)P);
                 continue;
             }
             if (dw) /* dW_g[OCg, K] += d[OCg, n] @ col[K, n]^T */
@@ -390,13 +390,14 @@ static void image_pass(float *out, float *dinp, float *dw, const float *dout,
  * single-threaded sgemm calls (OpenBLAS runs on one thread inside a parallel
  * region): these products are small (K and OC of tens to hundreds), and
  * splitting each of them between threads cost more than it gave. */
-static void im2col_pass(float *out, float *dinp, float *dweight, const float *dout,
-                        const float *inp, const float *weight, const struct conv2d_shape *s)
+static void im2col_pass(float *out, float out_beta, float *dinp, float *dweight,
+                        const float *dout, const float *inp, const float *weight,
+                        const struct conv2d_shape *s)
 {
     const size_t K = (size_t)(s->C / s->groups) * s->KH * s->KW, WN = (size_t)s->OC * K;
     if (s->B == 1) { /* one image: the threads work inside each product */
         struct colbuf cb = colbuf_new(s, K, CONV2D_COL_FLOATS);
-        image_pass(out, dinp, dweight, dout, inp, weight, s, 0, &cb);
+        image_pass(out, out_beta, dinp, dweight, dout, inp, weight, s, 0, &cb);
         colbuf_free(&cb);
         return;
     }
@@ -410,8 +411,8 @@ static void im2col_pass(float *out, float *dinp, float *dweight, const float *do
         for (int part = 0; part < parts; part++) {
             const int b0 = (int)((long)s->B * part / parts), b1 = (int)((long)s->B * (part + 1) / parts);
             for (int b = b0; b < b1; b++)
-                image_pass(out, dinp, partial ? partial + (size_t)part * WN : NULL, dout, inp,
-                           weight, s, b, &cb);
+                image_pass(out, out_beta, dinp, partial ? partial + (size_t)part * WN : NULL,
+                           dout, inp, weight, s, b, &cb);
         }
         colbuf_free(&cb);
     }
@@ -424,6 +425,40 @@ static void im2col_pass(float *out, float *dinp, float *dweight, const float *do
         }
         free(partial);
     }
+}
+
+/* At stride 1, dinp is itself a convolution: of dout, with the kernel
+ * flipped and its channel axes swapped within each group, the padding
+ * mirrored (KH-1-pad). That gathers dout with im2col instead of scattering
+ * a column matrix back with col2im_add, which cost twice as much. Returns 0
+ * where it does not apply (stride > 1, or a pad of KH or more). */
+static int dinp_as_conv(float *dinp, const float *dout, const float *weight,
+                        const struct conv2d_shape *s)
+{
+    if (s->stride_h != 1 || s->stride_w != 1 || s->pad_top >= s->KH || s->pad_bottom >= s->KH ||
+        s->pad_left >= s->KW || s->pad_right >= s->KW)
+        return 0;
+    struct conv2d_shape t = {.B = s->B, .C = s->OC, .H = s->OH, .W = s->OW, .OC = s->C,
+                             .KH = s->KH, .KW = s->KW, .stride_h = 1, .stride_w = 1,
+                             .pad_top = s->KH - 1 - s->pad_top, .pad_bottom = s->KH - 1 - s->pad_bottom,
+                             .pad_left = s->KW - 1 - s->pad_left, .pad_right = s->KW - 1 - s->pad_right,
+                             .groups = s->groups};
+    conv2d_shape_finish(&t);
+    TP_ASSERT(t.OH == s->H && t.OW == s->W);
+    const int G = s->groups, Cg = s->C / G, OCg = s->OC / G, KK = s->KH * s->KW;
+    /* wt[c][j][k'] = weight[g*OCg + j][c - g*Cg][KK-1-k'], g the group of c */
+    float *wt = tp_aligned_alloc(conv2d_weight_numel(s) * sizeof(float));
+    for (int c = 0; c < s->C; c++) {
+        const int g = c / Cg;
+        for (int j = 0; j < OCg; j++) {
+            const float *w = weight + ((size_t)(g * OCg + j) * Cg + (size_t)(c - g * Cg)) * KK;
+            float *d = wt + ((size_t)c * OCg + j) * KK;
+            for (int k = 0; k < KK; k++) d[k] = w[KK - 1 - k];
+        }
+    }
+    im2col_pass(dinp, 1.0f, NULL, NULL, NULL, dout, wt, &t);
+    free(wt);
+    return 1;
 }
 
 /* ---- 1x1, stride 1, no padding: the input already is the column matrix */
@@ -468,7 +503,7 @@ void conv2d_forward(float *out, const float *inp, const float *weight,
     if (is_pointwise(s))
         forward_pointwise(out, inp, weight, s);
     else
-        im2col_pass(out, NULL, NULL, NULL, inp, weight, s);
+        im2col_pass(out, 0.0f, NULL, NULL, NULL, inp, weight, s);
     if (bias) bias_forward(out, bias, s->B, s->OC, (size_t)s->OH * s->OW);
 }
 
@@ -483,8 +518,10 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias,
     if (dbias) bias_backward(dbias, dout, s->B, s->OC, (size_t)s->OH * s->OW);
     if (is_pointwise(s))
         backward_pointwise(dinp, dweight, dout, inp, weight, s);
-    else
-        im2col_pass(NULL, dinp, dweight, dout, inp, weight, s);
+    else {
+        if (dinp && dinp_as_conv(dinp, dout, weight, s)) dinp = NULL;
+        if (dinp || dweight) im2col_pass(NULL, 0.0f, dinp, dweight, dout, inp, weight, s);
+    }
 }
 
 /* ---- parameter tables -------------------------------------------------- */

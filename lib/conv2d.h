@@ -18,7 +18,8 @@
  *   - G == C > 1 (depthwise, also with a channel multiplier): direct loops,
  *     since the product per group would be a KHxKW dot;
  *   - otherwise im2col + sgemm per image and group, over column chunks that
- *     bound the scratch memory (CONV2D_COL_FLOATS), and col2im for dinp;
+ *     bound the scratch memory (CONV2D_COL_FLOATS); dinp at stride 1 as the
+ *     convolution of dout with the flipped kernel, else by col2im;
  *     a batch's images are shared among the threads (single-threaded
  *     sgemm calls), the weight gradient summed over fixed ranges of images.
  * Every loop is parallel over an output index; sums run in a fixed order,

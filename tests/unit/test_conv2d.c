@@ -167,6 +167,11 @@ static void test_paths_agree(void **state)
     compare_direct(conv2d_shape_same(3, 16, 5, 6, 12, 1, 1, 1, 1), 1e-5);
     compare_direct(shape_pad(2, 6, 7, 6, 4, 3, 3, 1, 2, 1, 1, 0, 2, 2), 1e-5);
     compare_direct(conv2d_shape_same(2, 1, 9, 8, 5, 3, 3, 1, 1), 1e-5); /* one input channel */
+    /* stride 1: dinp as a convolution of dout, here with uneven pads, an
+     * even kernel height and groups; and a pad of KH or more, where col2im
+     * stays */
+    compare_direct(shape_pad(3, 6, 7, 5, 4, 2, 3, 1, 1, 1, 0, 2, 0, 2), 1e-5);
+    compare_direct(shape_pad(2, 3, 5, 5, 4, 3, 3, 1, 1, 3, 0, 0, 3, 1), 1e-5);
     /* K*P = 576 * 16384 > CONV2D_COL_FLOATS: three column chunks, the
      * boundaries falling inside output rows */
     struct conv2d_shape big = conv2d_shape_same(1, 64, 128, 128, 8, 3, 3, 1, 1);

@@ -24,7 +24,7 @@
  *     sgemm calls), the weight gradient summed over fixed ranges of images.
  * Every loop is parallel over an output index; sums run in a fixed order,
  * so results are bit-identical run to run at a fixed thread count (and, on
- * the im2col path, at any thread count).
+ * the im2col path with two or more images, at any thread count).
  */
 #ifndef TP_CONV2D_H
 #define TP_CONV2D_H

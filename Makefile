@@ -36,9 +36,14 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS   ?= -O2 -g
+# Vector code for our own loops where the CPU has AVX2 and FMA (x86-64-v3, the
+# Haswell level; valgrind runs it, AVX-512 it does not): 5-7% of a VQGAN step.
+# The build is for this machine; `make ARCH_FLAGS=` builds for any x86-64.
+ARCH_FLAGS ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && \
+                $(CC) -march=x86-64-v3 -E -x c /dev/null >/dev/null 2>&1 && echo -march=x86-64-v3)
 # Messages are cut to fixed buffers on purpose; clang has no such warning.
 NO_TRUNC_WARN := $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(NO_TRUNC_WARN) -fopenmp -Ilib \
+CFLAGS   += $(ARCH_FLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(NO_TRUNC_WARN) -fopenmp -Ilib \
             -I$(BLAS_INC) $(PKG_CFLAGS) $(SANFLAGS)
 LDFLAGS  += -fopenmp $(SANFLAGS) -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB)
 LDLIBS   += $(PKG_LIBS) -lopenblas -lm

@@ -62,8 +62,8 @@ sample_rss() { # RUNDIR OUT: until the file $W/stop appears
 if [ "${RSS:-1}" != 0 ]; then
 echo "### RSS over long runs ($FACTOR x the demo's steps)"
 echo
-echo "| pipeline | steps | seconds | process | RSS after 10% of the run (MB) | at the end (MB) | max (MB) | growth after 10% | of it, huge pages (MB) | growth without them |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| pipeline | steps | seconds | process | RSS after 10% of the run (MB) | at the end (MB) | max (MB) | growth after 10% | of it, huge pages (MB) | growth without them | growth over the last fifth |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for p in $PIPES; do
     set -- $(target "$p")
     tgt=$1 var=$2 extra=${3:-}
@@ -91,8 +91,13 @@ for p in $PIPES; do
                 at = first[k] + (last[k] - first[k]) / 10
                 for (i = 1; i <= cnt[k] && t[k, i] < at; i++) ; e = r[k, cnt[k]]; b = r[k, i]
                 dh = h[k, cnt[k]] - h[k, i]
-                printf "| %s | %d | %d | %s | %.1f | %.1f | %.1f | %+.1f%% | %+.1f | %+.1f%% |\n", p, n, s, tool[k],
-                    b / 1024, e / 1024, mx[k] / 1024, 100 * (e - b) / b, dh / 1024, 100 * (e - b - dh) / b } }' "$W/rss" | sort
+                # a stage that switches on later (the GAN at --gan-start, 75% of
+                # the steps) grows once: the last fifth shows whether it keeps on
+                fifth = first[k] + (last[k] - first[k]) * 4 / 5
+                for (j = 1; j <= cnt[k] && t[k, j] < fifth; j++) ; m = r[k, j]
+                printf "| %s | %d | %d | %s | %.1f | %.1f | %.1f | %+.1f%% | %+.1f | %+.1f%% | %+.1f%% |\n", p, n, s, tool[k],
+                    b / 1024, e / 1024, mx[k] / 1024, 100 * (e - b) / b, dh / 1024, 100 * (e - b - dh) / b,
+                    100 * (e - m) / m } }' "$W/rss" | sort
 done
 echo
 echo "RSS sampled every $PERIOD s with ps(1) for each process whose arguments name the run"

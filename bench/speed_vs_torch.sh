@@ -95,6 +95,8 @@ stage() {
 ours() {
     m=$1 n=$2 r=$W/run
     rm -rf "$r" "$W/rss"; mkdir -p "$r" "$W/rss"
+    # every stage appends its matrix products' GFLOP here at exit (lib/blas.h)
+    export TP_FLOPS="$W/flops.$n"; rm -f "$TP_FLOPS"
     mkfifo "$r/g1" "$r/g2" "$r/g3"
     OPT=$(opt_of "$m")
     case $m in
@@ -149,9 +151,12 @@ for m in vqgan titok1 titok2 maskgit; do
         set -- $tt
         # ours: marginal ms, fixed s (T(N1) - N1 marginal), start s (0 steps), RSS MB;
         # torch: marginal ms, fixed s (wall of N2 steps - N2 marginal), RSS MB
+        # the model's GFLOP per step: the matrix products of N2 steps less those of N1
+        gf=$(awk -v a="$W/flops.$N1" -v n1="$N1" -v n2="$N2" '
+            FILENAME == a { s1 += $2; next } { s2 += $2 } END { printf "%.3f", (s2 - s1) / (n2 - n1) }' "$W/flops.$N1" "$W/flops.$N2")
         res "train $m $(echo "$s0 $s1 $s2 $N1 $N2 $1 $2" | awk '{
             m = ($3 - $2) / ($5 - $4); printf "%.2f %.3f %.3f", 1000 * m, $2 - $4 * m, $1 }') $rss $2 $(echo "$1 $2 $N2" |
-            awk '{ printf "%.3f", $1 - $3 * $2 / 1000 }') $3"
+            awk '{ printf "%.3f", $1 - $3 * $2 / 1000 }') $3 $gf"
         rep=$((rep + 1))
     done
 done
@@ -251,8 +256,12 @@ echo "\`--init\` weights and see the same batches ($DATA; random proxy codes and
 echo
 echo "### Training steps (issue 9): stream mode against PyTorch"
 echo
-echo "| model | batch | tokpipe ms/step | PyTorch ms/step | tokpipe / PyTorch (target <= 0.7) | tokpipe fixed s | tokpipe 0-step run s | PyTorch fixed s | tokpipe peak RSS MB | PyTorch peak RSS MB |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+PEAK=${SPEED_PEAK:-}
+echo "| model | batch | tokpipe ms/step | PyTorch ms/step | tokpipe / PyTorch (target <= 0.7) | tokpipe fixed s | tokpipe 0-step run s | PyTorch fixed s | tokpipe peak RSS MB | PyTorch peak RSS MB | model GFLOP/step | tokpipe GFLOP/s${PEAK:+ (of peak)} | PyTorch GFLOP/s${PEAK:+ (of peak)} |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+# the model FLOP rate per repetition: 3 ours, 4 PyTorch's (GFLOP/s)
+awk -F'\t' -v OFS='\t' '$1 == "train" && $10 > 0 { print "tflop", $2, 1000 * $10 / $3, 1000 * $10 / $7 }' "$R" >> "$R"
+share() { [ -n "$PEAK" ] && med tflop "$1" "$2" | awk -v p="$PEAK" '{ printf " (%.0f%%)", 100 * $1 / p }'; }
 for m in vqgan titok1 titok2 maskgit; do
     case $m in
     vqgan) name="VQGAN vqgan-tiny (L2 + VQ)" b=32 ;;
@@ -260,7 +269,7 @@ for m in vqgan titok1 titok2 maskgit; do
     titok2) name="TiTok stage 2 titok-tiny-pixel (L2; encoder, VQ frozen)" b=32 ;;
     maskgit) name="MaskGIT maskgit-tiny, 32 tokens (masked CE)" b=64 ;;
     esac
-    echo "| $name | $b | $(med train $m 3) | $(med train $m 7) | $(ratio train $m 3 7) | $(med train $m 4 %.2f) | $(med train $m 5 %.2f) | $(med train $m 8 %.2f) | $(med train $m 6 %.0f) | $(med train $m 9 %.0f) |"
+    echo "| $name | $b | $(med train $m 3) | $(med train $m 7) | $(ratio train $m 3 7) | $(med train $m 4 %.2f) | $(med train $m 5 %.2f) | $(med train $m 8 %.2f) | $(med train $m 6 %.0f) | $(med train $m 9 %.0f) | $(med train $m 10 %.2f) | $(med tflop $m 3)$(share $m 3) | $(med tflop $m 4)$(share $m 4) |"
 done
 echo
 echo "ms/step is the marginal cost: (time of $N2 steps - time of $N1 steps) / $((N2 - N1)); for tokpipe two"
@@ -275,6 +284,10 @@ echo "the end), and apart a run of 0 steps (starts, loading, writing); for PyTor
 echo "of its process minus $N2 marginal steps (interpreter start, import torch, weight loading, the"
 echo "first steps' warm-up). Peak RSS: for tokpipe the sum over the pipeline's processes (tz feed, the"
 echo "stages, loss; shared library pages are counted once per process), for PyTorch its process."
+echo "Model GFLOP/step: the matrix products (2 M N K per sgemm call; convolutions as im2col"
+echo "products, attention's two) that the tools asked for in a step, counted by lib/blas.h"
+echo "(TP_FLOPS) over the same runs; the elementwise work is left out. The same count divided by each"
+echo "side's ms/step gives the FLOP rates${PEAK:+, and their share of this run's sgemm peak ($PEAK GFLOP/s, 1024^3, $J threads)}."
 echo
 echo "### MaskGIT sampling (issue 6): $SSTEPS steps, guidance $SG (linear ramp), batch $SN, random weights"
 echo

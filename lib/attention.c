@@ -1,7 +1,7 @@
 /* attention.c - multi-head self-attention (see attention.h). */
 #include "attention.h"
 
-#include <cblas.h>
+#include "blas.h"
 #include <math.h>
 #include <string.h>
 
@@ -48,7 +48,7 @@ void attention_forward(float *out, struct attention_acts *acts, const float *inp
         const float *k = q + C, *v = q + 2 * C;
         float *att = acts->att + bh * TT;
         /* att = scale * q k^T: [T,HD] x [HD,T] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, q, C3, k,
+        tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, q, C3, k,
                     C3, 0.0f, att, T);
         for (int t = 0; t < T; t++) softmax_row(att + (size_t)t * T, att + (size_t)t * T, T);
         const float *pv = att;
@@ -58,7 +58,7 @@ void attention_forward(float *out, struct attention_acts *acts, const float *inp
             pv = ad;
         }
         /* y_h = att @ v: [T,T] x [T,HD], into columns h*HD.. of y */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, pv, T, v,
+        tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, pv, T, v,
                     C3, 0.0f, acts->y + (size_t)b * T * C + h * HD, C);
     }
     linear_forward(out, acts->y, w->out_proj_weight, w->out_proj_bias, B * T, C, C);
@@ -81,18 +81,18 @@ static void head_backward(struct attention_acts *d, const struct attention_acts 
     float *dP = d->att + bh * TT;
 
     /* dv = Pd^T @ dy; dPd = dy @ v^T */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, Pd, T, dy, C,
+    tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, Pd, T, dy, C,
                 0.0f, dv, C3);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dy, C, v, C3,
+    tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dy, C, v, C3,
                 0.0f, dP, T);
     if (p > 0.0f)
         for (size_t i = 0; i < TT; i++) dP[i] *= dropout_scale(p, seed, bh * TT + i);
     /* through the softmax, in place: dP becomes the gradient of the scores */
     for (int t = 0; t < T; t++) softmax_row_backward_inplace(dP + (size_t)t * T, P + (size_t)t * T, T);
     /* scores = scale * q k^T: dq = scale * dS @ k; dk = scale * dS^T @ q */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, scale, dP, T, k, C3,
+    tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, scale, dP, T, k, C3,
                 0.0f, dq, C3);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, scale, dP, T, q, C3,
+    tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, scale, dP, T, q, C3,
                 0.0f, dk, C3);
 }
 

@@ -1,7 +1,7 @@
 /* linear.c - fully connected layer over cblas_sgemm (see linear.h). */
 #include "linear.h"
 
-#include <cblas.h>
+#include "blas.h"
 #include <string.h>
 
 #define COLS 64 /* output features per task of the bias-gradient sum */
@@ -14,7 +14,7 @@ void linear_forward(float *out, const float *inp, const float *weight,
 #pragma omp parallel for if ((long)BT * OC > 65536) schedule(static)
         for (int i = 0; i < BT; i++) memcpy(out + (size_t)i * OC, bias, sizeof(float) * OC);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BT, OC, C, 1.0f, inp, C,
+    tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BT, OC, C, 1.0f, inp, C,
                 weight, C, bias ? 1.0f : 0.0f, out, OC);
 }
 
@@ -40,10 +40,10 @@ void linear_backward(float *dinp, float *dweight, float *dbias,
                      int BT, int C, int OC)
 {
     if (dinp) /* dinp[BT,C] += dout[BT,OC] @ weight[OC,C] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BT, C, OC, 1.0f, dout, OC,
+        tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BT, C, OC, 1.0f, dout, OC,
                     weight, C, 1.0f, dinp, C);
     if (dweight) /* dweight[OC,C] += dout^T @ inp */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, BT, 1.0f, dout, OC,
+        tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, BT, 1.0f, dout, OC,
                     inp, C, 1.0f, dweight, C);
     if (dbias) bias_backward(dbias, dout, BT, OC);
 }

@@ -5,7 +5,7 @@
 #include "err.h"
 #include "linear.h"
 
-#include <cblas.h>
+#include "blas.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +88,7 @@ void titok_enc_forward(struct titok_enc *e, float *latent, const float *image, i
     /* legacy: each image's [K,E] rows read as an [E,K] matrix X; conv_out
      * gives Y = Wc X [D,K], and latent[k,d] = Y[d,k]: latent = X^T Wc^T */
     for (int b = 0; b < B; b++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, K, D, E, 1.0f, post + (size_t)b * K * E, K, W(cw), E,
+        tp_sgemm(CblasRowMajor, CblasTrans, CblasTrans, K, D, E, 1.0f, post + (size_t)b * K * E, K, W(cw), E,
                     0.0f, latent + (size_t)b * K * D, D);
     const float *bias = W(cb);
 #pragma omp parallel for
@@ -109,9 +109,9 @@ void titok_enc_backward(struct titok_enc *e, float *dimage, const float *dlatent
         for (int b = 0; b < B; b++) {
             const float *X = post + (size_t)b * K * E, *dl = dlatent + (size_t)b * K * D;
             /* dX [E,K] = Wc^T dl^T;  dWc [D,E] += dl^T X^T (batches in order) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, E, K, D, 1.0f, W(cw), E, dl, D, 0.0f,
+            tp_sgemm(CblasRowMajor, CblasTrans, CblasTrans, E, K, D, 1.0f, W(cw), E, dl, D, 0.0f,
                         e->dpost + (size_t)b * K * E, K);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, D, E, K, 1.0f, dl, D, X, K, 1.0f, G(cw), E);
+            tp_sgemm(CblasRowMajor, CblasTrans, CblasTrans, D, E, K, 1.0f, dl, D, X, K, 1.0f, G(cw), E);
         }
         float *db = G(cb);
 #pragma omp parallel for

@@ -9,7 +9,7 @@
 #include "vq.h"
 #include "err.h"
 
-#include <cblas.h>
+#include "blas.h"
 #include <math.h>
 #include <string.h>
 
@@ -97,7 +97,7 @@ double vq_forward(float *zq, int32_t *ids, const float *z, const float *codebook
     for (int64_t n0 = 0; n0 < N; n0 += VQ_CHUNK) {
         int rows = (int)(N - n0 < VQ_CHUNK ? N - n0 : VQ_CHUNK);
         const float *zc = w.zn + n0 * D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, K, D, 1.0f, zc, D,
+        tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, K, D, 1.0f, zc, D,
                     w.en, D, 0.0f, dots, K);
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++) {

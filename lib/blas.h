@@ -1,0 +1,18 @@
+/* blas.h - the library's one matrix product: cblas_sgemm, counting the
+ * floating-point operations it is asked for (2*M*N*K a call), so that the
+ * benchmarks can state a step's model FLOP rate against the sgemm peak.
+ * With TP_FLOPS=FILE in the environment, a tool appends "NAME GFLOP" to
+ * FILE at exit (cli_init arranges it). */
+#ifndef TP_BLAS_H
+#define TP_BLAS_H
+
+#include <cblas.h>
+#include <stdint.h>
+
+void tp_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb,
+              int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc);
+/* operations counted so far in this process */
+uint64_t tp_flops(void);
+
+#endif

@@ -1,0 +1,56 @@
+/* test_blas.c - tp_sgemm computes what cblas_sgemm does and counts
+ * 2*M*N*K operations a call: a linear layer's forward is 2*BT*C*OC, its
+ * backward twice that; calls from parallel threads are all counted. */
+#include "test.h"
+#include "blas.h"
+#include "linear.h"
+
+static void test_product_and_count(void **state)
+{
+    (void)state;
+    float A[6] = {1, 2, 3, 4, 5, 6}, B[6] = {1, 0, 0, 1, 1, 1}, C[4];
+    uint64_t before = tp_flops();
+    /* [2x3] @ [3x2] */
+    tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2, 2, 3, 1.0f, A, 3, B, 2, 0.0f, C, 2);
+    assert_true(C[0] == 4 && C[1] == 5 && C[2] == 10 && C[3] == 11);
+    assert_int_equal(tp_flops() - before, 2 * 2 * 2 * 3);
+}
+
+static void test_linear_layer_counts(void **state)
+{
+    (void)state;
+    enum { BT = 6, C = 5, OC = 7 };
+    float inp[BT * C], w[OC * C], b[OC], out[BT * OC], din[BT * C], dw[OC * C], db[OC];
+    for (int i = 0; i < BT * C; i++) inp[i] = 0.01f * i, din[i] = 0;
+    for (int i = 0; i < OC * C; i++) w[i] = 0.02f * i, dw[i] = 0;
+    for (int i = 0; i < OC; i++) b[i] = 0, db[i] = 0;
+    uint64_t t0 = tp_flops();
+    linear_forward(out, inp, w, b, BT, C, OC);
+    uint64_t t1 = tp_flops();
+    linear_backward(din, dw, db, out, inp, w, BT, C, OC);
+    uint64_t t2 = tp_flops();
+    assert_int_equal(t1 - t0, 2 * BT * C * OC);
+    assert_int_equal(t2 - t1, 2 * 2 * BT * C * OC);
+}
+
+static void test_threads_all_counted(void **state)
+{
+    (void)state;
+    float A[4] = {1, 2, 3, 4}, C[64 * 4];
+    uint64_t before = tp_flops();
+#pragma omp parallel for num_threads(4)
+    for (int i = 0; i < 64; i++)
+        tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2, 2, 2, 1.0f, A, 2, A, 2, 0.0f,
+                 C + 4 * i, 2);
+    assert_int_equal(tp_flops() - before, 64 * 16);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_product_and_count),
+        cmocka_unit_test(test_linear_layer_counts),
+        cmocka_unit_test(test_threads_all_counted),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

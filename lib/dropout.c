@@ -8,13 +8,13 @@
 void dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed)
 {
     TP_ASSERT(p >= 0.0f && p <= 1.0f);
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = inp[i] * dropout_scale(p, seed, i);
 }
 
 void dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed)
 {
     TP_ASSERT(p >= 0.0f && p <= 1.0f);
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * dropout_scale(p, seed, i);
 }

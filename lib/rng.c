@@ -71,14 +71,3 @@ void rng_permutation(struct rng *r, int64_t *perm, int64_t n)
         perm[j] = t;
     }
 }
-
-uint64_t rng_hash(uint64_t seed, uint64_t i)
-{
-    uint64_t x = seed ^ (i * 0xd1b54a32d192ed03ull);
-    return splitmix64(&x);
-}
-
-float rng_hash_uniform(uint64_t seed, uint64_t i)
-{
-    return (float)(rng_hash(seed, i) >> 40) * (1.0f / 16777216.0f);
-}

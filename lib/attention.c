@@ -1,10 +1,10 @@
 /* attention.c - multi-head self-attention (see attention.h). */
 #include "attention.h"
 
-#include "blas.h"
 #include <math.h>
 #include <string.h>
 
+#include "blas.h"
 #include "dropout.h"
 #include "err.h"
 #include "linear.h"
@@ -49,7 +49,7 @@ void attention_forward(float *out, struct attention_acts *acts, const float *inp
         float *att = acts->att + bh * TT;
         /* att = scale * q k^T: [T,HD] x [HD,T] */
         tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, q, C3, k,
-                    C3, 0.0f, att, T);
+                 C3, 0.0f, att, T);
         for (int t = 0; t < T; t++) softmax_row(att + (size_t)t * T, att + (size_t)t * T, T);
         const float *pv = att;
         if (p > 0.0f) {
@@ -59,7 +59,7 @@ void attention_forward(float *out, struct attention_acts *acts, const float *inp
         }
         /* y_h = att @ v: [T,T] x [T,HD], into columns h*HD.. of y */
         tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, pv, T, v,
-                    C3, 0.0f, acts->y + (size_t)b * T * C + h * HD, C);
+                 C3, 0.0f, acts->y + (size_t)b * T * C + h * HD, C);
     }
     linear_forward(out, acts->y, w->out_proj_weight, w->out_proj_bias, B * T, C, C);
 }
@@ -82,18 +82,18 @@ static void head_backward(struct attention_acts *d, const struct attention_acts 
 
     /* dv = Pd^T @ dy; dPd = dy @ v^T */
     tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, Pd, T, dy, C,
-                0.0f, dv, C3);
+             0.0f, dv, C3);
     tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dy, C, v, C3,
-                0.0f, dP, T);
+             0.0f, dP, T);
     if (p > 0.0f)
         for (size_t i = 0; i < TT; i++) dP[i] *= dropout_scale(p, seed, bh * TT + i);
     /* through the softmax, in place: dP becomes the gradient of the scores */
     for (int t = 0; t < T; t++) softmax_row_backward_inplace(dP + (size_t)t * T, P + (size_t)t * T, T);
     /* scores = scale * q k^T: dq = scale * dS @ k; dk = scale * dS^T @ q */
     tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, scale, dP, T, k, C3,
-                0.0f, dq, C3);
+             0.0f, dq, C3);
     tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, scale, dP, T, q, C3,
-                0.0f, dk, C3);
+             0.0f, dk, C3);
 }
 
 void attention_backward(float *dinp, struct attention_params *dw,

@@ -4,9 +4,9 @@
  * P = OH*OW the number of output positions per image. */
 #include "conv2d.h"
 
-#include "blas.h"
 #include <string.h>
 
+#include "blas.h"
 #include "cli.h"
 #include "err.h"
 
@@ -363,17 +363,17 @@ static void image_pass(float *out, float out_beta, float *dinp, float *dw, const
             if (out || dw) im2col(col, in, s, cb->sg, nseg, n);
             if (out) { /* o[OCg, n] (row stride P) = W_g[OCg, K] @ col[K, n] */
                 tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)n, (int)K,
-                            1.0f, w, (int)K, col, (int)n, out_beta, out + oo + p0, (int)P);
+                         1.0f, w, (int)K, col, (int)n, out_beta, out + oo + p0, (int)P);
                 continue;
             }
             if (dw) /* dW_g[OCg, K] += d[OCg, n] @ col[K, n]^T */
                 tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, (int)K, (int)n,
-                            1.0f, dout + oo + p0, (int)P, col, (int)n,
-                            1.0f, dw + (size_t)g * OCg * K, (int)K);
+                         1.0f, dout + oo + p0, (int)P, col, (int)n,
+                         1.0f, dw + (size_t)g * OCg * K, (int)K);
             if (dinp) {
                 /* dcol[K, n] = W_g[OCg, K]^T @ d[OCg, n], reusing col */
                 tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)n, OCg,
-                            1.0f, w, (int)K, dout + oo + p0, (int)P, 0.0f, col, (int)n);
+                         1.0f, w, (int)K, dout + oo + p0, (int)P, 0.0f, col, (int)n);
                 col2im_add(dinp + ((size_t)b * s->C + (size_t)g * Cg) * HW, col, s, cb->sg, nseg, n);
             }
         }
@@ -469,8 +469,8 @@ static void forward_pointwise(float *out, const float *inp, const float *weight,
     const size_t P = (size_t)s->H * s->W;
     for (int b = 0; b < s->B; b++)
         tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->OC, (int)P, s->C,
-                    1.0f, weight, s->C, inp + (size_t)b * s->C * P, (int)P,
-                    0.0f, out + (size_t)b * s->OC * P, (int)P);
+                 1.0f, weight, s->C, inp + (size_t)b * s->C * P, (int)P,
+                 0.0f, out + (size_t)b * s->OC * P, (int)P);
 }
 
 static void backward_pointwise(float *dinp, float *dweight, const float *dout,
@@ -482,12 +482,12 @@ static void backward_pointwise(float *dinp, float *dweight, const float *dout,
         const float *d = dout + (size_t)b * s->OC * P;
         if (dweight) /* dW[OC, C] += d[OC, P] @ inp_b[C, P]^T */
             tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->OC, s->C, (int)P,
-                        1.0f, d, (int)P, inp + (size_t)b * s->C * P, (int)P,
-                        1.0f, dweight, s->C);
+                     1.0f, d, (int)P, inp + (size_t)b * s->C * P, (int)P,
+                     1.0f, dweight, s->C);
         if (dinp) /* dinp_b[C, P] += W[OC, C]^T @ d[OC, P] */
             tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->C, (int)P, s->OC,
-                        1.0f, weight, s->C, d, (int)P,
-                        1.0f, dinp + (size_t)b * s->C * P, (int)P);
+                     1.0f, weight, s->C, d, (int)P,
+                     1.0f, dinp + (size_t)b * s->C * P, (int)P);
     }
 }
 

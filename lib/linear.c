@@ -1,8 +1,9 @@
-/* linear.c - fully connected layer over cblas_sgemm (see linear.h). */
+/* linear.c - fully connected layer over sgemm (see linear.h). */
 #include "linear.h"
 
-#include "blas.h"
 #include <string.h>
+
+#include "blas.h"
 
 #define COLS 64 /* output features per task of the bias-gradient sum */
 
@@ -15,7 +16,7 @@ void linear_forward(float *out, const float *inp, const float *weight,
         for (int i = 0; i < BT; i++) memcpy(out + (size_t)i * OC, bias, sizeof(float) * OC);
     }
     tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BT, OC, C, 1.0f, inp, C,
-                weight, C, bias ? 1.0f : 0.0f, out, OC);
+             weight, C, bias ? 1.0f : 0.0f, out, OC);
 }
 
 /* dbias[o] += sum over rows of dout[:,o]. Each task owns COLS features and
@@ -41,9 +42,9 @@ void linear_backward(float *dinp, float *dweight, float *dbias,
 {
     if (dinp) /* dinp[BT,C] += dout[BT,OC] @ weight[OC,C] */
         tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BT, C, OC, 1.0f, dout, OC,
-                    weight, C, 1.0f, dinp, C);
+                 weight, C, 1.0f, dinp, C);
     if (dweight) /* dweight[OC,C] += dout^T @ inp */
         tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, BT, 1.0f, dout, OC,
-                    inp, C, 1.0f, dweight, C);
+                 inp, C, 1.0f, dweight, C);
     if (dbias) bias_backward(dbias, dout, BT, OC);
 }

@@ -3,13 +3,13 @@
  * decoder to pixels; and the "titok-decoder" module (see titok.h). */
 #include "titok.h"
 #include "act.h"
+#include "blas.h"
 #include "err.h"
 #include "layout.h"
 #include "linear.h"
 #include "softmax.h"
 #include "vq.h"
 
-#include "blas.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +127,7 @@ void titok_dec_forward(struct titok_dec *d, float *logits, float *recon, const f
         cb = d->cbn;
     }
     tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)BN, Dv, c->V, 1.0f, d->probs, c->V, cb, Dv, 0.0f,
-                d->qz, Dv);
+             d->qz, Dv);
     nhwc_to_nchw(d->qz_nchw, d->qz, B, Dv, N);
     const float *out = seqnet_forward(&d->pixnet, d->qz_nchw, B);
     memcpy(recon, out, sizeof(float) * B * c->pix.channels * c->pix.resolution * c->pix.resolution);
@@ -150,9 +150,9 @@ void titok_dec_backward(struct titok_dec *d, float *dquant, const float *dlogits
          * of the rows with pixel_l2) */
         const float *cb = c->pixel_l2 ? d->cbn : W(cb);
         tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BN, V, Dv, 1.0f, d->dqz, Dv, cb, Dv, 0.0f,
-                    d->dprobs, V);
+                 d->dprobs, V);
         tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, Dv, (int)BN, 1.0f, d->probs, V, d->dqz, Dv,
-                    c->pixel_l2 ? 0.0f : 1.0f, c->pixel_l2 ? d->dcbn : G(cb), Dv);
+                 c->pixel_l2 ? 0.0f : 1.0f, c->pixel_l2 ? d->dcbn : G(cb), Dv);
         if (c->pixel_l2) vq_l2_rows_backward(G(cb), d->dcbn, d->cbn, d->cbnorm, V, Dv);
         softmax_backward(d->dlog, d->dprobs, d->probs, (int)BN, V);
     }

@@ -1,11 +1,11 @@
 /* titok_enc.c - TiTok's encoder: image to K latent tokens, and the
  * "titok-encoder" module (see titok.h). */
 #include "titok.h"
+#include "blas.h"
 #include "conv2d.h"
 #include "err.h"
 #include "linear.h"
 
-#include "blas.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +89,7 @@ void titok_enc_forward(struct titok_enc *e, float *latent, const float *image, i
      * gives Y = Wc X [D,K], and latent[k,d] = Y[d,k]: latent = X^T Wc^T */
     for (int b = 0; b < B; b++)
         tp_sgemm(CblasRowMajor, CblasTrans, CblasTrans, K, D, E, 1.0f, post + (size_t)b * K * E, K, W(cw), E,
-                    0.0f, latent + (size_t)b * K * D, D);
+                 0.0f, latent + (size_t)b * K * D, D);
     const float *bias = W(cb);
 #pragma omp parallel for
     for (size_t r = 0; r < (size_t)B * K; r++)
@@ -110,7 +110,7 @@ void titok_enc_backward(struct titok_enc *e, float *dimage, const float *dlatent
             const float *X = post + (size_t)b * K * E, *dl = dlatent + (size_t)b * K * D;
             /* dX [E,K] = Wc^T dl^T;  dWc [D,E] += dl^T X^T (batches in order) */
             tp_sgemm(CblasRowMajor, CblasTrans, CblasTrans, E, K, D, 1.0f, W(cw), E, dl, D, 0.0f,
-                        e->dpost + (size_t)b * K * E, K);
+                     e->dpost + (size_t)b * K * E, K);
             tp_sgemm(CblasRowMajor, CblasTrans, CblasTrans, D, E, K, 1.0f, dl, D, X, K, 1.0f, G(cw), E);
         }
         float *db = G(cb);

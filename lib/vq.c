@@ -7,9 +7,9 @@
  * increasing n: no atomics, and the sums do not depend on the thread count.
  */
 #include "vq.h"
+#include "blas.h"
 #include "err.h"
 
-#include "blas.h"
 #include <math.h>
 #include <string.h>
 
@@ -98,7 +98,7 @@ double vq_forward(float *zq, int32_t *ids, const float *z, const float *codebook
         int rows = (int)(N - n0 < VQ_CHUNK ? N - n0 : VQ_CHUNK);
         const float *zc = w.zn + n0 * D;
         tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, K, D, 1.0f, zc, D,
-                    w.en, D, 0.0f, dots, K);
+                 w.en, D, 0.0f, dots, K);
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++) {
             const float *zr = zc + (int64_t)r * D;

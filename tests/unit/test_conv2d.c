@@ -223,6 +223,18 @@ static void run_once(struct conv_case *c)
     conv2d_backward(c->dx, c->dw, c->db, c->r, c->x, c->w, &c->s);
 }
 
+/* a and b (the same case, run twice) gave the same bits; both freed */
+static void assert_same_bits_and_free(struct conv_case *a, struct conv_case *b)
+{
+    const struct conv2d_shape *s = &a->s;
+    assert_memory_equal(a->out, b->out, conv2d_out_numel(s) * sizeof(float));
+    assert_memory_equal(a->dx, b->dx, conv2d_inp_numel(s) * sizeof(float));
+    assert_memory_equal(a->dw, b->dw, conv2d_weight_numel(s) * sizeof(float));
+    assert_memory_equal(a->db, b->db, s->OC * sizeof(float));
+    case_free(a);
+    case_free(b);
+}
+
 static void test_threads_deterministic(void **state)
 {
     (void)state;
@@ -234,13 +246,7 @@ static void test_threads_deterministic(void **state)
         struct conv_case a = case_new(shapes[k], 1, 3), b = case_new(shapes[k], 1, 3);
         run_once(&a);
         run_once(&b);
-        struct conv2d_shape *s = &a.s;
-        assert_memory_equal(a.out, b.out, conv2d_out_numel(s) * sizeof(float));
-        assert_memory_equal(a.dx, b.dx, conv2d_inp_numel(s) * sizeof(float));
-        assert_memory_equal(a.dw, b.dw, conv2d_weight_numel(s) * sizeof(float));
-        assert_memory_equal(a.db, b.db, s->OC * sizeof(float));
-        case_free(&a);
-        case_free(&b);
+        assert_same_bits_and_free(&a, &b);
     }
 }
 
@@ -257,13 +263,7 @@ static void test_threads_same_bits(void **state)
         run_once(&a);
         tp_threads_set(2);
         run_once(&b);
-        struct conv2d_shape *s = &a.s;
-        assert_memory_equal(a.out, b.out, conv2d_out_numel(s) * sizeof(float));
-        assert_memory_equal(a.dx, b.dx, conv2d_inp_numel(s) * sizeof(float));
-        assert_memory_equal(a.dw, b.dw, conv2d_weight_numel(s) * sizeof(float));
-        assert_memory_equal(a.db, b.db, s->OC * sizeof(float));
-        case_free(&a);
-        case_free(&b);
+        assert_same_bits_and_free(&a, &b);
     }
 }
 

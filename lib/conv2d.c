@@ -79,6 +79,7 @@ static void bias_forward(float *out, const float *bias, int B, int OC, size_t P)
     for (int b = 0; b < B; b++)
         for (int oc = 0; oc < OC; oc++) {
             float *o = out + ((size_t)b * OC + oc) * P;
+#pragma omp simd
             for (size_t p = 0; p < P; p++) o[p] += bias[oc];
         }
 }

@@ -33,6 +33,7 @@ void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
                 const float w = weight ? weight[ch] : 1.0f, bi = bias ? bias[ch] : 0.0f;
                 const float *xc = x + (size_t)c * HW;
                 float *o = out + off + (size_t)c * HW;
+#pragma omp simd
                 for (int i = 0; i < HW; i++) o[i] = ((float)(xc[i] - m) * r) * w + bi;
             }
         }
@@ -86,6 +87,7 @@ void groupnorm_backward(float *dinp, float *dweight, float *dbias,
                 const float w = weight ? weight[g * Cg + c] : 1.0f;
                 const float *x = inp + off + (size_t)c * HW, *d = dout + off + (size_t)c * HW;
                 float *dx = dinp + off + (size_t)c * HW;
+#pragma omp simd
                 for (int i = 0; i < HW; i++)
                     dx[i] += r * (d[i] * w - a - (x[i] - m) * r * bb);
             }

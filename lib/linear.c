@@ -30,6 +30,7 @@ static void bias_backward(float *dbias, const float *dout, int BT, int OC)
         float acc[COLS] = {0};
         for (int i = 0; i < BT; i++) {
             const float *row = dout + (size_t)i * OC + o0;
+#pragma omp simd
             for (int j = 0; j < n; j++) acc[j] += row[j];
         }
         for (int j = 0; j < n; j++) dbias[o0 + j] += acc[j];

@@ -2,13 +2,13 @@
 #include "io.h"
 #include "err.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <dirent.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -145,9 +145,9 @@ static int dir_of(const char *path, char *dir, size_t size)
 /* The pid of a temporary's name (.NAME.tmp.PID), or 0 if it is not one. */
 static long tmp_name_pid(const char *name)
 {
-    const char *t = strstr(name, ".tmp.");
+    const char *t = strstr(name, ".tmp."), *later;
     if (name[0] != '.' || !t || t == name) return 0;
-    while (strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp.");
+    while ((later = strstr(t + 1, ".tmp."))) t = later; /* the last one */
     char *end;
     long pid = strtol(t + 5, &end, 10);
     return (*end == '\0' && end != t + 5 && pid > 0) ? pid : 0;

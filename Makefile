@@ -129,9 +129,10 @@ bench: deps all $(BENCH)
 	@BENCH_BIN=$(BUILD)/bench sh bench/run.sh
 
 # the long run of issue 8 (bench/soak.sh): RSS over FACTOR x the demo's steps,
-# and memcheck; hours at the default factor. Writes bench/soak.md.
+# and memcheck, for every pipeline of the demo; 4-5 hours on 2 cores at the
+# default factor. Writes bench/soak.md.
 SOAK_FACTOR    ?= 10
-SOAK_PIPELINES ?= vqgan maskgit-2d
+SOAK_PIPELINES ?= vqgan maskgit-2d titok1 titok2 maskgit-1d
 soak: deps all
 	sh bench/soak.sh $(SOAK_FACTOR) $(SOAK_PIPELINES) > bench/soak.md.tmp
 	mv bench/soak.md.tmp bench/soak.md

@@ -5,12 +5,14 @@
 # pipelines with every stage under valgrind's memcheck (leaks, invalid
 # reads and writes, uninitialised values). Prints markdown for
 # bench/reliability.md. `make soak` runs it.
-#   sh bench/soak.sh [FACTOR [PIPELINE...]]      (10; vqgan maskgit-2d)
+#   sh bench/soak.sh [FACTOR [PIPELINE...]]  (10; vqgan maskgit-2d titok1 titok2 maskgit-1d)
 # PIPELINE: vqgan (encode, vq, decode, loss with perceptual and GAN terms),
 # titok1, titok2 (the TiTok stages), maskgit-1d, maskgit-2d (transformer,
-# mask); each needs the ones before it in that order (the demo's chain)
-# and they run in that order. Runs go to runs/*-soak (and *-memcheck, on
-# the QUICK subsets); a second call resumes or reuses them.
+# mask); each needs the VQGAN, and the TiTok and 1D MaskGIT ones the
+# stages before them (the demo's chain): they run in the order given, and
+# make trains what a pipeline needs if it has not run. Runs go to
+# runs/*-soak (and *-memcheck, on the QUICK subsets); a second call resumes
+# or reuses them.
 # Environment: SOAK_PERIOD (seconds between RSS samples, 10), RSS=0 skips
 # the long runs, MEMCHECK=0 the memcheck part, MEMCHECK_STEPS (3), DATA
 # (fmnist).
@@ -18,7 +20,7 @@ set -eu
 cd "$(dirname "$0")/.."
 FACTOR=${1:-10}
 [ $# -gt 0 ] && shift
-PIPES=${*:-vqgan maskgit-2d}
+PIPES=${*:-vqgan maskgit-2d titok1 titok2 maskgit-1d}
 PERIOD=${SOAK_PERIOD:-10}
 DATA=${DATA:-fmnist}
 W=$(mktemp -d /tmp/soak.XXXXXX)

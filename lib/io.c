@@ -150,7 +150,8 @@ static long tmp_name_pid(const char *name)
     while ((later = strstr(t + 1, ".tmp."))) t = later; /* the last one */
     char *end;
     long pid = strtol(t + 5, &end, 10);
-    return (*end == '\0' && end != t + 5 && pid > 0) ? pid : 0;
+    /* beyond INT_MAX it is no pid (and would wrap in kill's pid_t) */
+    return (*end == '\0' && end != t + 5 && pid > 0 && pid <= INT_MAX) ? pid : 0;
 }
 
 /* A writer killed inside its commit (between naming its file .NAME.tmp.PID

@@ -85,6 +85,7 @@ static void test_dead_writers_temporaries_are_swept(void **state)
     snprintf(name, sizeof name, ".other.tz.tmp.%ld", (long)getppid()); /* alive */
     touch(dir, name);
     touch(dir, ".notes.tmp.x1");
+    touch(dir, ".huge.tmp.99999999999999"); /* no pid: kept */
     touch(dir, "keep.tmp.1");
     snprintf(path, sizeof path, "%s/ckpt.st", dir);
     struct io_out o;
@@ -94,6 +95,7 @@ static void test_dead_writers_temporaries_are_swept(void **state)
     snprintf(name, sizeof name, ".other.tz.tmp.%ld", (long)getppid());
     assert_true(exists_in(dir, name));
     assert_true(exists_in(dir, ".notes.tmp.x1"));
+    assert_true(exists_in(dir, ".huge.tmp.99999999999999"));
     assert_true(exists_in(dir, "keep.tmp.1"));
     /* a new file is linked at its name directly; over an old one, through
      * the temporary: neither leaves a temporary of ours */
@@ -103,7 +105,7 @@ static void test_dead_writers_temporaries_are_swept(void **state)
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_size, 2);
-    assert_int_equal(entries_in(dir), 4);
+    assert_int_equal(entries_in(dir), 5);
 }
 
 static void test_file_appears_on_commit(void **state)

@@ -64,8 +64,10 @@ int optim_decays(const char *name, int ndim)
 
 /* glibc's regcomp copies the expression under an interval {m,n} n times,
  * nested intervals multiplying: "(a{1000}){1000}" takes 1.6 s and 200 MB,
- * larger counts hang. The interval counts of a freeze pattern may multiply
- * to at most this (tensor-name patterns need a few). */
+ * larger counts hang. It copies under a '+' too (a+ is a a*), so stacked
+ * or nested '+' double it each ("a++++...", 40 of them, hung the fuzzer).
+ * The interval counts of a freeze pattern, each '+' counting 2, may
+ * multiply to at most this (tensor-name patterns need a few). */
 #define FREEZE_MAX_REPEAT 1000
 
 static int freeze_repeat_ok(const char *re)
@@ -83,11 +85,13 @@ static int freeze_repeat_ok(const char *re)
                 else if (*p == ',') product *= n > 1 ? n : 1, n = 0;
             product *= n > 1 ? n : 1;
             if (!*p) break;
+        } else if (*p == '+' && !bracket) {
+            product *= 2;
         }
     }
     if (product > FREEZE_MAX_REPEAT)
-        return tp_err_set("freeze pattern '%s': interval counts multiply to %.0f, over the limit of %d "
-                          "(FREEZE_MAX_REPEAT)", re, product, FREEZE_MAX_REPEAT);
+        return tp_err_set("freeze pattern '%s': interval counts (and '+', as 2) multiply to %.0f, over the "
+                          "limit of %d (FREEZE_MAX_REPEAT)", re, product, FREEZE_MAX_REPEAT);
     return 0;
 }
 

@@ -112,5 +112,10 @@ no_file "members: no output" out.tz
 # ---- a flag: the optimizer's --freeze regex (found by fuzz_flags: glibc's
 # regcomp expands interval counts, nested ones multiplying, and hung)
 bad "--freeze interval counts over FREEZE_MAX_REPEAT" 2 optim -w w.st -g g.st -s s.st --freeze '(x{32767}){32767}'
-has "freeze limit: named" "interval counts multiply to 1073676289, over the limit of 1000 (FREEZE_MAX_REPEAT)"
+has "freeze limit: named" "multiply to 1073676289, over the limit of 1000 (FREEZE_MAX_REPEAT)"
+# stacked '+' double what regcomp copies each time (found by fuzz_flags too)
+bad "--freeze with 40 stacked '+'" 2 optim -w w.st -g g.st -s s.st --freeze "(t/65$(printf '+%.0s' $(seq 40))ss)"
+has "stacked +: named" "(and '+', as 2) multiply to 1099511627776, over the limit of 1000"
+eq "--freeze with a few '+' passes the check" \
+    "$(optim -w w.st -g g.st -s s.st --freeze 'encoder\.[0-9]+\.(attn|mlp)+' 2>&1 | grep -c FREEZE_MAX_REPEAT)" 0
 done_tests

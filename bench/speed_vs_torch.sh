@@ -169,12 +169,7 @@ ours_sample() {  # KIND: prints "sample_s decode_s"
     if [ "$k" = 1d ]; then init="--tokens 32"; else init="--grid 8"; fi
     t0=$(now)
     mask --init-sample $init --vocab 1024 -n $SN --classes 10 --steps $SSTEPS --guidance $SG -o "$r/ids-0.tz"
-    t=0
-    while [ $t -lt $SSTEPS ]; do
-        transformer -w "$I/maskgit-$k.st" -j "$J" < "$r/ids-$t.tz" |
-            mask --sample --seed 7 -o "$r/ids-$((t + 1)).tz"
-        rm -f "$r/ids-$t.tz"; t=$((t + 1))
-    done
+    ( . pipelines/lib.sh; decode_loop "$r/ids-0.tz" "$r/ids-$SSTEPS.tz" "-w $I/maskgit-$k.st -j $J" "--seed 7" )
     t1=$(now)
     if [ "$k" = 1d ]; then
         vq -w "$I/titok-vq.st" -j "$J" < "$r/ids-$SSTEPS.tz" | decode -w "$I/titok2-decode.st" -j "$J" > "$r/samples.tz"
@@ -194,11 +189,7 @@ starts_sample() {  # KIND: the loop's process starts on empty streams, seconds
     k=$1
     t0=$(now)
     mask --init-sample --tokens 32 --vocab 1024 -n 1 --steps $SSTEPS > /dev/null
-    t=0
-    while [ $t -lt $SSTEPS ]; do
-        transformer -w "$I/maskgit-$k.st" -j "$J" < "$W/empty.tz" | mask --sample --seed 7 > /dev/null
-        t=$((t + 1))
-    done
+    ( . pipelines/lib.sh; decode_loop "$W/empty.tz" "$W/starts.tz" "-w $I/maskgit-$k.st -j $J" "--seed 7" )
     t1=$(now)
     echo "$t0 $t1" | awk '{ printf "%.4f", $2 - $1 }'
 }
@@ -302,12 +293,12 @@ for k in 1d 2d; do
     echo "| $name | $(med simg $k 3) | $(med simg $k 6) | $(ratio simg $k 3 6) | $(med simg $k 4) | $(med simg $k 7) | $(ratio simg $k 4 7) | $(med simg $k 5) | $(med simg $k 8) | $(ratio simg $k 5 8) | $(med simg $k 9 %.0f) |"
 done
 echo
-echo "tokpipe runs what \`make sample\` runs: mask --init-sample, then $SSTEPS times transformer | mask --sample"
+echo "tokpipe runs what \`make sample\` runs: mask --init-sample, then $SSTEPS rounds of transformer | mask --sample"
 echo "(one record of $SN; guidance doubles the batch inside the transformer, except at step 0, whose"
-echo "guidance scale is 0), then vq | decode to pixels (reported apart), every process started per"
-echo "step, streams through files as the make recipe has them. The last column is the cost of"
-echo "that loop's process starts alone ($SSTEPS x transformer | mask on an empty stream, with weight loading),"
-echo "included in the sampling figure. PyTorch: ImageBert.generate with the same weights in one process"
+echo "guidance scale is 0) with both processes started once, the record going round through a FIFO"
+echo "(decode_loop, pipelines/lib.sh), then vq | decode to pixels (reported apart). The last column is the"
+echo "cost of that loop's process starts alone (transformer | mask --loop on an empty stream, with weight"
+echo "loading), included in the sampling figure. PyTorch: ImageBert.generate with the same weights in one process"
 echo "(the null-class pass skipped at step 0 too: it does not change the result), then the codebook and"
 echo "decoder; the figure is its second run in the process (warm), excluding interpreter start and import."
 echo "Its first (cold) run, in img/s: 1D $(med simg 1d 10) sampling, $(med simg 1d 11) decoding; 2D $(med simg 2d 10)"

@@ -48,13 +48,8 @@ encode -w "$VQGAN/encode.ema.safetensors" -j "$THREADS" < "$W/in.tz" |
 # the region (+ margin) masked, the target class, decoding metadata
 mask --box "$BOX" --image-size "$SIZE" --vocab "$VOCAB" $REGION --steps "$STEPS" --start-step "$START" \
     -i "$OUT/tokens.tz" -o "$W/ids-$START.tz"
-t=$START
-while [ "$t" -lt "$STEPS" ]; do
-    transformer -w "$MASKGIT/transformer.ema.safetensors" -j "$THREADS" < "$W/ids-$t.tz" |
-        mask --sample --semantics jax --seed "$SEED" -o "$W/ids-$((t + 1)).tz"
-    rm -f "$W/ids-$t.tz"
-    t=$((t + 1))
-done
+decode_loop "$W/ids-$START.tz" "$W/ids-$STEPS.tz" "-w $MASKGIT/transformer.ema.safetensors -j $THREADS" \
+    "--semantics jax --seed $SEED"
 
 # pixels, and the decode blended over the input
 vq -w "$VQGAN/vq.ema.safetensors" -j "$THREADS" < "$W/ids-$STEPS.tz" |

@@ -12,6 +12,12 @@
 #   code_usage STREAM CODES        "codes_used N" and "perplexity P" lines for
 #                                  the ids field of a stream (the whole stream)
 #   plot_log LOG PNG TITLE         loss curves (gnuplot) if gnuplot is there
+#   decode_loop IN OUT TARGS MARGS iterative decoding of the records of IN
+#                                  (mask --init-sample's or region masks')
+#                                  to OUT: one transformer (arguments TARGS)
+#                                  and one mask --sample (MARGS) for all the
+#                                  steps, the records going round through
+#                                  the FIFO OUT.loop (mask(1), --loop)
 set -eu
 
 resume_step() {
@@ -53,6 +59,19 @@ PY
 fifos() {
     d=$1; shift
     for f in "$@"; do rm -f "$d/$f"; mkfifo "$d/$f"; done
+}
+
+decode_loop() {
+    loop=$2.loop rc=0
+    rm -f "$loop" && mkfifo "$loop"
+    # a mask that fails before it opens the FIFO leaves the transformer
+    # blocked in opening it: holding the FIFO open a moment lets it through
+    # to an empty stream
+    transformer $3 < "$loop" |
+        { mask --sample $4 --loop "$loop" --from "$1" -o "$2" || { rc=$?; ( exec 9<>"$loop"; sleep 1 ) & exit $rc; }; } ||
+        rc=$?
+    rm -f "$loop"
+    return $rc
 }
 
 init_once() {

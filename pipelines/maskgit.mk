@@ -4,8 +4,9 @@
 #                                 default) or the VQGAN's 8x8 tokens (2d);
 #                                 runs/maskgit-$(TOKENS)-$(DATA)/
 #   make sample [CLASS=c] [N=n] [STEPS=8] [GUIDANCE=g] [TOKENS=...]
-#                                 iterative decoding (transformer | mask --sample,
-#                                 STEPS times) from all-masked tokens of class c
+#                                 iterative decoding (STEPS rounds of transformer |
+#                                 mask --sample, both started once: decode_loop in
+#                                 lib.sh) from all-masked tokens of class c
 #                                 (every class in turn without CLASS, the null
 #                                 class with CLASS=null), then the tokenizer's
 #                                 decoder: runs/.../samples.png and samples/*.png,
@@ -52,10 +53,10 @@ $(SAMPLE_DIR)/samples.png: $(MASKGIT_RUN)/done $(if $(filter 2d,$(TOKENS)),,$(TI
 	@date +%s.%N > $(SAMPLE_DIR)/.t0
 	$(BINDIR)/mask --init-sample $(SAMPLE_INIT) --vocab 1024 -n $(N) $(SAMPLE_CLASS) --steps $(STEPS) \
 	    --guidance $(GUIDANCE) -o $(SAMPLE_DIR)/ids-0.tz
-	@t=0; while [ $$t -lt $(STEPS) ]; do \
-	    $(BINDIR)/transformer -w $(MASKGIT_RUN)/transformer.ema.safetensors < $(SAMPLE_DIR)/ids-$$t.tz | \
-	    $(BINDIR)/mask --sample --seed 7 -o $(SAMPLE_DIR)/ids-$$((t + 1)).tz || exit 1; \
-	    rm -f $(SAMPLE_DIR)/ids-$$t.tz; t=$$((t + 1)); done
+	PATH=$(abspath $(BINDIR)):$$PATH && . pipelines/lib.sh && \
+	    decode_loop $(SAMPLE_DIR)/ids-0.tz $(SAMPLE_DIR)/ids-$(STEPS).tz \
+	    "-w $(MASKGIT_RUN)/transformer.ema.safetensors" "--seed 7"
+	@rm -f $(SAMPLE_DIR)/ids-0.tz
 	< $(SAMPLE_DIR)/ids-$(STEPS).tz $(SAMPLE_DECODE) > $(SAMPLE_DIR)/samples.tz
 	@n=$$($(BINDIR)/tz info $(SAMPLE_DIR)/samples.tz | sed -n '1s/.* records, \([0-9]*\) samples.*/\1/p'); \
 	    awk -v t0=$$(cat $(SAMPLE_DIR)/.t0) -v t1=$$(date +%s.%N) -v n=$$n 'BEGIN { \

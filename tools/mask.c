@@ -5,6 +5,7 @@
  *
  *   mask --train --vocab V [--semantics S] [--schedule S] [--class-dropout P]
  *   mask --sample [--step t] [--steps T] [--semantics S] [--temperature X] ...
+ *   mask --sample --loop FIFO --from START.tz [options]   (every step, one process)
  *   mask --init-sample (--tokens K | --grid g) --vocab V -n N [-b B] [labels] [decode]
  *   mask (--box x,y,w,h --image-size S | --mask-png F) --vocab V [labels] [decode]
  *   mask --composite [--blur R] [--grey V]
@@ -38,6 +39,7 @@ enum mode { M_NONE, M_TRAIN, M_SAMPLE, M_INIT, M_REGION, M_COMPOSITE };
 struct cmdline {
     enum mode mode;
     const char *in, *out;
+    const char *loop, *from; /* --sample --loop FIFO --from START.tz */
     int level, threads, progress;
     long vocab, seed;
     int sem, schedule; /* -1: the semantics' default */
@@ -58,7 +60,7 @@ enum {
     O_TRAIN = 0x100, O_SAMPLE, O_INIT, O_VOCAB, O_SEMANTICS, O_SCHEDULE, O_CLASS_DROPOUT, O_SEED, O_STEP,
     O_STEPS, O_START_STEP, O_TEMPERATURE, O_ANNEAL, O_NO_ANNEAL, O_NO_NOISE, O_GUIDANCE, O_GSCHED, O_GPOW,
     O_TOKENS, O_GRID, O_CLASS, O_CLASSES, O_NULL, O_BOX, O_MASK_PNG, O_IMAGE_SIZE, O_OUTSIDE, O_PROGRESS,
-    O_VERSION, O_COMPOSITE, O_BLUR, O_GREY,
+    O_VERSION, O_COMPOSITE, O_BLUR, O_GREY, O_LOOP, O_FROM,
 };
 
 static const struct option options[] = {
@@ -92,6 +94,8 @@ static const struct option options[] = {
     {"composite", no_argument, 0, O_COMPOSITE},
     {"blur", required_argument, 0, O_BLUR},
     {"grey", required_argument, 0, O_GREY},
+    {"loop", required_argument, 0, O_LOOP},
+    {"from", required_argument, 0, O_FROM},
     {"progress", no_argument, 0, O_PROGRESS},
     {"version", no_argument, 0, O_VERSION},
     {"help", no_argument, 0, 'h'},
@@ -102,6 +106,7 @@ _Noreturn static void usage(void)
 {
     printf("usage: mask --train --vocab V [options] < ids.tz > masked.tz\n"
            "       mask --sample [--step t --steps T] [options] < logits.tz > ids.tz\n"
+           "       transformer -w W < FIFO | mask --sample --loop FIFO --from ids.tz [options] > out.tz\n"
            "       mask --init-sample (--tokens K | --grid g) --vocab V -n N [options] > ids.tz\n"
            "       mask (--box x,y,w,h --image-size S | --mask-png F) --vocab V [options] < ids.tz > ids.tz\n"
            "       mask --composite [--blur R] [--grey V] < decoded.tz > out.tz\n"
@@ -121,6 +126,9 @@ _Noreturn static void usage(void)
            "  --[no-]softmax-anneal  titok: logits / (0.5 + 0.8 (1 - ratio)) (on)\n"
            "  --no-noise           no Gumbel noise: argmax and plain confidence\n"
            "  --seed S             mixed with each record's seed and the step (0)\n"
+           "  --loop FIFO          every step in one process: records from --from go round\n"
+           "                       through FIFO (the transformer's input) until decoded\n"
+           "  --from FILE          the records to decode with --loop (mask --init-sample's)\n"
            "first record, region masks:\n"
            "  --tokens K | --grid g  ids [N,K] or [N,g,g] (region masks: g from the ids)\n"
            "  -n N, -b B           samples, per record (B = N)\n"
@@ -217,6 +225,8 @@ static void parse(struct cmdline *c, int argc, char **argv)
         case O_COMPOSITE: set_mode(c, M_COMPOSITE); break;
         case O_BLUR: c->blur = cli_double("--blur", optarg, 0, 1e3); break;
         case O_GREY: c->grey = cli_double("--grey", optarg, 0, 1); break;
+        case O_LOOP: c->loop = optarg; break;
+        case O_FROM: c->from = optarg; break;
         case O_PROGRESS: c->progress = 1; break;
         case O_VERSION: cli_version();
         default: die_usage("unknown option");
@@ -233,6 +243,14 @@ static void parse(struct cmdline *c, int argc, char **argv)
     if (c->mode == M_REGION) {
         if (c->has_box && c->mask_png) die_usage("--box and --mask-png exclude each other");
         if (c->has_box && c->image_size < 0) die_usage("--box needs --image-size S");
+    }
+    if ((c->loop || c->from) && c->mode != M_SAMPLE) die_usage("--loop and --from go with --sample");
+    if (!c->loop != !c->from) die_usage("--loop FIFO and --from FILE go together");
+    if (c->loop) {
+        struct stat sb;
+        if (c->step >= 0 || c->steps > 0) die_usage("--loop takes the steps from the records, not --step or --steps");
+        if (stat(c->loop, &sb) != 0 || !S_ISFIFO(sb.st_mode))
+            die_usage("--loop: '%s' is not a FIFO (make it with mkfifo)", c->loop);
     }
     if (c->mode == M_SAMPLE && c->step >= 0 && c->steps > 0 && c->step >= c->steps)
         die_usage("--step %ld is not below --steps %ld", c->step, c->steps);
@@ -509,6 +527,55 @@ static void init_sample(const struct cmdline *c, struct tz_out *o)
     }
 }
 
+/* --sample --loop: each record of --from goes round (FIFO -> transformer ->
+ * stdin) until its last step, then to the output; the next one starts then.
+ * One record in flight at a time: each side reads a whole record before it
+ * writes the next, so the cycle of pipes cannot fill up and deadlock. Closing
+ * the FIFO ends the transformer's input, and so this tool's. */
+static void sample_loop(const struct cmdline *c)
+{
+    struct tz_reader *from = tz_reader_open_path(c->from);
+    if (!from) die_err();
+    struct tz_out o, loop;
+    out_open(&o, c);
+    /* blocks until the transformer opens the FIFO for reading */
+    if (tz_out_open(&loop, c->loop, c->level) != 0) die_err();
+    struct tz_reader *in = tz_reader_open_path(c->in);
+    if (!in) die_err();
+    struct progress p;
+    progress_init(&p, "records", tz_reader_count(from), c->progress);
+    struct st *rec;
+    int rc;
+    while ((rc = tz_reader_next(from, &rec)) == 1) {
+        long first = tz_reader_index(from) - 1, step = 0, steps = 1;
+        do {
+            out_put(&loop, rec);
+            st_free(rec);
+            int k = tz_reader_next(in, &rec);
+            if (k < 0) die_err();
+            if (k == 0) die("%s: record %ld of %s: the stream ended before its last step (did the transformer fail?)",
+                            tz_reader_name(in), first, c->from);
+            if (do_sample(c, rec) != 0)
+                die("%s: record %ld of %s: %s", tz_reader_name(in), first, c->from, tp_err());
+            st_meta_get_long(rec, "sample_step", &step);
+            st_meta_get_long(rec, "sample_steps", &steps);
+        } while (step < steps);
+        out_put(&o, rec);
+        st_free(rec);
+        progress_step(&p, 1);
+    }
+    if (rc < 0) die_err();
+    out_close(&loop);
+    if ((rc = tz_reader_next(in, &rec)) != 0) {
+        if (rc < 0) die_err();
+        die("%s: a record the loop did not send", tz_reader_name(in));
+    }
+    progress_end(&p);
+    out_close(&o);
+    tz_reader_close(in);
+    tz_reader_close(from);
+}
+
 int main(int argc, char **argv)
 {
     cli_init(argc, argv);
@@ -520,6 +587,10 @@ int main(int argc, char **argv)
         out_open(&o, &c);
         init_sample(&c, &o);
         out_close(&o);
+        return 0;
+    }
+    if (c.loop) {
+        sample_loop(&c);
         return 0;
     }
     struct tz_reader *r = tz_reader_open_path(c.in);

@@ -13,6 +13,7 @@ set -u
 PATH="$TP_BIN:$PATH"
 PYTHON=${PYTHON:-/usr/bin/python3}
 REF_PY="$(cd "$(dirname "$0")/../reference" && pwd)"
+PIPELINES="$(cd "$(dirname "$0")/../../pipelines" && pwd)"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1

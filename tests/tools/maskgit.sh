@@ -116,6 +116,35 @@ eq "--seed changes the samples" "$(cmp -s run1.tz run3.tz || echo differ)" diffe
 ok "--no-noise" sample nn1.tz --no-noise
 ok "--no-noise, another seed" sample nn2.tz --no-noise --seed 9
 eq "--no-noise is deterministic" "$(cmp nn1.tz nn2.tz && echo same)" same
+# every step in one process: the records go round through a FIFO
+mask --init-sample --tokens 16 --vocab $V -n 6 -b 4 --classes 3 --steps 4 --guidance 2 --seed 3 > l0.tz
+mkfifo lp
+ok "--loop: 4 steps of 2 records with one transformer and one mask" \
+    timeout 120 sh -c 'transformer -w step.st -j 2 < lp | mask --sample --loop lp --from l0.tz -o loop.tz'
+eq "--loop gives the bits of 4 rounds of processes" "$(cmp loop.tz run1.tz && echo same)" same
+ok "decode_loop (pipelines/lib.sh)" timeout 120 sh -c ". '$PIPELINES/lib.sh'; decode_loop l0.tz dl.tz '-w step.st -j 2' ''"
+eq "decode_loop: the same bits" "$(cmp dl.tz run1.tz && echo same)" same
+no_file "decode_loop removes its FIFO" dl.tz.loop
+timeout 60 sh -c 'transformer -w missing.st < lp | mask --sample --loop lp --from l0.tz -o f1.tz' 2>f1.err
+rc=$?
+eq "--loop: a transformer that cannot start fails the loop (no hang)" "$([ $rc -ne 0 ] && [ $rc -ne 124 ] && echo failed)" failed
+no_file "--loop: no output after it" f1.tz
+tz make --field ids:I32:2x16=300 | tz meta --set sample_step=0 --set sample_steps=4 > b0.tz
+timeout 60 sh -c 'transformer -w step.st < lp | mask --sample --loop lp --from b0.tz -o f2.tz' 2>f2.err
+eq "--loop: a transformer that fails on a record fails the loop" "$?" 1
+eq "--loop: the error names the record" "$(grep -c 'record 0 of b0.tz: the stream ended before its last step' f2.err)" 1
+no_file "--loop: no output after it" f2.tz
+timeout 60 sh -c ". '$PIPELINES/lib.sh'; decode_loop missing.tz f3.tz '-w step.st' ''" 2>/dev/null
+rc=$?
+eq "decode_loop: a mask that fails before the FIFO opens does not hang" "$([ $rc -ne 0 ] && [ $rc -ne 124 ] && echo failed)" failed
+no_file "decode_loop: no output" f3.tz
+no_file "decode_loop: no FIFO left" f3.tz.loop
+bad "--loop without --from" 2 mask --sample --loop lp
+bad "--loop on a regular file" 2 mask --sample --loop l0.tz --from l0.tz
+has "names what is wrong" "is not a FIFO"
+bad "--loop with --steps" 2 mask --sample --loop lp --from l0.tz --steps 4
+bad "--from without --sample" 2 mask --train --vocab $V --loop lp --from l0.tz
+
 # guidance: the same ids with a null label and guidance 0 differ from guided logits
 mask --init-sample --tokens 16 --vocab $V -n 2 --class 1 --steps 4 --start-step 1 --guidance 3 > gi.tz
 transformer -w step.st < gi.tz | tz npy -d gd

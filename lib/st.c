@@ -640,12 +640,27 @@ int st_serialize(const struct st *s, void **buf, size_t *size)
     return 0;
 }
 
+/* Header and tensors straight from their buffers to the file: a checkpoint
+ * costs no copy of the weights, and no large short-lived allocation that
+ * could leave the heap fragmented in a long run. */
 int st_save(const struct st *s, const char *path)
 {
-    void *buf;
-    size_t n;
-    st_serialize(s, &buf, &n);
-    int rc = io_write_file_atomic(path, buf, n);
-    free(buf);
+    int *ord = write_order(s);
+    struct sbuf h = {0};
+    build_header(s, ord, &h);
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
+    struct io_out o;
+    int rc = io_out_open(&o, path), opened = rc == 0;
+    if (rc == 0) rc = io_write_all(o.fd, len, 8, path);
+    if (rc == 0) rc = io_write_all(o.fd, h.p, h.n, path);
+    for (int k = 0; rc == 0 && k < s->n; k++) {
+        const struct st_tensor *t = &s->t[ord[k]];
+        if (t->nbytes) rc = io_write_all(o.fd, t->data, t->nbytes, path);
+    }
+    if (rc == 0) rc = io_out_commit(&o);
+    else if (opened) io_out_abort(&o);
+    free(h.p);
+    free(ord);
     return rc;
 }

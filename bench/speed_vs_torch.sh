@@ -3,14 +3,18 @@
 # same models, weights (--init, seeded), data, batch sizes and seeds, in one
 # run and one environment: training steps in stream mode (issue 9),
 # MaskGIT sampling with guidance for 1D and 2D tokens (issue 6), TiTok
-# encoding. Called by bench/run.sh; prints markdown.
+# encoding, and how cost grows: TiTok stage 1 steps against batch, latent
+# tokens and image size, the upstream 256x256 tokenizers forward (table and
+# bench/scaling.png). Called by bench/run.sh; prints markdown.
 #   speed_vs_torch.sh [REPS [N1 [N2]]]      (3, 3, 11)
 # Each measurement is repeated REPS times, the two sides interleaved (the
 # order alternates), and reported as the median with the range. Training
 # steps are the marginal cost: (time of N2 steps - time of N1 steps) /
 # (N2 - N1), so that process starts and the first steps' allocation are
 # reported apart. Environment: SPEED_THREADS (2), PYTHON (/usr/bin/python3),
-# SPEED_KEEP=DIR keeps the work directory there.
+# SPEED_KEEP=DIR keeps the work directory there; SPEED_SCALING=0 skips the
+# growth section, SPEED_SCALE_REPS (1), SPEED_SCALE_BATCH, _TOKENS, _SIZE,
+# _UPSTREAM change its points, SPEED_PLOT its PNG (bench/scaling.png).
 set -eu
 cd "$(dirname "$0")/.."
 REPS=${1:-3} N1=${2:-3} N2=${3:-11}
@@ -78,6 +82,9 @@ tz npy -d "$W/npy-enc" -i "$W/img.tz" image
 : > "$W/empty.tz"
 
 # ---- training steps -----------------------------------------------------------
+# TiTok stage 1's weights (directory), batch and stream; the scaling section
+# changes them
+TD=$I TB=32 T1=$W/t1.tz
 # the optimizer flags of pipelines/*.sh at a constant learning rate, clip 1, EMA
 opt_of() {
     case $1 in
@@ -100,8 +107,8 @@ ours() {
     mkfifo "$r/g1" "$r/g2" "$r/g3"
     OPT=$(opt_of "$m")
     case $m in
-    vqgan|titok1) p=$( [ "$m" = vqgan ] && echo vqgan || echo titok )
-        cp "$I/$p-encode.st" "$r/encode.st"; cp "$I/$p-vq.st" "$r/vq.st"; cp "$I/$p-decode.st" "$r/decode.st" ;;
+    vqgan) cp "$I/vqgan-encode.st" "$r/encode.st"; cp "$I/vqgan-vq.st" "$r/vq.st"; cp "$I/vqgan-decode.st" "$r/decode.st" ;;
+    titok1) cp "$TD/titok-encode.st" "$r/encode.st"; cp "$TD/titok-vq.st" "$r/vq.st"; cp "$TD/titok-decode.st" "$r/decode.st" ;;
     titok2) cp "$I/titok2-decode.st" "$r/decode.st" ;;
     maskgit) cp "$I/maskgit-1d.st" "$r/transformer.st" ;;
     esac
@@ -112,7 +119,7 @@ ours() {
             T encode encode $(stage encode g3) | T vq vq $(stage vq g2 g3) |
             T decode decode $(stage decode g1 g2) | T loss loss mse -j "$J" > "$r/g1" ;;
     titok1)
-        T feed tz feed -b 32 --steps "$n" --seed 1 "$W/t1.tz" |
+        T feed tz feed -b "$TB" --steps "$n" --seed 1 "$T1" |
             T encode encode $(stage encode g3) | T vq vq $(stage vq g2 g3) |
             T decode decode $(stage decode g1 g2) | T loss loss ce -j "$J" > "$r/g1" ;;
     titok2)
@@ -129,10 +136,22 @@ ours() {
     for f in "$r"/*.st; do [ "$n" = 0 ] || [ -f "${f%.st}.ema" ] || fail "train $m: no EMA weights written"; done
     echo "$t0 $t1" | awk '{ printf "%.4f", $2 - $1 }'
 }
-torch_train() {  # MODEL NPY B: prints "wall marginal_ms rss_mb"
+# per_step COL N1 N2: column COL of the TP_FLOPS lines (2: GFLOP, 3: zstd
+# seconds), summed over the processes, per step: (run of N2 - run of N1) / (N2 - N1)
+per_step() {
+    awk -v a="$W/flops.$2" -v c="$1" -v n1="$2" -v n2="$3" '
+        FILENAME == a { s1 += $c; next } { s2 += $c } END { printf "%.3f", (s2 - s1) / (n2 - n1) }' "$W/flops.$2" "$W/flops.$3"
+}
+# per_step_tools COL N1 N2: "TOOL value-per-step" lines, the value in thousandths
+per_step_tools() {
+    awk -v a="$W/flops.$2" -v c="$1" -v n1="$2" -v n2="$3" '
+        FILENAME == a { s1[$1] += $c; next } { s2[$1] += $c }
+        END { for (t in s2) printf "%s %.2f\n", t, 1000 * (s2[t] - s1[t]) / (n2 - n1) }' "$W/flops.$2" "$W/flops.$3"
+}
+torch_train() {  # MODEL NPY B [N1 N2 [ARGS]]: prints "wall marginal_ms rss_mb"
     t0=$(now)
-    /usr/bin/time -f %M -o "$W/rss.torch" $REF train "$1" --dir "$I" --data "$W/$2" -b "$3" \
-        --steps "$N1,$N2" -j "$J" > "$W/torch.out"
+    /usr/bin/time -f %M -o "$W/rss.torch" $REF train "$1" --dir "$TD" --data "$W/$2" -b "$3" \
+        --steps "${4:-$N1},${5:-$N2}" -j "$J" ${6:-} > "$W/torch.out"
     t1=$(now)
     echo "$t0 $t1 $(sed -n 's/^marginal_ms //p' "$W/torch.out") $(tail -1 "$W/rss.torch")" |
         awk '{ printf "%.4f %.2f %.0f", $2 - $1, $3, $4 / 1024 }'
@@ -152,8 +171,8 @@ for m in vqgan titok1 titok2 maskgit; do
         # ours: marginal ms, fixed s (T(N1) - N1 marginal), start s (0 steps), RSS MB;
         # torch: marginal ms, fixed s (wall of N2 steps - N2 marginal), RSS MB
         # the model's GFLOP per step: the matrix products of N2 steps less those of N1
-        gf=$(awk -v a="$W/flops.$N1" -v n1="$N1" -v n2="$N2" '
-            FILENAME == a { s1 += $2; next } { s2 += $2 } END { printf "%.3f", (s2 - s1) / (n2 - n1) }' "$W/flops.$N1" "$W/flops.$N2")
+        gf=$(per_step 2 "$N1" "$N2")
+        per_step_tools 3 "$N1" "$N2" | while read -r tool ms; do res "ztool $m-$tool $ms"; done
         res "train $m $(echo "$s0 $s1 $s2 $N1 $N2 $1 $2" | awk '{
             m = ($3 - $2) / ($5 - $4); printf "%.2f %.3f %.3f", 1000 * m, $2 - $4 * m, $1 }') $rss $2 $(echo "$1 $2 $N2" |
             awk '{ printf "%.3f", $1 - $3 * $2 / 1000 }') $3 $gf"
@@ -222,6 +241,89 @@ $(sed -n 's/^images_s //p' "$W/torch.out")"
     rep=$((rep + 1))
 done
 
+# ---- how cost grows (issue 9) ------------------------------------------------------
+# TiTok stage 1 training steps against batch, latent tokens and image size, and
+# the upstream 256x256 tokenizers forward only. SPEED_SCALING=0 skips it.
+SCALE=${SPEED_SCALING:-1}
+SREPS=${SPEED_SCALE_REPS:-1} SN1=2 SN2=5
+SBATCH=${SPEED_SCALE_BATCH:-8 16 32 64 128} STOKENS=${SPEED_SCALE_TOKENS:-32 64 128}
+SSIZE=${SPEED_SCALE_SIZE:-32 64} UPSTREAM=${SPEED_SCALE_UPSTREAM:-titok-s-128 titok-b-64 titok-l-32} UPB=4 UPN=8
+# scale_point B K S: titok-tiny with K tokens on S x S images, batch B, both
+# sides (once: the axes share their middle point)
+scale_point() {
+    [ ! -e "$W/scale-done-$1-$2-$3" ] || return 0
+    touch "$W/scale-done-$1-$2-$3"
+    TB=$1 TD=$W/scale-init-$2-$3 T1=$W/scale-$3.tz
+    if [ ! -d "$TD" ]; then
+        mkdir -p "$TD"
+        encode --init -w "$TD/titok-encode.st" --arch titok-tiny --set tokens=$2 --set resolution=$3 --seed 11
+        vq --init -w "$TD/titok-vq.st" --arch titok-tiny --seed 12
+        decode --init -w "$TD/titok-decode.st" --arch titok-tiny --set tokens=$2 --set resolution=$3 --seed 13
+    fi 2>/dev/null
+    # random images and proxy codes (the weights are random too)
+    [ -f "$T1" ] || tz make --field image:F32:32x1x$3x$3=rand:1 --field target:I32:32x$(($3 / 4))x$(($3 / 4))=rand:3 \
+        --records $(( (SN2 * 128 + 31) / 32 )) -o "$T1"
+    npy=scale-npy-$1-$2-$3
+    tz feed -b "$TB" --steps $SN2 --seed 1 "$T1" | tz npy -d "$W/$npy" image target
+    rep=1
+    while [ $rep -le "$SREPS" ]; do
+        say "scaling: titok1 batch $1, $2 tokens, ${3}x$3, repetition $rep of $SREPS"
+        targs="--titok num_latent_tokens=$2,image_size=$3"
+        [ $((rep % 2)) = 0 ] && tt=$(torch_train titok1 "$npy" "$TB" $SN1 $SN2 "$targs")
+        s1=$(ours titok1 $SN1)
+        s2=$(ours titok1 $SN2)
+        [ $((rep % 2)) = 1 ] && tt=$(torch_train titok1 "$npy" "$TB" $SN1 $SN2 "$targs")
+        gf=$(per_step 2 $SN1 $SN2)
+        res "scale $1-$2-$3 $(echo "$s1 $s2" | awk -v n1=$SN1 -v n2=$SN2 '{ printf "%.2f", 1000 * ($2 - $1) / (n2 - n1) }') \
+$(echo "$tt" | cut -d' ' -f2) $gf"
+        rep=$((rep + 1))
+    done
+    rm -rf "$W/$npy"
+    TD=$I TB=32 T1=$W/t1.tz
+}
+# up_point ARCH: the tokenizer's forward (encode | vq | decode to proxy-code logits), both sides
+up_point() {
+    d=$W/up-$1
+    mkdir -p "$d"
+    encode --init -w "$d/titok-encode.st" --arch "$1" --seed 11 2>/dev/null
+    vq --init -w "$d/titok-vq.st" --arch "$1" --seed 12 2>/dev/null
+    decode --init -w "$d/titok-decode.st" --arch "$1" --seed 13 2>/dev/null
+    if [ ! -f "$W/up.tz" ]; then
+        tz make --field image:F32:${UPB}x3x256x256=rand:1 --records $((UPN / UPB)) -o "$W/up.tz"
+        tz npy -d "$W/npy-up" -i "$W/up.tz" image
+    fi
+    case $1 in
+    titok-s-128) cfg=width=512,num_layers=8,num_heads=8,num_latent_tokens=128 ;;
+    titok-b-64) cfg=width=768,num_layers=12,num_heads=12,num_latent_tokens=64 ;;
+    titok-l-32) cfg=width=1024,num_layers=24,num_heads=16,num_latent_tokens=32 ;;
+    esac
+    cfg=$cfg,channels=3,image_size=256,patch_size=16,token_size=12,codes=4096
+    rep=1
+    while [ $rep -le "$SREPS" ]; do
+        say "scaling: $1 forward, repetition $rep of $SREPS"
+        [ $((rep % 2)) = 0 ] && $REF encode --decode --dir "$d" --data "$W/npy-up" -b $UPB -j "$J" --titok "$cfg" > "$W/torch.out"
+        t0=$(now)
+        encode -w "$d/titok-encode.st" -j "$J" < "$W/up.tz" | vq -w "$d/titok-vq.st" -j "$J" |
+            decode -w "$d/titok-decode.st" -j "$J" > "$W/up-out.tz"
+        t1=$(now)
+        encode -w "$d/titok-encode.st" -j "$J" < "$W/empty.tz" | vq -w "$d/titok-vq.st" -j "$J" |
+            decode -w "$d/titok-decode.st" -j "$J" > /dev/null
+        t2=$(now)
+        [ "$(tz info "$W/up-out.tz" | sed -n '1s/.* records, \([0-9]*\) samples.*/\1/p')" = $UPN ] || fail "$1: logits missing"
+        [ $((rep % 2)) = 1 ] && $REF encode --decode --dir "$d" --data "$W/npy-up" -b $UPB -j "$J" --titok "$cfg" > "$W/torch.out"
+        res "up $1 $(echo "$t0 $t1 $t2" | awk -v n=$UPN '{ printf "%.3f %.3f %.3f", n / ($2 - $1), $3 - $2, n / ($2 - $1 - ($3 - $2)) }') \
+$(sed -n 's/^images_s //p' "$W/torch.out")"
+        rep=$((rep + 1))
+    done
+    rm -rf "$d" "$W/up-out.tz"
+}
+if [ "$SCALE" != 0 ]; then
+    for b in $SBATCH; do scale_point $b 32 32; done
+    for k in $STOKENS; do scale_point 32 $k 32; done
+    for sz in $SSIZE; do scale_point 32 32 $sz; done
+    for a in $UPSTREAM; do up_point $a; done
+fi
+
 # ---- tables ---------------------------------------------------------------------
 # stat KIND NAME COL: "median (min-max)" of column COL over the repetitions
 med() {
@@ -252,7 +354,8 @@ echo "| model | batch | tokpipe ms/step | PyTorch ms/step | tokpipe / PyTorch (t
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 # the model FLOP rate per repetition: 3 ours, 4 PyTorch's (GFLOP/s)
 awk -F'\t' -v OFS='\t' '$1 == "train" && $10 > 0 { print "tflop", $2, 1000 * $10 / $3, 1000 * $10 / $7 }' "$R" >> "$R"
-share() { [ -n "$PEAK" ] && med tflop "$1" "$2" | awk -v p="$PEAK" '{ printf " (%.0f%%)", 100 * $1 / p }'; }
+# share KIND NAME COL: the median FLOP rate as a share of the sgemm peak
+share() { [ -n "$PEAK" ] && med "$1" "$2" "$3" | awk -v p="$PEAK" '{ printf " (%.0f%%)", 100 * $1 / p }'; }
 for m in vqgan titok1 titok2 maskgit; do
     case $m in
     vqgan) name="VQGAN vqgan-tiny (L2 + VQ)" b=32 ;;
@@ -260,7 +363,7 @@ for m in vqgan titok1 titok2 maskgit; do
     titok2) name="TiTok stage 2 titok-tiny-pixel (L2; encoder, VQ frozen)" b=32 ;;
     maskgit) name="MaskGIT maskgit-tiny, 32 tokens (masked CE)" b=64 ;;
     esac
-    echo "| $name | $b | $(med train $m 3) | $(med train $m 7) | $(ratio train $m 3 7) | $(med train $m 4 %.2f) | $(med train $m 5 %.2f) | $(med train $m 8 %.2f) | $(med train $m 6 %.0f) | $(med train $m 9 %.0f) | $(med train $m 10 %.2f) | $(med tflop $m 3)$(share $m 3) | $(med tflop $m 4)$(share $m 4) |"
+    echo "| $name | $b | $(med train $m 3) | $(med train $m 7) | $(ratio train $m 3 7) | $(med train $m 4 %.2f) | $(med train $m 5 %.2f) | $(med train $m 8 %.2f) | $(med train $m 6 %.0f) | $(med train $m 9 %.0f) | $(med train $m 10 %.2f) | $(med tflop $m 3)$(share tflop $m 3) | $(med tflop $m 4)$(share tflop $m 4) |"
 done
 echo
 echo "ms/step is the marginal cost: (time of $N2 steps - time of $N1 steps) / $((N2 - N1)); for tokpipe two"
@@ -279,6 +382,27 @@ echo "Model GFLOP/step: the matrix products (2 M N K per sgemm call; convolution
 echo "products, attention's two) that the tools asked for in a step, counted by lib/blas.h"
 echo "(TP_FLOPS) over the same runs; the elementwise work is left out. The same count divided by each"
 echo "side's ms/step gives the FLOP rates${PEAK:+, and their share of this run's sgemm peak ($PEAK GFLOP/s, 1024^3, $J threads)}."
+echo
+echo "### Stream compression per tool: zstd ms per step (issue 9)"
+echo
+echo "| model | tokpipe ms/step | tz feed | mask | encode | vq | decode | transformer | loss | all tools | share of the step |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+for m in vqgan titok1 titok2 maskgit; do
+    row="| $m | $(med train $m 3) |"
+    for t in tz mask encode vq decode transformer loss; do
+        if grep -q "^ztool	$m-$t	" "$R"; then v=$(med ztool "$m-$t" 3 %.1f); else v=-; fi
+        row="$row $v |"
+    done
+    # the sum over the tools per repetition, and its share of that repetition's step
+    tot=$(awk -F'\t' -v m="$m" '$1 == "ztool" && index($2, m "-") == 1 { s += $3; n[$2]++ } END { k = 0; for (i in n) k = n[i]; printf "%.1f", k ? s / k : 0 }' "$R")
+    echo "$row $tot | $(med train $m 3 | awk -v z="$tot" '{ printf "%.1f%%", 100 * z / $1 }') |"
+done
+echo
+echo "Each tool's seconds in zstd (compressing its output records, decompressing its inputs, the"
+echo "gradient streams included), per marginal step as the training table's, from the TP_FLOPS lines"
+echo "of the same runs; the levels are the tools' defaults (tz(5), Compression levels). \"all tools\" is"
+echo "the mean over the repetitions of the sum; the stages run one after the other within a step, so"
+echo "it is time on the step's path."
 echo
 echo "### MaskGIT sampling (issue 6): $SSTEPS steps, guidance $SG (linear ramp), batch $SN, random weights"
 echo
@@ -314,3 +438,60 @@ echo
 echo "tokpipe: encode | vq over a stream of $NIMG images in records of 32 (wall time, process starts and"
 echo "stream compression included; the starts alone, on an empty stream, in the last column). PyTorch:"
 echo "the same batches in one process after a warm-up batch, without autograd."
+
+[ "$SCALE" != 0 ] || exit 0
+echo
+echo "### How cost grows (issue 9): TiTok stage 1 training steps"
+echo
+echo "| varied | batch | latent tokens | image | tokpipe ms/step | PyTorch ms/step | tokpipe / PyTorch | model GFLOP/step | tokpipe GFLOP/s${PEAK:+ (of peak)} |"
+echo "|---|---|---|---|---|---|---|---|---|"
+awk -F'\t' -v OFS='\t' '$1 == "scale" { print "sflop", $2, 1000 * $5 / $3 }' "$R" >> "$R"
+srow() { # VARIED B K S
+    k=$2-$3-$4
+    echo "| $1 | $2 | $3 | ${4}x$4 | $(med scale $k 3) | $(med scale $k 4) | $(ratio scale $k 3 4) | $(med scale $k 5 %.2f) | $(med sflop $k 3)$(share sflop $k 3) |"
+}
+for b in $SBATCH; do srow batch $b 32 32; done
+for k in $STOKENS; do srow tokens 32 $k 32; done
+for sz in $SSIZE; do srow image 32 32 $sz; done
+echo
+echo "titok-tiny (width 256, 4+4 layers) with the latent tokens and image size of the row (patch 4: a"
+echo "64x64 image is 256 patches), random images and proxy codes; each side as in the training table"
+echo "above, ms/step the marginal cost between $SN1 and $SN2 steps, $SREPS repetition(s)."
+echo
+echo "### The upstream 256x256 tokenizers, forward only"
+echo
+echo "| config | tokpipe img/s | without process starts | starts and weight loading s | PyTorch img/s | tokpipe / PyTorch (img/s) |"
+echo "|---|---|---|---|---|---|"
+for a in $UPSTREAM; do
+    echo "| $a | $(med up $a 3 %.2f) | $(med up $a 5 %.2f) | $(med up $a 4 %.2f) | $(med up $a 6 %.2f) | $(ratio up $a 3 6) |"
+done
+echo
+echo "encode | vq | decode (to the 1024 proxy-code logits of a 16x16 grid) over $UPN random 3x256x256 images"
+echo "in batches of $UPB, random weights of the presets of those names (upstream's legacy configurations,"
+echo "codebook 4096 x 12). tokpipe's figure includes its process starts and weight loading (apart in"
+echo "the fourth column, measured on an empty stream); PyTorch's is after a warm-up batch, without autograd."
+if command -v gnuplot >/dev/null 2>&1; then
+    awk -F'\t' '$1 == "scale" { split($2, p, "-"); print p[1], p[2], p[3], $3, $4 }' "$R" > "$W/scale.dat"
+    gnuplot <<EOF
+set terminal pngcairo size 1200,400 noenhanced
+set output '$W/scaling.png'
+set multiplot layout 1,3 title 'TiTok stage 1 training step, tokpipe and PyTorch ($J threads)'
+set ylabel 'ms per step'
+set key top left
+set logscale x 2
+set logscale y
+set xlabel 'batch (32 tokens, 32x32)'
+plot '$W/scale.dat' using (\$2 == 32 && \$3 == 32 ? \$1 : 1/0):4 with linespoints title 'tokpipe', \
+     '' using (\$2 == 32 && \$3 == 32 ? \$1 : 1/0):5 with linespoints title 'PyTorch'
+set xlabel 'latent tokens (batch 32, 32x32)'
+plot '$W/scale.dat' using (\$1 == 32 && \$3 == 32 ? \$2 : 1/0):4 with linespoints title 'tokpipe', \
+     '' using (\$1 == 32 && \$3 == 32 ? \$2 : 1/0):5 with linespoints title 'PyTorch'
+set xlabel 'image side (batch 32, 32 tokens)'
+plot '$W/scale.dat' using (\$1 == 32 && \$2 == 32 ? \$3 : 1/0):4 with linespoints title 'tokpipe', \
+     '' using (\$1 == 32 && \$2 == 32 ? \$3 : 1/0):5 with linespoints title 'PyTorch'
+unset multiplot
+EOF
+    cp "$W/scaling.png" "${SPEED_PLOT:-bench/scaling.png}"
+    echo
+    echo "![step time against batch, tokens and image size](scaling.png)"
+fi

@@ -16,10 +16,13 @@ Usage: /usr/bin/python3 bench/torch_ref.py COMMAND [options]
       the ids to pixels (1d: TiTok's l2 codebook and stage-2 decoder; 2d:
       the VQGAN codebook and decoder). Run twice in the process; prints the
       seconds of each (cold_*, then the warm run sample_s, decode_s).
-  encode --dir D --data NPYDIR -b B
+  encode --dir D --data NPYDIR -b B [--decode]
       TiTok encoder + quantizer (no grad) over the images of NPYDIR in
-      batches of B, after one warm-up batch; prints images_s.
-Common: -j THREADS (2). Weights are read by name from D/*.safetensors,
+      batches of B, after one warm-up batch; prints images_s. --decode:
+      the decoder to proxy-code logits too (the tokenizer's forward).
+Common: --titok K=V,... (train, encode): titok-tiny's configuration with
+these keys changed (image_size, num_latent_tokens, width, codes, ...).
+All: -j THREADS (2). Weights are read by name from D/*.safetensors,
 the files the tools were given (--init): every model's state_dict loads
 strictly, so a name or shape that differs is an error.
 
@@ -56,7 +59,9 @@ from ref_vq import VectorQuantizer  # noqa: E402
 # the reference configurations (DESIGN.md section 8, the tools' presets)
 VQGAN_TINY = dict(channels=1, hidden=32, mult=[1, 1, 2], res_blocks=1, z=32)
 TITOK_TINY = dict(channels=1, image_size=32, patch_size=4, width=256, num_layers=4, num_heads=4,
-                  num_latent_tokens=32, token_size=16)
+                  num_latent_tokens=32, token_size=16, codes=1024)
+# the TiTok configuration in use: titok-tiny, or what --titok K=V,... changes of it
+TITOK = dict(TITOK_TINY)
 PIXEL_TINY = dict(V=1024, channels=1, hidden=32, mult=[1, 1, 2], res_blocks=1, z=32)
 CODES, CLASSES = 1024, 10
 # the optimizer flags of pipelines/{vqgan,titok,maskgit}.sh (constant lr)
@@ -131,11 +136,11 @@ class TiTokEnc(nn.Module):
 
     def __init__(self, d):
         super().__init__()
-        t = TITOK_TINY
+        t = TITOK
         self.latent_tokens = nn.Parameter(torch.zeros(t["num_latent_tokens"], t["width"]))
         self.encoder = TiTokEncoder(t["channels"], t["image_size"], t["patch_size"], t["width"], t["num_layers"],
                                     t["num_heads"], t["num_latent_tokens"], t["token_size"], True)
-        self.quantize = VectorQuantizer(CODES, t["token_size"], 0.25, True)
+        self.quantize = VectorQuantizer(t["codes"], t["token_size"], 0.25, True)
         load(self, f"{d}/titok-encode.st", f"{d}/titok-vq.st")
 
     def forward(self, x):
@@ -143,7 +148,7 @@ class TiTokEnc(nn.Module):
 
 
 def titok_decoder(pixel):
-    t = TITOK_TINY
+    t = TITOK
     g = t["image_size"] // t["patch_size"]
     return TiTokDec(TiTokDecoder(g, t["width"], t["num_layers"], t["num_heads"], t["num_latent_tokens"],
                                  t["token_size"], CODES), PIXEL_TINY if pixel else None)
@@ -334,13 +339,18 @@ def cmd_sample(a):
 
 def cmd_encode(a):
     enc = TiTokEnc(a.dir).eval()
+    dec = load(titok_decoder(False), f"{a.dir}/titok-decode.st").eval() if a.decode else None
     x = torch.from_numpy(np.load(os.path.join(a.data, "image.npy")))
     n = x.shape[0]
     with torch.no_grad():
-        enc(x[:a.b])
+        def run(b):
+            zq, res = enc(b)
+            if dec is not None:
+                dec(zq)
+        run(x[:a.b])
         t0 = time.perf_counter()
         for i in range(0, n, a.b):
-            zq, res = enc(x[i:i + a.b])
+            run(x[i:i + a.b])
         t = time.perf_counter() - t0
     print(f"images_s {n / t:.2f}")
 
@@ -357,13 +367,20 @@ def main():
     sa.add_argument("--steps", type=int, default=8)
     sa.add_argument("--guidance", type=float, default=2.0)
     en = sub.add_parser("encode")
+    en.add_argument("--decode", action="store_true")
     for s in (tr, sa, en):
         s.add_argument("--dir", required=True)
         s.add_argument("-j", type=int, default=2)
     for s in (tr, en):
         s.add_argument("--data")
         s.add_argument("-b", type=int, default=32)
+        s.add_argument("--titok", default="", help="K=V,... changes of titok-tiny's configuration")
     a = p.parse_args()
+    for kv in filter(None, getattr(a, "titok", "").split(",")):
+        k, v = kv.split("=")
+        if k not in TITOK:
+            sys.exit(f"torch_ref: --titok: no key {k}")
+        TITOK[k] = int(v)
     torch.set_num_threads(a.j)
     torch.manual_seed(0)
     {"train": cmd_train, "sample": cmd_sample, "encode": cmd_encode}[a.cmd](a)

@@ -1,8 +1,8 @@
 /* blas.h - the library's one matrix product: cblas_sgemm, counting the
  * floating-point operations it is asked for (2*M*N*K a call), so that the
  * benchmarks can state a step's model FLOP rate against the sgemm peak.
- * With TP_FLOPS=FILE in the environment, a tool appends "NAME GFLOP" to
- * FILE at exit (cli_init arranges it). */
+ * With TP_FLOPS=FILE in the environment, a tool appends "NAME GFLOP ZSTD_S"
+ * to FILE at exit (cli_init arranges it; ZSTD_S: its seconds in zstd). */
 #ifndef TP_BLAS_H
 #define TP_BLAS_H
 

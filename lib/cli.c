@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "blas.h"
 #include "io.h"
+#include "tz.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -30,16 +31,17 @@ static void on_fatal_signal(int sig)
     raise(sig);
 }
 
-/* TP_FLOPS=FILE: at exit, append "NAME GFLOP" of this process's matrix
- * products (blas.h) in one write, so that the stages of a pipeline can
- * share the file. */
+/* TP_FLOPS=FILE: at exit, append "NAME GFLOP ZSTD_S": this process's matrix
+ * products (blas.h) and its seconds in zstd (tz.h), in one write, so that
+ * the stages of a pipeline can share the file. */
 static void report_flops(void)
 {
     const char *path = getenv("TP_FLOPS");
     int fd = path && *path ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
     if (fd < 0) return;
     char line[128];
-    int n = snprintf(line, sizeof line, "%s %.6f\n", tp_progname, (double)tp_flops() * 1e-9);
+    int n = snprintf(line, sizeof line, "%s %.6f %.6f\n", tp_progname, (double)tp_flops() * 1e-9,
+                     tz_zstd_seconds());
     if (write(fd, line, (size_t)n) != n) warnmsg("TP_FLOPS: %s: write failed", path);
     close(fd);
 }

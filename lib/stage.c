@@ -96,7 +96,8 @@ _Noreturn static void usage(const struct stage_tool *t)
            "  --ema FILE           EMA weights (stream mode), --ema-decay D (0.999)\n"
            "  --ckpt-dir DIR       checkpoints every --ckpt-every N steps\n"
            "  --start-step S       resume from DIR's checkpoint of step S\n"
-           "  -l N                 zstd level of written streams (3)\n"
+           "  -l N                 zstd level of written streams (3; -1 after a record\n"
+           "                       that hardly compresses: floats)\n"
            "  -j N                 threads (all cores)\n"
            "  --progress           progress on stderr\n"
            "  -h, --version\n");
@@ -111,7 +112,7 @@ _Noreturn static void usage(const struct stage_tool *t)
 static void parse(const struct stage_tool *t, struct opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
-    o->level = TZ_LEVEL_DEFAULT;
+    o->level = TZ_LEVEL_AUTO;
     o->ema_decay = 0.999;
     o->seed = 0;
     optim_cfg_init(&o->ocfg);
@@ -448,7 +449,7 @@ static int do_train(const struct stage_tool *t, const struct opts *o)
     int gin_fd = open_fifo(o->grad_in, O_RDONLY);
     int gout_fd = o->grad_out ? open_fifo(o->grad_out, O_WRONLY) : -1;
     struct tz_reader *gin = tz_reader_open(gin_fd, o->grad_in);
-    struct tz_writer *gout = gout_fd >= 0 ? tz_writer_open(gout_fd, o->grad_out, 1, 0) : NULL;
+    struct tz_writer *gout = gout_fd >= 0 ? tz_writer_open(gout_fd, o->grad_out, o->level, 0) : NULL;
     struct tz_reader *in = open_in(o->in);
     struct tz_out out;
     open_out(&out, o->out, o->level);

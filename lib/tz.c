@@ -12,9 +12,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -63,6 +65,17 @@ struct tz_reader {
     long nframes;
     uint64_t *frame_off; /* file offset of frame i */
 };
+
+static double zstd_seconds;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+double tz_zstd_seconds(void) { return zstd_seconds; }
 
 struct tz_reader *tz_reader_open(int fd, const char *name)
 {
@@ -208,7 +221,9 @@ static int read_record(struct tz_reader *r, struct st **rec)
         }
         ZSTD_inBuffer ib = {r->in + r->in_pos, avail(r), 0};
         size_t before_out = ob.pos;
+        double t0 = now_s();
         ret = ZSTD_decompressStream(r->dctx, &ob, &ib);
+        zstd_seconds += now_s() - t0;
         r->in_pos += ib.pos;
         r->bytes_in += ib.pos;
         if (ZSTD_isError(ret)) {
@@ -317,7 +332,17 @@ struct tz_writer {
     uint64_t bytes_in, bytes_out;
     void *cbuf;
     size_t cbuf_cap;
+    int level;   /* the level asked for; TZ_LEVEL_AUTO: adapt (tz.h) */
+    int current; /* the cctx's level */
+    int fast;    /* auto: the last record at TZ_LEVEL_DEFAULT hardly compressed */
 };
+
+static void set_level(struct tz_writer *w, int level)
+{
+    if (level == w->current) return;
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
+    w->current = level;
+}
 
 struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_table)
 {
@@ -326,7 +351,9 @@ struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_t
     w->name = tp_strdup(name ? name : "stdout");
     w->cctx = ZSTD_createCCtx();
     if (!w->cctx) TP_ASSERT(!"ZSTD_createCCtx failed");
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
+    w->level = level;
+    w->current = INT_MIN; /* no level yet */
+    set_level(w, level == TZ_LEVEL_AUTO ? TZ_LEVEL_DEFAULT : level);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
     w->seek_table = seek_table;
@@ -345,10 +372,15 @@ int tz_writer_put(struct tz_writer *w, const struct st *rec)
         w->cbuf = tp_malloc(bound);
         w->cbuf_cap = bound;
     }
+    int probe = w->level == TZ_LEVEL_AUTO && (!w->fast || w->count % TZ_PROBE_EVERY == 0);
+    if (w->level == TZ_LEVEL_AUTO) set_level(w, probe ? TZ_LEVEL_DEFAULT : TZ_LEVEL_FAST);
+    double t0 = now_s();
     size_t c = ZSTD_compress2(w->cctx, w->cbuf, bound, raw, n);
+    zstd_seconds += now_s() - t0;
     free(raw);
     if (ZSTD_isError(c))
         return tp_err_set("%s: record %ld: zstd: %s", w->name, w->count, ZSTD_getErrorName(c));
+    if (probe) w->fast = (double)n < 1.25 * (double)c; /* a ratio below 1.25 */
     if (io_write_all(w->fd, w->cbuf, c, w->name) != 0) return -1;
     if (w->count == w->cap) {
         w->cap = w->cap ? 2 * w->cap : 64;

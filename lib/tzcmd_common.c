@@ -26,7 +26,7 @@ void tzc_init(struct tzc *c, int argc, char **argv, const char *usage, const cha
     memset(c, 0, sizeof *c);
     c->cmd = argv[0];
     c->usage = usage;
-    c->level = TZ_LEVEL_DEFAULT;
+    c->level = TZ_LEVEL_AUTO;
     /* leading ':' makes a missing argument distinguishable from an unknown option */
     snprintf(c->shortopts, sizeof c->shortopts, ":ho:l:j:%s", shortopts ? shortopts : "");
     int n = 0;

@@ -72,7 +72,8 @@ static void usage(void)
            "  --label-map FILE     labels by key from KEY<TAB>LABEL lines; others left out\n"
            "  --member GLOB        only archive/directory members matching GLOB\n"
            "  --skip-bad           skip unreadable samples (counted at the end)\n"
-           "  -l LEVEL             zstd level (default %d)\n"
+           "  -l LEVEL             zstd level (default %d; -1 after a record that hardly\n"
+           "                       compresses)\n"
            "  -j N                 threads (default: all cores)\n"
            "  --progress           progress and images/s on stderr\n"
            "  -h, --version        this help; the version\n",
@@ -126,7 +127,7 @@ static void parse_cmdline(int argc, char **argv, struct cmdline *cl)
         {0, 0, 0, 0}};
     memset(cl, 0, sizeof *cl);
     cl->batch = 64;
-    cl->level = TZ_LEVEL_DEFAULT;
+    cl->level = TZ_LEVEL_AUTO;
     cl->limit = -1;
     cl->aug.resize = IMG_RESIZE_NONE;
     enum img_resize mode = IMG_RESIZE_AREA;

@@ -111,7 +111,7 @@ static void parse(struct cmdline *c, int argc, char **argv)
 {
     memset(c, 0, sizeof *c);
     objective_init(&c->obj);
-    c->level = 1; /* gradients are floats: a low level is as small and faster */
+    c->level = TZ_LEVEL_AUTO; /* gradients are floats: the fast level after the first */
     gan_cfg_init(&c->gan);
     c->gan.g_weight = 0; /* set by a gan term */
     struct option all[64];

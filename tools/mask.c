@@ -173,7 +173,7 @@ static int parse_enum(const char *opt, const char *s, int (*fn)(const char *))
 static void parse(struct cmdline *c, int argc, char **argv)
 {
     memset(c, 0, sizeof *c);
-    c->level = TZ_LEVEL_DEFAULT;
+    c->level = TZ_LEVEL_AUTO;
     c->vocab = c->step = c->steps = c->start_step = c->tokens = c->grid = c->n = c->batch = -1;
     c->classes = c->image_size = -1;
     c->klass = LONG_MIN;

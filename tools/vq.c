@@ -10,6 +10,10 @@ static const char *const presets[][2] = {
     {"vqgan-tiny", "arch=vq codes=1024 dim=32 l2=0 beta=0.25"},
     {"vqgan-f16-256", "arch=vq codes=1024 dim=256 l2=0 beta=0.25"},
     {"titok-tiny", "arch=vq codes=1024 dim=16 l2=1 beta=0.25"},
+    /* upstream's TiTok-S-128, B-64, L-32: a 4096 x 12 codebook */
+    {"titok-s-128", "arch=vq codes=4096 dim=12 l2=1 beta=0.25"},
+    {"titok-b-64", "arch=vq codes=4096 dim=12 l2=1 beta=0.25"},
+    {"titok-l-32", "arch=vq codes=4096 dim=12 l2=1 beta=0.25"},
     {NULL, NULL},
 };
 

@@ -180,7 +180,10 @@ codes=1024 dim=32 l2=0 beta=0.25
 codes=1024 dim=256 l2=0 beta=0.25
 .TP
 .B titok-tiny
-codes=1024 dim=16 l2=1 beta=0.25" \
+codes=1024 dim=16 l2=1 beta=0.25
+.TP
+.BR titok-s-128 \", \" titok-b-64 \", \" titok-l-32
+codes=4096 dim=12 l2=1 beta=0.25: upstream's codebook for encode's presets of these names" \
 "Reads
 .B latent
 F32 [...,dim]; writes

@@ -215,6 +215,76 @@ static void test_no_read_ahead(void **state)
     close(p[0]);
 }
 
+/* A record of 16384 floats: noise (hardly compresses) or zeros. */
+static struct st *level_record(int noise)
+{
+    struct st *s = st_new();
+    uint32_t *x = st_put_v(s, "x", ST_F32, 1, (int64_t)16384)->data;
+    uint32_t h = 12345;
+    for (int k = 0; k < 16384; k++) {
+        h = h * 1664525u + 1013904223u;
+        x[k] = noise ? 0x3f800000u | (h >> 9) : 0; /* [1, 2) with a random mantissa */
+    }
+    return s;
+}
+
+/* The compressed size of each record of kinds[] (1 noise, 0 zeros) at level,
+ * and the records read back. */
+static void sizes_at(int level, const int *kinds, int n, uint64_t *csize)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/lv.tz", tmpdir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    struct tz_writer *w = tz_writer_open(fd, path, level, 0);
+    uint64_t prev = 0;
+    for (int i = 0; i < n; i++) {
+        struct st *r = level_record(kinds[i]);
+        assert_int_equal(tz_writer_put(w, r), 0);
+        st_free(r);
+        csize[i] = tz_writer_bytes_out(w) - prev;
+        prev = tz_writer_bytes_out(w);
+    }
+    assert_int_equal(tz_writer_close(w), 0);
+    close(fd);
+    struct tz_reader *rd = tz_reader_open_path(path);
+    struct st *rec;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(tz_reader_next(rd, &rec), 1);
+        struct st *want = level_record(kinds[i]);
+        assert_memory_equal(st_find(rec, "x")->data, st_find(want, "x")->data, 16384 * 4);
+        st_free(want);
+        st_free(rec);
+    }
+    assert_int_equal(tz_reader_next(rd, &rec), 0);
+    tz_reader_close(rd);
+}
+
+static void test_auto_level(void **state)
+{
+    (void)state;
+    enum { N = 18 };
+    int kinds[N];
+    for (int i = 0; i < N; i++) kinds[i] = i != TZ_PROBE_EVERY; /* zeros at the probe */
+    uint64_t a[N], fixed[N];
+    sizes_at(TZ_LEVEL_AUTO, kinds, N, a);
+    sizes_at(TZ_LEVEL_DEFAULT, kinds, N, fixed);
+    uint64_t raw = 16384 * 4;
+    /* the first record at level 3: noise compresses a little, below 1.25x */
+    assert_int_equal(a[0], fixed[0]);
+    assert_true(a[0] < raw && 5 * a[0] > 4 * raw);
+    /* then the fast level: about the raw size */
+    for (int i = 1; i < TZ_PROBE_EVERY; i++) {
+        assert_true(a[i] > a[0]);
+        assert_true(a[i] >= raw);
+    }
+    /* the probe finds a record that compresses: level 3 again from there */
+    assert_int_equal(a[TZ_PROBE_EVERY], fixed[TZ_PROBE_EVERY]);
+    assert_int_equal(a[TZ_PROBE_EVERY + 1], fixed[TZ_PROBE_EVERY + 1]);
+    /* an explicit level is kept for every record */
+    for (int i = 1; i < N; i++)
+        if (kinds[i]) assert_int_equal(fixed[i], fixed[0]);
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -232,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_skippable_and_concat),
         cmocka_unit_test(test_no_read_ahead),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_auto_level),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

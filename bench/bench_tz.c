@@ -93,7 +93,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_tz: read %d of %d records\n", got, n);
             return 1;
         }
-        snprintf(cmd, sizeof cmd, "zstd -q -f -T1 -%d %s -o %s", level, raw, zp);
+        /* the zstd command spells negative levels --fast=N */
+        if (level < 0) snprintf(cmd, sizeof cmd, "zstd -q -f -T1 --fast=%d %s -o %s", -level, raw, zp);
+        else snprintf(cmd, sizeof cmd, "zstd -q -f -T1 -%d %s -o %s", level, raw, zp);
         double zw = run(cmd);
         snprintf(cmd, sizeof cmd, "zstd -q -dc %s > /dev/null", zp);
         double zr = run(cmd);

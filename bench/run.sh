@@ -51,10 +51,17 @@ if [ -f data/fmnist-test.tz ]; then
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     tmp=$(mktemp -d)
     for lvl in 1 3 9; do "$B/bench_tz" data/fmnist-test.tz $lvl "$tmp"; done
+    # floats that hardly compress: MaskGIT's logits (random weights), batch 64 x 32 tokens
+    bin/transformer --init -w "$tmp/mg.st" --arch maskgit-tiny --seed 21 2>/dev/null
+    bin/tz make --field ids:I32:64x32=rand:5 --field label:I32:64=0 --records 6 |
+        bin/transformer -w "$tmp/mg.st" -l 1 -o "$tmp/logits.tz"
+    for lvl in 3 -1; do "$B/bench_tz" "$tmp/logits.tz" $lvl "$tmp" | sed "s|$tmp/||"; done
     rm -rf "$tmp"
     echo
     echo "MB are 10^6 bytes of decompressed records; the zstd command compresses the same"
-    echo "bytes (the records concatenated) single-threaded at the same level."
+    echo "bytes (the records concatenated) single-threaded at the same level. logits.tz: MaskGIT's"
+    echo "logits (maskgit-tiny, random weights, 64 x 32 tokens x 1024 a record), the floats the tools"
+    echo "write at level -1 after the first record (tz(5), Compression levels)."
     echo
     echo "## img2patch on Fashion-MNIST (issue 2)"
     echo

@@ -398,7 +398,7 @@ for m in vqgan titok1 titok2 maskgit; do
     echo "$row $tot | $(med train $m 3 | awk -v z="$tot" '{ printf "%.1f%%", 100 * z / $1 }') |"
 done
 echo
-echo "Each tool's seconds in zstd (compressing its output records, decompressing its inputs, the"
+echo "Each tool's CPU seconds in zstd (compressing its output records, decompressing its inputs, the"
 echo "gradient streams included), per marginal step as the training table's, from the TP_FLOPS lines"
 echo "of the same runs; the levels are the tools' defaults (tz(5), Compression levels). \"all tools\" is"
 echo "the mean over the repetitions of the sum; the stages run one after the other within a step, so"

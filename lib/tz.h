@@ -74,7 +74,7 @@ int tz_writer_close(struct tz_writer *w);
 /* Free without writing anything more (after an error). */
 void tz_writer_abort(struct tz_writer *w);
 uint64_t tz_writer_bytes_in(const struct tz_writer *w);
-/* Seconds this process has spent in zstd, compressing and decompressing
+/* CPU seconds this process has spent in zstd, compressing and decompressing
  * records (every reader and writer; TP_FLOPS reports it, cli.c). */
 double tz_zstd_seconds(void);
 uint64_t tz_writer_bytes_out(const struct tz_writer *w);

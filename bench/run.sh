@@ -31,7 +31,7 @@ echo
 if [ -n "$env_coretype" ] && [ "$env_coretype" != "${OPENBLAS_CORETYPE:-}" ]; then
     echo
     echo "With the environment's OPENBLAS_CORETYPE=$env_coretype instead: $(OPENBLAS_CORETYPE=$env_coretype \
-        "$B/bench_layers" "$reps" | sed -n 's/^sgemm peak/sgemm peak/p')."
+        "$B/bench_layers" "$reps" | grep '^sgemm peak')."
 fi
 vit=$("$B/bench_layers" "$reps" | sed -n 's/^VIT_BLOCK_MS //p')
 echo

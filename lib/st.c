@@ -604,13 +604,26 @@ static void build_header(const struct st *s, const int *ord, struct sbuf *h)
     while (h->n % 8) sb_put(h, " ", 1);
 }
 
+/* What precedes the tensor data: the writer order, the header and its
+ * length (u64 little-endian); returns the whole file's size. The caller
+ * frees *ord and h->p. */
+static size_t prefix(const struct st *s, int **ord, struct sbuf *h, unsigned char len[8])
+{
+    *ord = write_order(s);
+    *h = (struct sbuf){0};
+    build_header(s, *ord, h);
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)h->n >> (8 * i));
+    size_t total = 8 + h->n;
+    for (int i = 0; i < s->n; i++) total += s->t[i].nbytes;
+    return total;
+}
+
 size_t st_serialized_size(const struct st *s)
 {
-    int *ord = write_order(s);
-    struct sbuf h = {0};
-    build_header(s, ord, &h);
-    size_t total = 8 + h.n;
-    for (int i = 0; i < s->n; i++) total += s->t[i].nbytes;
+    int *ord;
+    struct sbuf h;
+    unsigned char len[8];
+    size_t total = prefix(s, &ord, &h, len);
     free(h.p);
     free(ord);
     return total;
@@ -618,14 +631,12 @@ size_t st_serialized_size(const struct st *s)
 
 int st_serialize(const struct st *s, void **buf, size_t *size)
 {
-    int *ord = write_order(s);
-    struct sbuf h = {0};
-    build_header(s, ord, &h);
-    size_t total = 8 + h.n;
-    for (int i = 0; i < s->n; i++) total += s->t[i].nbytes;
+    int *ord;
+    struct sbuf h;
+    unsigned char len[8];
+    size_t total = prefix(s, &ord, &h, len);
     unsigned char *out = tp_malloc(total);
-    uint64_t n = h.n;
-    for (int i = 0; i < 8; i++) out[i] = (unsigned char)(n >> (8 * i));
+    memcpy(out, len, 8);
     memcpy(out + 8, h.p, h.n);
     size_t pos = 8 + h.n;
     for (int k = 0; k < s->n; k++) {
@@ -645,11 +656,10 @@ int st_serialize(const struct st *s, void **buf, size_t *size)
  * could leave the heap fragmented in a long run. */
 int st_save(const struct st *s, const char *path)
 {
-    int *ord = write_order(s);
-    struct sbuf h = {0};
-    build_header(s, ord, &h);
+    int *ord;
+    struct sbuf h;
     unsigned char len[8];
-    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
+    prefix(s, &ord, &h, len);
     struct io_out o;
     int rc = io_out_open(&o, path), opened = rc == 0;
     if (rc == 0) rc = io_write_all(o.fd, len, 8, path);

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -334,17 +333,9 @@ struct tz_writer {
     uint64_t bytes_in, bytes_out;
     void *cbuf;
     size_t cbuf_cap;
-    int level;   /* the level asked for; TZ_LEVEL_AUTO: adapt (tz.h) */
-    int current; /* the cctx's level */
-    int fast;    /* auto: the last record at TZ_LEVEL_DEFAULT hardly compressed */
+    int level; /* the level asked for; TZ_LEVEL_AUTO: adapt (tz.h) */
+    int fast;  /* auto: the last record at TZ_LEVEL_DEFAULT hardly compressed */
 };
-
-static void set_level(struct tz_writer *w, int level)
-{
-    if (level == w->current) return;
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
-    w->current = level;
-}
 
 struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_table)
 {
@@ -354,8 +345,7 @@ struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_t
     w->cctx = ZSTD_createCCtx();
     if (!w->cctx) TP_ASSERT(!"ZSTD_createCCtx failed");
     w->level = level;
-    w->current = INT_MIN; /* no level yet */
-    set_level(w, level == TZ_LEVEL_AUTO ? TZ_LEVEL_DEFAULT : level);
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level == TZ_LEVEL_AUTO ? TZ_LEVEL_DEFAULT : level);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
     w->seek_table = seek_table;
@@ -375,7 +365,8 @@ int tz_writer_put(struct tz_writer *w, const struct st *rec)
         w->cbuf_cap = bound;
     }
     int probe = w->level == TZ_LEVEL_AUTO && (!w->fast || w->count % TZ_PROBE_EVERY == 0);
-    if (w->level == TZ_LEVEL_AUTO) set_level(w, probe ? TZ_LEVEL_DEFAULT : TZ_LEVEL_FAST);
+    if (w->level == TZ_LEVEL_AUTO) /* a parameter of the next frame: setting it costs nothing */
+        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, probe ? TZ_LEVEL_DEFAULT : TZ_LEVEL_FAST);
     double t0 = now_s();
     size_t c = ZSTD_compress2(w->cctx, w->cbuf, bound, raw, n);
     zstd_seconds += now_s() - t0;

@@ -65,8 +65,8 @@ const char *tz_reader_name(const struct tz_reader *r);
 void tz_reader_close(struct tz_reader *r);
 
 /* Writer on fd (not closed by the writer). level: zstd level (1..19,
- * negative for fast modes) or TZ_LEVEL_AUTO. seek_table: append a seek table on close (only
- * meaningful for files). */
+ * negative for fast modes) or TZ_LEVEL_AUTO. seek_table: append a seek
+ * table on close (only meaningful for files). */
 struct tz_writer *tz_writer_open(int fd, const char *name, int level,
                                  int seek_table);
 int tz_writer_put(struct tz_writer *w, const struct st *rec);
@@ -75,11 +75,12 @@ int tz_writer_close(struct tz_writer *w);
 /* Free without writing anything more (after an error). */
 void tz_writer_abort(struct tz_writer *w);
 uint64_t tz_writer_bytes_in(const struct tz_writer *w);
+uint64_t tz_writer_bytes_out(const struct tz_writer *w);
+long tz_writer_count(const struct tz_writer *w);
+
 /* CPU seconds this process has spent in zstd, compressing and decompressing
  * records (every reader and writer; TP_FLOPS reports it, cli.c). */
 double tz_zstd_seconds(void);
-uint64_t tz_writer_bytes_out(const struct tz_writer *w);
-long tz_writer_count(const struct tz_writer *w);
 
 /* An output stream as tools write it: stdout, or a file written atomically
  * (io.h: a temporary renamed into place on close) with a seek table. */

@@ -4,6 +4,10 @@
 #   resume_step CKPT_DIR STAGE...  newest step every stage has a finished
 #                                  checkpoint of (0 if none)
 #   fifos DIR NAME...              fresh FIFOs DIR/NAME
+#   release_fifo FIFO SECONDS      hold FIFO open (both ends) a while in the
+#                                  background: a process blocked in opening
+#                                  it, whose partner died first, gets
+#                                  through and sees the end of its stream
 #   init_once FILE TOOL ARGS...    TOOL --init -w FILE ARGS unless FILE exists
 #                                  from the same command and --init-from
 #                                  files (FILE.args)
@@ -61,14 +65,17 @@ fifos() {
     for f in "$@"; do rm -f "$d/$f"; mkfifo "$d/$f"; done
 }
 
+release_fifo() {
+    ( exec 9<>"$1"; sleep "$2" ) &
+}
+
 decode_loop() {
     loop=$2.loop rc=0
     rm -f "$loop" && mkfifo "$loop"
     # a mask that fails before it opens the FIFO leaves the transformer
-    # blocked in opening it: holding the FIFO open a moment lets it through
-    # to an empty stream
+    # blocked in opening it
     transformer $3 < "$loop" |
-        { mask --sample $4 --loop "$loop" --from "$1" -o "$2" || { rc=$?; ( exec 9<>"$loop"; sleep 1 ) & exit $rc; }; } ||
+        { mask --sample $4 --loop "$loop" --from "$1" -o "$2" || { rc=$?; release_fifo "$loop" 1; exit $rc; }; } ||
         rc=$?
     rm -f "$loop"
     return $rc

@@ -65,7 +65,7 @@ for n in $trained; do k=$((k + 1)); fifos "$RUN" "g$k"; done
 abort_run() {
     touch "$RUN/.failed"
     pkill -TERM -f "$(printf '%s/' "$RUN" | sed 's/[][\\.*^$+?(){}|]/\\&/g')" 2>/dev/null || true
-    for f in "$RUN"/g[0-9]*; do [ ! -p "$f" ] || ( exec 9<>"$f"; sleep 2 ) & done
+    for f in "$RUN"/g[0-9]*; do [ ! -p "$f" ] || release_fifo "$f" 2; done
 }
 rm -f "$RUN/.failed"
 cmd="{ ${STAGE_WRAP:-} tz feed -b $BATCH --steps $STEPS --start-step $S --seed $SEED $FEED || abort_run; }"

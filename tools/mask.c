@@ -361,6 +361,8 @@ static long step_arg(const struct st *rec, long opt, const char *key)
     return st_meta_get_long(rec, key, &v) != 0 ? -1 : v;
 }
 
+/* One decoding step of a record: 1 when it was the last, 0 when more follow,
+ * -1 on error. */
 static int do_sample(const struct cmdline *c, struct st *rec)
 {
     struct st_tensor *lt = st_require(rec, "logits", ST_F32, -1), *t;
@@ -395,7 +397,7 @@ static int do_sample(const struct cmdline *c, struct st *rec)
     st_remove(rec, "logits");
     st_meta_set_long(rec, "sample_step", step + 1);
     st_meta_set_long(rec, "sample_steps", steps);
-    return 0;
+    return step + 1 == steps;
 }
 
 /* The token mask of a region for a g x g grid (cached per g). */
@@ -547,7 +549,8 @@ static void sample_loop(const struct cmdline *c)
     struct st *rec;
     int rc;
     while ((rc = tz_reader_next(from, &rec)) == 1) {
-        long first = tz_reader_index(from) - 1, step = 0, steps = 1;
+        long first = tz_reader_index(from) - 1;
+        int last;
         do {
             out_put(&loop, rec);
             st_free(rec);
@@ -555,11 +558,9 @@ static void sample_loop(const struct cmdline *c)
             if (k < 0) die_err();
             if (k == 0) die("%s: record %ld of %s: the stream ended before its last step (did the transformer fail?)",
                             tz_reader_name(in), first, c->from);
-            if (do_sample(c, rec) != 0)
+            if ((last = do_sample(c, rec)) < 0)
                 die("%s: record %ld of %s: %s", tz_reader_name(in), first, c->from, tp_err());
-            st_meta_get_long(rec, "sample_step", &step);
-            st_meta_get_long(rec, "sample_steps", &steps);
-        } while (step < steps);
+        } while (!last);
         out_put(&o, rec);
         st_free(rec);
         progress_step(&p, 1);
@@ -603,7 +604,7 @@ int main(int argc, char **argv)
     while ((rc = tz_reader_next(r, &rec)) == 1) {
         int k = c.mode == M_TRAIN ? do_train(&c, rec) : c.mode == M_SAMPLE ? do_sample(&c, rec)
               : c.mode == M_REGION ? do_region(&c, rec) : do_composite(&c, rec);
-        if (k != 0) die("%s: record %ld: %s", tz_reader_name(r), tz_reader_index(r) - 1, tp_err());
+        if (k < 0) die("%s: record %ld: %s", tz_reader_name(r), tz_reader_index(r) - 1, tp_err());
         out_put(&o, rec);
         st_free(rec);
         progress_step(&p, 1);

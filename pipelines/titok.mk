@@ -33,12 +33,16 @@ TITOK_ENV = TEACHER=$(VQGAN_RUN) DATA_TRAIN=$(VQGAN_TRAIN) DATA_TEST=$(VQGAN_TES
 titok-stage1: $(TITOK1_RUN)/done
 titok-stage2: $(TITOK2_RUN)/done
 
-$(TITOK1_RUN)/done: $(VQGAN_RUN)/tokens-train.tz $(VQGAN_RUN)/tokens-test.tz pipelines/titok.sh pipelines/train.sh | all
+# the recipes read the images as well as the teacher's tokens (stage 1 with
+# TITOK_AUG runs the teacher itself): each named, so a changed data set retrains
+$(TITOK1_RUN)/done: $(VQGAN_RUN)/tokens-train.tz $(VQGAN_RUN)/tokens-test.tz $(VQGAN_RUN)/done \
+		$(VQGAN_TRAIN) $(VQGAN_TEST) pipelines/titok.sh pipelines/train.sh | all
 	$(TITOK_ENV) STAGE=1 RUN=$(TITOK1_RUN) STEPS=$(TITOK1_STEPS) LR=$(TITOK1_LR) AUG=$(TITOK_AUG) \
 	WARMUP=$$(($(TITOK1_STEPS) / 20)) LOSSES="$(TITOK1_LOSS)" sh pipelines/titok.sh
 	touch $@
 
-$(TITOK2_RUN)/done: $(TITOK1_RUN)/done $(VQGAN_RUN)/done $(PERCEP) pipelines/titok.sh pipelines/train.sh | all
+$(TITOK2_RUN)/done: $(TITOK1_RUN)/done $(VQGAN_RUN)/done $(PERCEP) $(VQGAN_TRAIN) $(VQGAN_TEST) \
+		pipelines/titok.sh pipelines/train.sh | all
 	$(TITOK_ENV) STAGE=2 RUN=$(TITOK2_RUN) S1=$(TITOK1_RUN) STEPS=$(TITOK2_STEPS) LR=$(TITOK2_LR) \
 	WARMUP=$$(($(TITOK2_STEPS) / 20)) LOSSES="$(TITOK2_LOSS) --perceptual $(PERCEP)" \
 	GAN_START=$$(($(TITOK2_STEPS) * 3 / 4)) \

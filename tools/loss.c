@@ -400,6 +400,8 @@ int main(int argc, char **argv)
         progress_step(&p, 1);
     }
     if (rc < 0) die_err();
+    /* a mean over no records is no figure: a script must not read NaN as a score */
+    if (c.eval && n == 0) die("%s: no records to evaluate", tz_reader_name(r));
     progress_end(&p);
     /* the last step is a checkpoint too, as the stages' */
     if (c.obj.gan && c.ckpt_every && n > 0 && last_step + 1 > c.start_step && (last_step + 1) % c.ckpt_every != 0)

@@ -80,6 +80,12 @@ char *tp_strdup(const char *s)
     return d;
 }
 
+void *tp_malloc_record(size_t n)
+{
+    size_t mib = (size_t)1 << 20;
+    return tp_malloc(n >= mib ? (n + mib - 1) & ~(mib - 1) : n);
+}
+
 void *tp_aligned_alloc(size_t n)
 {
     void *p = NULL;

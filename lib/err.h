@@ -44,6 +44,12 @@ void *tp_malloc(size_t n);
 void *tp_calloc(size_t n, size_t size);
 void *tp_realloc(void *p, size_t n);
 char *tp_strdup(const char *s);
+/* tp_malloc for a record's buffer, whose size drifts by a few bytes from
+ * record to record (a longer metadata value): from 1 MiB on, rounded up to
+ * whole MiB, so the next record fits the place the last one freed. An
+ * exact size grows the heap at each new longest record, which a long run
+ * sees as a step in resident memory. */
+void *tp_malloc_record(size_t n);
 /* What they call on exhaustion: a message, then abort. */
 void tp_out_of_memory(size_t n);
 /* 64-byte aligned allocation for tensor data (free with free()); from

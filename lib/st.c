@@ -635,7 +635,7 @@ int st_serialize(const struct st *s, void **buf, size_t *size)
     struct sbuf h;
     unsigned char len[8];
     size_t total = prefix(s, &ord, &h, len);
-    unsigned char *out = tp_malloc(total);
+    unsigned char *out = tp_malloc_record(total);
     memcpy(out, len, 8);
     memcpy(out + 8, h.p, h.n);
     size_t pos = 8 + h.n;

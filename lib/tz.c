@@ -208,7 +208,7 @@ static int read_record(struct tz_reader *r, struct st **rec)
         return tp_err_set("record claims %llu bytes, over the limit of %llu (TZ_MAX_RECORD)",
                           csize, (unsigned long long)r->max_rec);
     size_t size = (size_t)csize;
-    unsigned char *out = tp_malloc(size ? size : 1);
+    unsigned char *out = tp_malloc_record(size ? size : 1);
     ZSTD_outBuffer ob = {out, size, 0};
     ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_only);
     size_t ret = 1;
@@ -361,7 +361,7 @@ int tz_writer_put(struct tz_writer *w, const struct st *rec)
     size_t bound = ZSTD_compressBound(n);
     if (bound > w->cbuf_cap) {
         free(w->cbuf);
-        w->cbuf = tp_malloc(bound);
+        w->cbuf = tp_malloc_record(bound);
         w->cbuf_cap = bound;
     }
     int probe = w->level == TZ_LEVEL_AUTO && (!w->fast || w->count % TZ_PROBE_EVERY == 0);

@@ -142,7 +142,7 @@ static void evaluate(struct result *res, struct seqnet *net, struct perceptual *
     for (long b0 = 0; b0 < t->n; b0 += bs) {
         const int n = (int)(t->n - b0 < bs ? t->n - b0 : bs);
         const float *x = t->x + b0 * per;
-        const float *out = seqnet_forward(net, x, n);
+        const float *out = seqnet_forward(net, x, n, 0);
         float *r = recon + b0 * per;
         for (size_t i = 0; i < n * per; i++) r[i] = out[i] < 0 ? 0 : out[i] > 1 ? 1 : out[i];
         pd += n * perceptual_loss(pc, NULL, r, x, n, C, H, W, 1.0f);
@@ -208,7 +208,7 @@ static void run(struct result *res, double w, const struct set *tr, const struct
             memcpy(x + i * per, tr->x + perm[pos++] * per, per * sizeof(float));
         }
         params_zero_grad(&p);
-        const float *out = seqnet_forward(&net, x, batch);
+        const float *out = seqnet_forward(&net, x, batch, 1);
         memset(dout, 0, batch * per * sizeof(float));
         const double a = loss_mse(dout, out, x, batch * per, 1.0f);
         const double b = w > 0 ? perceptual_loss(pc, dout, out, x, batch, C, H, W, (float)w) : 0;

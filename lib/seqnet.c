@@ -141,27 +141,42 @@ static struct resblock_cfg res_cfg(const struct seq_layer *l, int B)
     return resblock_cfg_upstream(B, l->C, l->OC, l->H, l->W);
 }
 
-/* (Re)size every activation buffer for batch B, in one block. */
-static void reserve(struct seqnet *s, int B)
+/* Size the activations for batch B, in one block. Training: every layer's
+ * output, statistics and resblock activations, each its own. Inference: two
+ * outputs the layers take in turn, and one place for statistics and one for
+ * resblock activations that every layer reuses. A training layout serves
+ * inference too. */
+static void reserve(struct seqnet *s, int B, int train)
 {
-    if (s->B == B) return;
-    size_t total = 0, gmax = (size_t)B * s->C * s->H * s->W;
+    if (s->B == B && (s->train || !train)) return;
+    size_t gmax = (size_t)B * s->C * s->H * s->W, stats = 0, res = 0;
+    for (int i = 0; i < s->n; i++) {
+        const struct seq_layer *l = &s->l[i];
+        size_t out = (size_t)B * l->OC * l->OH * l->OW;
+        if (out > gmax) gmax = out;
+        if (l->kind == SEQ_GN && 2 * (size_t)B * l->G > stats) stats = 2 * (size_t)B * l->G;
+        if (l->kind == SEQ_RES) {
+            struct resblock_cfg c = res_cfg(l, B);
+            if (resblock_acts_size(&c) > res) res = resblock_acts_size(&c);
+        }
+    }
     for (int pass = 0; pass < 2; pass++) {
         float *base = pass ? s->acts : NULL;
-        total = 0;
+        size_t total = train ? 0 : 2 * gmax + stats + res;
         for (int i = 0; i < s->n; i++) {
             struct seq_layer *l = &s->l[i];
             size_t out = (size_t)B * l->OC * l->OH * l->OW;
-            if (out > gmax) gmax = out;
-            if (base) l->out = base + total;
-            total += out;
+            /* inference: output i%2, statistics at 2 gmax, resblocks after them */
+            size_t at_out = train ? total : (size_t)(i % 2) * gmax, at_more = train ? total + out : 2 * gmax;
+            if (base) l->out = base + at_out;
+            if (train) total += out;
             if (l->kind == SEQ_GN) {
-                if (base) l->mean = base + total, l->rstd = base + total + (size_t)B * l->G;
-                total += 2 * (size_t)B * l->G;
+                if (base) l->mean = base + at_more, l->rstd = base + at_more + (size_t)B * l->G;
+                if (train) total += 2 * (size_t)B * l->G;
             } else if (l->kind == SEQ_RES) {
                 struct resblock_cfg c = res_cfg(l, B);
-                if (base) resblock_acts_point(&l->racts, base + total, &c);
-                total += resblock_acts_size(&c);
+                if (base) resblock_acts_point(&l->racts, base + (train ? at_more : 2 * gmax + stats), &c);
+                if (train) total += resblock_acts_size(&c);
             }
         }
         if (!pass) {
@@ -171,15 +186,16 @@ static void reserve(struct seqnet *s, int B)
     }
     free(s->g0);
     free(s->g1);
-    s->g0 = tp_aligned_alloc(gmax * sizeof(float));
-    s->g1 = tp_aligned_alloc(gmax * sizeof(float));
+    s->g0 = train ? tp_aligned_alloc(gmax * sizeof(float)) : NULL;
+    s->g1 = train ? tp_aligned_alloc(gmax * sizeof(float)) : NULL;
     s->gmax = gmax;
     s->B = B;
+    s->train = train;
 }
 
-const float *seqnet_forward(struct seqnet *s, const float *inp, int B)
+const float *seqnet_forward(struct seqnet *s, const float *inp, int B, int train)
 {
-    reserve(s, B);
+    reserve(s, B, train);
     const float *x = inp;
     for (int i = 0; i < s->n; i++) {
         struct seq_layer *l = &s->l[i];
@@ -210,7 +226,7 @@ const float *seqnet_forward(struct seqnet *s, const float *inp, int B)
 void seqnet_backward(struct seqnet *s, float *dinp, const float *dout, const float *inp)
 {
     int B = s->B;
-    TP_ASSERT(B > 0);
+    TP_ASSERT(B > 0 && s->train);
     const float *g = dout;
     for (int i = s->n - 1; i >= 0; i--) {
         struct seq_layer *l = &s->l[i];

@@ -2,8 +2,11 @@
  * order: what the MaskGIT-VQGAN encoder and decoder (vqgan.c) are.
  *
  * Each layer reads the previous layer's output (the first reads the
- * network input) and keeps its own output and saved statistics, so the
- * backward pass walks the chain in reverse with two gradient buffers.
+ * network input). In training every layer keeps its own output and saved
+ * statistics, so the backward pass walks the chain in reverse with two
+ * gradient buffers; inference needs two outputs at a time, and the layers
+ * take turns with them (a decoder over 256 images at 32x32 touches a tenth
+ * of the memory, and a fresh page costs as much as the work on it).
  * Parameters are added to a params table as layers are added, in upstream
  * state_dict order, and pointed into its buffer by seqnet_bind.
  *
@@ -39,7 +42,8 @@ struct seqnet {
     struct seq_layer *l;
     int C, H, W;                 /* network input per image */
     int B;                       /* batch the buffers are sized for (0: none) */
-    float *acts;                 /* one block for every layer's activations */
+    int train;                   /* ... with every layer's activations kept */
+    float *acts;                 /* one block for the layers' activations */
     float *g0, *g1;              /* gradient ping-pong buffers */
     size_t gmax;                 /* floats per gradient buffer */
 };
@@ -61,9 +65,11 @@ void seqnet_up(struct seqnet *s);
 void seqnet_bind(struct seqnet *s, struct params *p);
 
 /* out points at the last layer's output [B,OC,OH,OW] (valid until the next
- * forward). inp [B,C,H,W] must stay alive until backward. */
-const float *seqnet_forward(struct seqnet *s, const float *inp, int B);
-/* dout [B,OC,OH,OW]; dinp (may be NULL) gets += the input gradient. */
+ * forward). train: keep what backward needs; inp [B,C,H,W] must then stay
+ * alive until backward. */
+const float *seqnet_forward(struct seqnet *s, const float *inp, int B, int train);
+/* After a training forward. dout [B,OC,OH,OW]; dinp (may be NULL) gets +=
+ * the input gradient. */
 void seqnet_backward(struct seqnet *s, float *dinp, const float *dout, const float *inp);
 
 #endif

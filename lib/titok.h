@@ -199,8 +199,8 @@ struct titok_dec {
 int titok_dec_init(struct titok_dec *d, struct params *p, const struct st *meta, int alloc);
 void titok_dec_free(struct titok_dec *d);
 /* logits [B,h,w,V] and (pixel = 1; else NULL) recon [B,C',R',R'] from
- * quant [B,K,D] (copied). */
-void titok_dec_forward(struct titok_dec *d, float *logits, float *recon, const float *quant, int B);
+ * quant [B,K,D] (copied). train: keep what backward needs. */
+void titok_dec_forward(struct titok_dec *d, float *logits, float *recon, const float *quant, int B, int train);
 /* From dlogits and/or drecon (either may be NULL): dquant (may be NULL). */
 void titok_dec_backward(struct titok_dec *d, float *dquant, const float *dlogits, const float *drecon);
 

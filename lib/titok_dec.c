@@ -98,7 +98,7 @@ static void reserve(struct titok_dec *d, int B)
 #define W(off) (d->data + d->off_##off)
 #define G(off) (d->grad + d->off_##off)
 
-void titok_dec_forward(struct titok_dec *d, float *logits, float *recon, const float *quant, int B)
+void titok_dec_forward(struct titok_dec *d, float *logits, float *recon, const float *quant, int B, int train)
 {
     reserve(d, B);
     /* no caller buffer (the pixel path keeps only its softmax): the logits
@@ -129,7 +129,7 @@ void titok_dec_forward(struct titok_dec *d, float *logits, float *recon, const f
     tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)BN, Dv, c->V, 1.0f, d->probs, c->V, cb, Dv, 0.0f,
              d->qz, Dv);
     nhwc_to_nchw(d->qz_nchw, d->qz, B, Dv, N);
-    const float *out = seqnet_forward(&d->pixnet, d->qz_nchw, B);
+    const float *out = seqnet_forward(&d->pixnet, d->qz_nchw, B, train);
     memcpy(recon, out, sizeof(float) * B * c->pix.channels * c->pix.resolution * c->pix.resolution);
 }
 
@@ -204,7 +204,6 @@ static void dec_destroy(struct module *m)
 
 static int dec_forward(struct module *m, struct st *rec, int train)
 {
-    (void)train; /* no dropout in TiTok */
     struct titok_dec *d = m->impl;
     const struct titok_cfg *c = &d->c;
     struct st_tensor *q = st_require(rec, "quant", ST_F32, 3);
@@ -222,7 +221,7 @@ static int dec_forward(struct module *m, struct st *rec, int train)
     } else {
         lg = st_put_v(rec, "logits", ST_F32, 4, B, G, G, (int64_t)c->V);
     }
-    titok_dec_forward(d, lg ? lg->data : NULL, rc ? rc->data : NULL, q->data, (int)B);
+    titok_dec_forward(d, lg ? lg->data : NULL, rc ? rc->data : NULL, q->data, (int)B, train);
     return 0;
 }
 

@@ -132,7 +132,6 @@ static int enc_build(struct module *m, const struct st *meta)
 
 static int enc_forward(struct module *m, struct st *rec, int train)
 {
-    (void)train;
     struct vqgan_net *v = m->impl;
     const struct vqgan_cfg *c = &v->cfg;
     struct st_tensor *img = st_require(rec, "image", ST_F32, 4);
@@ -146,7 +145,7 @@ static int enc_forward(struct module *m, struct st *rec, int train)
     size_t in_per = (size_t)c->channels * c->resolution * c->resolution;
     net_reserve(v, B, in_per, (size_t)z * h * w);
     memcpy(v->x, img->data, (size_t)B * in_per * sizeof(float));
-    const float *out = seqnet_forward(&v->net, v->x, B);
+    const float *out = seqnet_forward(&v->net, v->x, B, train);
     struct st_tensor *lat = st_put_v(rec, "latent", ST_F32, 4, (int64_t)B, (int64_t)h, (int64_t)w, (int64_t)z);
     nchw_to_nhwc(lat->data, out, B, z, h * w);
     return 0;
@@ -215,7 +214,6 @@ static int dec_build(struct module *m, const struct st *meta)
 
 static int dec_forward(struct module *m, struct st *rec, int train)
 {
-    (void)train;
     struct vqgan_net *v = m->impl;
     const struct vqgan_cfg *c = &v->cfg;
     struct st_tensor *q = st_require(rec, "quant", ST_F32, 4);
@@ -229,7 +227,7 @@ static int dec_forward(struct module *m, struct st *rec, int train)
     size_t out_per = (size_t)c->channels * c->resolution * c->resolution;
     net_reserve(v, B, (size_t)c->z * h * w, out_per);
     nhwc_to_nchw(v->x, q->data, B, c->z, h * w);
-    const float *out = seqnet_forward(&v->net, v->x, B);
+    const float *out = seqnet_forward(&v->net, v->x, B, train);
     struct st_tensor *r = st_put_v(rec, "recon", ST_F32, 4, (int64_t)B, (int64_t)c->channels,
                                    (int64_t)c->resolution, (int64_t)c->resolution);
     memcpy(r->data, out, (size_t)B * out_per * sizeof(float));

@@ -224,7 +224,7 @@ static void dec_net_free(struct dec_net *t)
 static double dec_loss(void *v)
 {
     struct dec_net *t = v;
-    titok_dec_forward(&t->d, t->logits, t->nr ? t->recon : NULL, t->q, t->B);
+    titok_dec_forward(&t->d, t->logits, t->nr ? t->recon : NULL, t->q, t->B, 1);
     return (t->use_logits ? gc_dot(t->logits, t->rl, t->nl) : 0.0) + gc_dot(t->recon, t->rr, t->nr);
 }
 

@@ -99,9 +99,10 @@ struct ib {
     int cap_R, cap_train; /* what the buffers below are sized for */
     int32_t *tok;         /* [R,T] */
     float *x, *mean, *rstd; /* [R,T,W] embedding sum (LayerNorm input), [R*T] stats */
-    float *h;             /* [L+1][R,T,W]: h0 (after dropout) .. hL */
+    float *h;             /* [L+1][R,T,W]: h0 (after dropout) .. hL; inference: 2, in turn */
     float *hk;            /* [R*K,W] hL without position 0: lm_head's input */
     float *acts;          /* block activations: L of them in training, 1 otherwise */
+    float *both;          /* [R*K,V] guided and unguided logits, inference with guidance */
     struct block_acts *a; /* [L] */
     /* backward scratch (training size) */
     float *dh, *dx, *dhk, *sm;
@@ -128,8 +129,8 @@ static void point_w(struct ib_w *w, float *mem, const struct params *p, const st
 static void free_bufs(struct ib *ib)
 {
     free(ib->tok), free(ib->x), free(ib->mean), free(ib->rstd), free(ib->h), free(ib->hk);
-    free(ib->acts), free(ib->dh), free(ib->dx), free(ib->dhk), free(ib->sm);
-    ib->tok = NULL, ib->x = ib->mean = ib->rstd = ib->h = ib->hk = ib->acts = NULL;
+    free(ib->acts), free(ib->dh), free(ib->dx), free(ib->dhk), free(ib->sm), free(ib->both);
+    ib->tok = NULL, ib->x = ib->mean = ib->rstd = ib->h = ib->hk = ib->acts = ib->both = NULL;
     ib->dh = ib->dx = ib->dhk = ib->sm = NULL;
     ib->cap_R = 0, ib->cap_train = 0;
 }
@@ -163,7 +164,8 @@ static int ib_build(struct module *m, const struct st *meta)
 
 static float *falloc(size_t n) { return tp_aligned_alloc(n * sizeof(float)); }
 
-/* Buffers for R rows; training keeps every layer's activations. */
+/* Buffers for R rows; training keeps every layer's activations, inference
+ * one layer's and two hidden states that the layers take in turn. */
 static void reserve(struct ib *ib, int R, int train)
 {
     if (R <= ib->cap_R && (!train || ib->cap_train)) return;
@@ -173,7 +175,7 @@ static void reserve(struct ib *ib, int R, int train)
     size_t BT = (size_t)R * ib->T, n = BT * ib->W;
     ib->tok = tp_malloc(BT * sizeof(int32_t));
     ib->x = falloc(n), ib->mean = falloc(BT), ib->rstd = falloc(BT);
-    ib->h = falloc(n * (size_t)(ib->L + 1));
+    ib->h = falloc(n * (size_t)(train ? ib->L + 1 : 2));
     ib->hk = falloc((size_t)R * ib->K * ib->W);
     ib->acts = falloc(block_acts_floats(&ib->bc, R, ib->T, train) * (size_t)(train ? ib->L : 1));
     if (train) {
@@ -243,10 +245,11 @@ static void run_net(struct ib *ib, int R, int train, uint64_t seed)
         struct block_acts *a = &ib->a[train ? l : 0];
         float *next = block_acts_point(a, am, &ib->bc, R, T, train);
         if (train) am = next;
-        block_forward(ib->h + (size_t)(l + 1) * n, a, ib->h + (size_t)l * n, &ib->w.layer[l], &ib->bc, R, T,
+        size_t in = train ? (size_t)l : (size_t)(l % 2), out = train ? in + 1 : 1 - in;
+        block_forward(ib->h + out * n, a, ib->h + in * n, &ib->w.layer[l], &ib->bc, R, T,
                       train, rng_hash(seed, (uint64_t)l + 1));
     }
-    const float *hl = ib->h + (size_t)ib->L * n;
+    const float *hl = ib->h + (size_t)(train ? ib->L : ib->L % 2) * n;
 #pragma omp parallel for if (n > 16384) schedule(static)
     for (int r = 0; r < R; r++)
         memcpy(ib->hk + (size_t)r * K * W, hl + ((size_t)r * T + 1) * W, sizeof(float) * K * W);
@@ -268,7 +271,9 @@ static int ib_forward(struct module *m, struct st *rec, int train)
     double scale = 0;
     if (!train && guidance_of(rec, &kind, &scale) != 0) return -1;
     int passes = scale != 0 ? 2 : 1, R = passes * B;
-    reserve(ib, R, train);
+    /* a guided run has two passes from its second step on (the first's scale
+     * is 0): sized for them from the start, the buffers are made once */
+    reserve(ib, !train && st_meta_get(rec, "guidance") ? 2 * B : R, train);
     if (fill_tokens(ib, ids, lab, B, passes) != 0) return -1;
     ib->R = R, ib->train = train, ib->seed = module_seed(rec, IMAGEBERT_SALT);
     run_net(ib, R, train, ib->seed);
@@ -281,10 +286,9 @@ static int ib_forward(struct module *m, struct st *rec, int train)
         linear_forward(out->data, ib->hk, ib->w.head_w, ib->w.head_b, B * K, ib->W, V);
         return 0;
     }
-    float *both = falloc(2 * nl);
-    linear_forward(both, ib->hk, ib->w.head_w, ib->w.head_b, R * K, ib->W, V);
-    maskgit_cfg_combine(out->data, both, both + nl, nl, kind, (float)scale);
-    free(both);
+    if (!ib->both) ib->both = falloc((size_t)ib->cap_R * K * V); /* until the next reserve */
+    linear_forward(ib->both, ib->hk, ib->w.head_w, ib->w.head_b, R * K, ib->W, V);
+    maskgit_cfg_combine(out->data, ib->both, ib->both + nl, nl, kind, (float)scale);
     return 0;
 }
 

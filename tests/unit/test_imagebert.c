@@ -204,6 +204,37 @@ static void test_guidance_by_hand(void **state)
     module_free(&m);
 }
 
+/* Inference keeps fewer buffers than training (two hidden states in turn,
+ * the guided logits kept): the same bits whatever ran before it, a guided
+ * step after a training forward or after an unguided step included. */
+static void test_inference_after_training(void **state)
+{
+    (void)state;
+    struct module a, b;
+    /* without dropout, the training forward's logits are inference's */
+    build(&a, TINY " dropout=0 attn_drop=0"), build(&b, TINY " dropout=0 attn_drop=0");
+    params_fill_init(&a.params, 3), params_fill_init(&b.params, 3);
+    int32_t ids[B * K], label[B];
+    tiny_inputs(ids, label);
+    size_t n = B * K * V;
+    struct st *guided[2];
+    for (int k = 0; k < 2; k++) {
+        guided[k] = record(ids, label, B, K, 0);
+        st_meta_set(guided[k], "guidance", "2");
+        st_meta_set(guided[k], "guidance_schedule", "constant");
+    }
+    struct st *plain = record(ids, label, B, K, 0), *tr = record(ids, label, B, K, 0);
+    assert_int_equal(a.ops->forward(&a, guided[0], 0), 0);
+    assert_int_equal(b.ops->forward(&b, tr, 1), 0);
+    assert_int_equal(b.ops->forward(&b, plain, 0), 0);
+    assert_int_equal(b.ops->forward(&b, guided[1], 0), 0);
+    assert_memory_equal(logits_of(guided[0]), logits_of(guided[1]), sizeof(float) * n);
+    assert_memory_equal(logits_of(tr), logits_of(plain), sizeof(float) * n);
+    assert_memory_not_equal(logits_of(plain), logits_of(guided[0]), sizeof(float) * n);
+    st_free(guided[0]), st_free(guided[1]), st_free(plain), st_free(tr);
+    module_free(&a), module_free(&b);
+}
+
 /* ---- finite differences through the whole model ---- */
 
 struct gc {
@@ -416,6 +447,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ref_eval),      cmocka_unit_test(test_ref_dropout),
         cmocka_unit_test(test_ref_guidance),  cmocka_unit_test(test_guidance_by_hand),
+        cmocka_unit_test(test_inference_after_training),
         cmocka_unit_test(test_gradcheck),     cmocka_unit_test(test_ids_2d),
         cmocka_unit_test(test_table),         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_deterministic),

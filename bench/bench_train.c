@@ -26,7 +26,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_train DATA.tz STEPS BATCH CHANNELS\n");
         return 2;
     }
+    cli_init(argc, argv);
     int steps = atoi(argv[2]);
+    if (steps < 1) die_usage("STEPS must be 1 or more");
     const char *B = argv[3], *ch = argv[4];
     tp_threads_set(0);
     const char *enc[] = {"arch", "vqgan-encoder", "channels", ch, "resolution", "32", "hidden", "32",
@@ -60,11 +62,12 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof cmd, "tz head -n 8 %s 2>/dev/null | tz batch %s 2>/dev/null | tz head -n %d", argv[1], B,
              steps + 1);
     FILE *f = popen(cmd, "r");
+    if (!f) die("popen: %s", cmd);
     struct tz_reader *r = tz_reader_open(fileno(f), "data");
     struct st *rec;
     double t0 = 0;
-    int n = 0;
-    while (tz_reader_next(r, &rec) == 1) {
+    int n = 0, rc;
+    while ((rc = tz_reader_next(r, &rec)) == 1) {
         if (n == 1) t0 = tp_now(); /* the first step allocates: not counted */
         if (chain_step(&c, rec) != 0) {
             fprintf(stderr, "bench_train: %s\n", tp_err());
@@ -74,9 +77,11 @@ int main(int argc, char **argv)
         n++;
     }
     double t = tp_now() - t0;
-    printf("ms_per_step %.1f\n", 1e3 * t / (n - 1));
+    if (rc < 0) die_err();
     tz_reader_close(r);
-    pclose(f);
+    /* a time over fewer steps than asked (tz missing from PATH, short data) is no figure */
+    if (pclose(f) != 0 || n != steps + 1) die("%s: %d batches of the %d asked (is tz on PATH?)", argv[1], n, steps + 1);
+    printf("ms_per_step %.1f\n", 1e3 * t / (n - 1));
     chain_free(&c);
     for (int k = 0; k < 3; k++) module_free(&m[k]), st_free(metas[k]);
     optim_free(opt);

@@ -69,9 +69,16 @@ int optim_decays(const char *name, int ndim)
  * The interval counts of a freeze pattern, each '+' counting 2, may
  * multiply to at most this (tensor-name patterns need a few). */
 #define FREEZE_MAX_REPEAT 1000
+/* ... and its memory grows with the pattern's length, up to 24 KB a byte
+ * (a 367-byte mix of '$' and ']' took 8.8 MB; found by fuzz_flags): tensor-
+ * name patterns are tens of bytes. */
+#define FREEZE_MAX_LEN 256
 
 static int freeze_repeat_ok(const char *re)
 {
+    if (strlen(re) > FREEZE_MAX_LEN)
+        return tp_err_set("freeze pattern of %zu bytes, over the limit of %d (FREEZE_MAX_LEN)", strlen(re),
+                          FREEZE_MAX_LEN);
     double product = 1;
     int bracket = 0;
     for (const char *p = re; *p; p++) {

@@ -116,6 +116,12 @@ has "freeze limit: named" "multiply to 1073676289, over the limit of 1000 (FREEZ
 # stacked '+' double what regcomp copies each time (found by fuzz_flags too)
 bad "--freeze with 40 stacked '+'" 2 optim -w w.st -g g.st -s s.st --freeze "(t/65$(printf '+%.0s' $(seq 40))ss)"
 has "stacked +: named" "(and '+', as 2) multiply to 1099511627776, over the limit of 1000"
+# and a long pattern costs regcomp up to 24 KB a byte (found by fuzz_flags: 8.8 MB
+# for 367 bytes of '$' and ']')
+bad "--freeze over FREEZE_MAX_LEN" 2 optim -w w.st -g g.st -s s.st --freeze "$(printf 'a%.0s' $(seq 257))"
+has "freeze length: named" "freeze pattern of 257 bytes, over the limit of 256 (FREEZE_MAX_LEN)"
+eq "--freeze of 256 bytes passes the check" \
+    "$(optim -w w.st -g g.st -s s.st --freeze "$(printf 'a%.0s' $(seq 256))" 2>&1 | grep -c FREEZE_MAX_LEN)" 0
 eq "--freeze with a few '+' passes the check" \
     "$(optim -w w.st -g g.st -s s.st --freeze 'encoder\.[0-9]+\.(attn|mlp)+' 2>&1 | grep -c FREEZE_MAX_REPEAT)" 0
 done_tests

@@ -91,7 +91,8 @@ static struct conv2d_shape patch_shape(const struct titok_cfg *c, int B)
 #define W(off) (m->data + m->off_##off)
 #define G(off) (m->grad + m->off_##off)
 
-void classifier_forward(struct classifier *m, float *features, float *logits, const float *image, int B)
+void classifier_forward(struct classifier *m, float *features, float *logits, const float *image, int B,
+                        int train)
 {
     reserve(m, B);
     const struct titok_cfg *c = &m->c;
@@ -101,7 +102,7 @@ void classifier_forward(struct classifier *m, float *features, float *logits, co
     conv2d_forward(m->pe, m->img, W(pw), W(pb), &cs);
     /* [cls, patches] + positional_embedding; no latent tokens (K = 0) */
     titok_seq_build(m->x, B, N, 0, E, W(cls), W(pos), m->pe, (size_t)E * N, 1, N, NULL, 0, NULL);
-    const float *feat = titok_trunk_forward(&m->tr, m->x, B); /* [B,1,E]: the class token */
+    const float *feat = titok_trunk_forward(&m->tr, m->x, B, train); /* [B,1,E]: the class token */
     if (features) memcpy(features, feat, sizeof(float) * B * E);
     if (logits) linear_forward(logits, feat, W(hw), W(hb), B, E, m->V);
 }
@@ -148,7 +149,6 @@ static void cls_destroy(struct module *m)
 
 static int cls_forward(struct module *m, struct st *rec, int train)
 {
-    (void)train; /* no dropout */
     struct classifier *k = m->impl;
     const struct titok_cfg *c = &k->c;
     struct st_tensor *img = st_require(rec, "image", ST_F32, 4);
@@ -160,7 +160,7 @@ static int cls_forward(struct module *m, struct st *rec, int train)
     int B = (int)img->shape[0];
     struct st_tensor *f = st_put_v(rec, "features", ST_F32, 2, (int64_t)B, (int64_t)c->E);
     struct st_tensor *l = st_put_v(rec, "logits", ST_F32, 2, (int64_t)B, (int64_t)k->V);
-    classifier_forward(k, f->data, l->data, img->data, B);
+    classifier_forward(k, f->data, l->data, img->data, B, train);
     return 0;
 }
 

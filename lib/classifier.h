@@ -62,8 +62,9 @@ int classifier_init(struct classifier *m, struct params *p, const struct st *met
 void classifier_free(struct classifier *m);
 /* features [B,E] and logits [B,V] (either may be NULL) from image
  * [B,C,R,R] (copied). The features stay valid in m->tr.out until the next
- * forward. */
-void classifier_forward(struct classifier *m, float *features, float *logits, const float *image, int B);
+ * forward. train: keep what backward needs. */
+void classifier_forward(struct classifier *m, float *features, float *logits, const float *image, int B,
+                        int train);
 /* Gradients of the last forward from dlogits [B,V] and/or dfeatures [B,E]
  * (either may be NULL); dimage may be NULL. */
 void classifier_backward(struct classifier *m, float *dimage, const float *dlogits, const float *dfeatures);

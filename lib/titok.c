@@ -128,40 +128,54 @@ void titok_trunk_free(struct titok_trunk *t)
     memset(t, 0, sizeof *t);
 }
 
-/* (Re)size the activations for batch B, one block laid out in two passes. */
-static void trunk_reserve(struct titok_trunk *t, int B)
+/* Size the activations for batch B, one block. Training keeps every block's
+ * input and activations; inference two block outputs that the blocks take
+ * in turn and one block's activations (titok-l-32's encoder over 4 images
+ * of 256x256 kept 2.2 GB for its 24 blocks). A training layout serves
+ * inference too. */
+static void trunk_reserve(struct titok_trunk *t, int B, int train)
 {
-    if (t->B == B) return;
+    if (t->B == B && (t->train || !train)) return;
     size_t E = t->bc.C, BT = (size_t)B * t->T, BS = (size_t)B * t->nrows;
     size_t na = block_acts_floats(&t->bc, B, t->T, 0);
-    size_t total = (t->L + 1) * BT * E + 2 * BT + 2 * BS + 3 * BS * E + 2 * BT * E + (t->L + 1) * na;
+    size_t nx = train ? (size_t)t->L + 1 : 2, nacts = train ? (size_t)t->L + 1 : 1; /* + scratch */
+    size_t total = nx * BT * E + 2 * BT + 2 * BS + (train ? 3 : 2) * BS * E + (train ? 2 * BT * E : 0) + nacts * na;
     free(t->mem);
     float *m = t->mem = tp_aligned_alloc(total * sizeof(float));
-    t->xs = m, m += (t->L + 1) * BT * E;
+    t->xs = m, m += nx * BT * E;
     t->pre_mean = m, m += BT;
     t->pre_rstd = m, m += BT;
     t->post_mean = m, m += BS;
     t->post_rstd = m, m += BS;
     t->sel = m, m += BS * E;
     t->out = m, m += BS * E;
-    t->dsel = m, m += BS * E;
-    t->g0 = m, m += BT * E;
-    t->g1 = m, m += BT * E;
-    for (int i = 0; i < t->L; i++) m = block_acts_point(&t->acts[i], m, &t->bc, B, t->T, 0);
-    m = block_acts_point(&t->scratch, m, &t->bc, B, t->T, 0);
+    t->dsel = t->g0 = t->g1 = NULL;
+    if (train) {
+        t->dsel = m, m += BS * E;
+        t->g0 = m, m += BT * E;
+        t->g1 = m, m += BT * E;
+    }
+    for (int i = 0; i < t->L; i++) {
+        float *next = block_acts_point(&t->acts[i], m, &t->bc, B, t->T, 0);
+        if (train || i == t->L - 1) m = next;
+    }
+    if (train) m = block_acts_point(&t->scratch, m, &t->bc, B, t->T, 0);
     TP_ASSERT(m == t->mem + total);
     t->B = B;
+    t->train = train;
 }
 
-const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B)
+const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B, int train)
 {
-    trunk_reserve(t, B);
+    trunk_reserve(t, B, train);
     int E = t->bc.C, T = t->T, n = t->nrows;
     size_t BTE = (size_t)B * T * E;
     layernorm_forward(t->xs, t->pre_mean, t->pre_rstd, x, t->pre_w, t->pre_b, B * T, E, t->bc.eps);
-    for (int i = 0; i < t->L; i++)
-        block_forward(t->xs + (i + 1) * BTE, &t->acts[i], t->xs + i * BTE, &t->bp[i], &t->bc, B, T, 0, 0);
-    const float *last = t->xs + t->L * BTE;
+    for (int i = 0; i < t->L; i++) {
+        size_t in = train ? (size_t)i : (size_t)(i % 2), out = train ? in + 1 : 1 - in;
+        block_forward(t->xs + out * BTE, &t->acts[i], t->xs + in * BTE, &t->bp[i], &t->bc, B, T, 0, 0);
+    }
+    const float *last = t->xs + (train ? (size_t)t->L : (size_t)(t->L % 2)) * BTE;
     for (int b = 0; b < B; b++)
         memcpy(t->sel + (size_t)b * n * E, last + ((size_t)b * T + t->row0) * E, sizeof(float) * n * E);
     layernorm_forward(t->out, t->post_mean, t->post_rstd, t->sel, t->post_w, t->post_b, B * n, E, t->bc.eps);
@@ -171,7 +185,7 @@ const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B)
 void titok_trunk_backward(struct titok_trunk *t, float *dx, const float *dout, const float *x)
 {
     int B = t->B, E = t->bc.C, T = t->T, n = t->nrows;
-    TP_ASSERT(B > 0);
+    TP_ASSERT(B > 0 && t->train);
     size_t BTE = (size_t)B * T * E;
     memset(t->dsel, 0, sizeof(float) * B * n * E);
     layernorm_backward(t->dsel, t->dpost_w, t->dpost_b, dout, t->sel, t->post_w, t->post_mean, t->post_rstd, B * n,

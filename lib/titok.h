@@ -135,8 +135,9 @@ struct titok_trunk {
     float *pre_w, *pre_b, *dpre_w, *dpre_b, *post_w, *post_b, *dpost_w, *dpost_b;
     struct block_params *bp, *dbp;        /* [L] */
     int B;                                /* batch the buffers hold (0: none) */
-    float *mem;                           /* every activation, one block */
-    float *xs;                            /* [L+1][B,T,E]: ln_pre out, block outs */
+    int train;                            /* ... with every block's activations */
+    float *mem;                           /* the activations, one block */
+    float *xs;                            /* [L+1][B,T,E]: ln_pre out, block outs (inference: 2) */
     float *pre_mean, *pre_rstd;           /* [B*T] */
     float *sel, *post_mean, *post_rstd;   /* [B*nrows,E] ln_post input, stats */
     float *out, *dsel, *g0, *g1;          /* [B*nrows,E] x2, [B,T,E] x2 */
@@ -149,7 +150,7 @@ void titok_trunk_bind(struct titok_trunk *t, const struct params *p);
 void titok_trunk_free(struct titok_trunk *t);
 /* Returns out [B,nrows,E], valid until the next forward; x stays the
  * caller's and must be given again to backward. */
-const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B);
+const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B, int train);
 /* dx (may be NULL) += the gradient at x; dout [B,nrows,E]. */
 void titok_trunk_backward(struct titok_trunk *t, float *dx, const float *dout, const float *x);
 
@@ -175,7 +176,7 @@ struct titok_enc {
 int titok_enc_init(struct titok_enc *e, struct params *p, const struct st *meta, int alloc);
 void titok_enc_free(struct titok_enc *e);
 /* latent [B,K,D] from image [B,C,R,R] (copied). */
-void titok_enc_forward(struct titok_enc *e, float *latent, const float *image, int B);
+void titok_enc_forward(struct titok_enc *e, float *latent, const float *image, int B, int train);
 /* Gradients of the last forward from dlatent [B,K,D]; dimage may be NULL. */
 void titok_enc_backward(struct titok_enc *e, float *dimage, const float *dlatent);
 

@@ -111,7 +111,7 @@ void titok_dec_forward(struct titok_dec *d, float *logits, float *recon, const f
     /* [cls, N mask tokens] + positional_embedding, then the embedded tokens
      * + latent_token_positional_embedding */
     titok_seq_build(d->x, B, N, K, E, W(cls), W(pos), W(mask), 0, 0, 1, d->emb, (size_t)K * E, W(lpos));
-    const float *post = titok_trunk_forward(&d->tr, d->x, B);
+    const float *post = titok_trunk_forward(&d->tr, d->x, B, train);
     /* the legacy head: 1x1 convs over NHWC rows are Linear layers */
     size_t BN = (size_t)B * N;
     linear_forward(d->h1, post, W(f0w), W(f0b), (int)BN, E, 2 * E);

@@ -70,7 +70,7 @@ static struct conv2d_shape patch_shape(const struct titok_cfg *c, int B)
 #define W(off) (e->data + e->off_##off)
 #define G(off) (e->grad + e->off_##off)
 
-void titok_enc_forward(struct titok_enc *e, float *latent, const float *image, int B)
+void titok_enc_forward(struct titok_enc *e, float *latent, const float *image, int B, int train)
 {
     reserve(e, B);
     const struct titok_cfg *c = &e->c;
@@ -80,7 +80,7 @@ void titok_enc_forward(struct titok_enc *e, float *latent, const float *image, i
     conv2d_forward(e->pe, e->img, W(pw), W(pb), &cs);
     /* [cls, patches] + positional_embedding, then latent_tokens + their positions */
     titok_seq_build(e->x, B, N, K, E, W(cls), W(pos), e->pe, (size_t)E * N, 1, N, W(lat), 0, W(lpos));
-    const float *post = titok_trunk_forward(&e->tr, e->x, B);
+    const float *post = titok_trunk_forward(&e->tr, e->x, B, train);
     if (!c->legacy) {
         linear_forward(latent, post, W(cw), W(cb), B * K, E, D);
         return;
@@ -157,7 +157,6 @@ static void enc_destroy(struct module *m)
 
 static int enc_forward(struct module *m, struct st *rec, int train)
 {
-    (void)train; /* no dropout in TiTok */
     struct titok_enc *e = m->impl;
     const struct titok_cfg *c = &e->c;
     struct st_tensor *img = st_require(rec, "image", ST_F32, 4);
@@ -168,7 +167,7 @@ static int enc_forward(struct module *m, struct st *rec, int train)
                           (long long)img->shape[3], c->C, c->R, c->R);
     int B = (int)img->shape[0];
     struct st_tensor *lat = st_put_v(rec, "latent", ST_F32, 3, (int64_t)B, (int64_t)c->K, (int64_t)c->D);
-    titok_enc_forward(e, lat->data, img->data, B);
+    titok_enc_forward(e, lat->data, img->data, B, train);
     return 0;
 }
 

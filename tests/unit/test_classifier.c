@@ -110,7 +110,7 @@ static void net_free(struct net *t)
 static double net_loss(void *v)
 {
     struct net *t = v;
-    classifier_forward(&t->c, t->feat, t->logits, t->img, t->B);
+    classifier_forward(&t->c, t->feat, t->logits, t->img, t->B, 1);
     return (t->use_feat ? gc_dot(t->feat, t->rf, t->nf) : 0.0) +
            (t->use_logits ? gc_dot(t->logits, t->rl, t->nl) : 0.0);
 }

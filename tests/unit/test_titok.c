@@ -154,7 +154,7 @@ static void enc_net_free(struct enc_net *t)
 static double enc_loss(void *v)
 {
     struct enc_net *t = v;
-    titok_enc_forward(&t->e, t->lat, t->img, t->B);
+    titok_enc_forward(&t->e, t->lat, t->img, t->B, 1);
     return gc_dot(t->lat, t->r, t->no);
 }
 

@@ -1,27 +1,43 @@
-/* test_seqnet.c - the convolutional chains (the VQGAN encoder and decoder)
- * in inference, where the layers take turns with two output buffers: the
- * same bits as a training forward, at any batch and in any order of
- * training and inference forwards, and a training step after inference
- * computes the gradients a fresh module does. */
+/* test_inference.c - the modules whose inference keeps fewer activations
+ * than training: the convolutional chains (seqnet: the VQGAN encoder and
+ * decoder, TiTok's pixel decoder) and the ViT trunks (TiTok's encoder and
+ * decoder, the classifier), where the layers take turns with two output
+ * buffers. The same bits as a training forward, at any batch and in any
+ * order of training and inference forwards, and a training step after
+ * inference computes the gradients a fresh module does. (The MaskGIT
+ * transformer's is in test_imagebert.c.) */
 #include "test.h"
+#include "classifier.h"
 #include "cli.h"
 #include "module.h"
+#include "titok.h"
 #include "vqgan.h"
 
-static const struct module_ops *const enc_ops[] = {&vqgan_encoder_ops, NULL};
-static const struct module_ops *const dec_ops[] = {&vqgan_decoder_ops, NULL};
+static const struct module_ops *const venc[] = {&vqgan_encoder_ops, NULL};
+static const struct module_ops *const vdec[] = {&vqgan_decoder_ops, NULL};
+static const struct module_ops *const tenc[] = {&titok_encoder_ops, NULL};
+static const struct module_ops *const tdec[] = {&titok_decoder_ops, NULL};
+static const struct module_ops *const vcls[] = {&classifier_ops, NULL};
 
 struct net {
     const struct module_ops *const *ops;
     const char *meta, *in, *out; /* input field, output field */
+    int ndim;                    /* of the input, the batch included */
     int64_t in_shape[3];         /* per sample */
 };
 
+#define TITOK "resolution=8 patch=4 width=16 layers=3 heads=2 tokens=4 token_size=3"
 static const struct net nets[] = {
-    {enc_ops, "arch=vqgan-encoder channels=1 resolution=16 hidden=32 mult=1,2 res_blocks=2 z=8", "image", "latent",
+    {venc, "arch=vqgan-encoder channels=1 resolution=16 hidden=32 mult=1,2 res_blocks=2 z=8", "image", "latent", 4,
      {1, 16, 16}},
-    {dec_ops, "arch=vqgan-decoder channels=1 resolution=16 hidden=32 mult=1,2 res_blocks=2 z=8", "quant", "recon",
+    {vdec, "arch=vqgan-decoder channels=1 resolution=16 hidden=32 mult=1,2 res_blocks=2 z=8", "quant", "recon", 4,
      {8, 8, 8}},
+    {tenc, "arch=titok-encoder channels=2 " TITOK, "image", "latent", 4, {2, 8, 8}},
+    {tdec, "arch=titok-decoder proxy_codes=8 " TITOK, "quant", "logits", 3, {4, 3}},
+    {tdec, "arch=titok-decoder proxy_codes=8 " TITOK " pixel=1 pixel_channels=1 pixel_resolution=4 pixel_hidden=32 "
+           "pixel_mult=1,2 pixel_res_blocks=1 pixel_z=4", "quant", "recon", 3, {4, 3}},
+    {vcls, "arch=vit-classifier channels=2 resolution=8 patch=4 width=16 layers=3 heads=2 classes=3", "image",
+     "logits", 4, {2, 8, 8}},
 };
 
 static void build(struct module *m, const struct net *n)
@@ -36,7 +52,8 @@ static void build(struct module *m, const struct net *n)
 static struct st *input(const struct net *n, int B, uint64_t seed)
 {
     struct st *r = st_new();
-    struct st_tensor *t = st_put_v(r, n->in, ST_F32, 4, (int64_t)B, n->in_shape[0], n->in_shape[1], n->in_shape[2]);
+    int64_t shape[4] = {B, n->in_shape[0], n->in_shape[1], n->in_shape[2]};
+    struct st_tensor *t = st_put(r, n->in, ST_F32, n->ndim, shape);
     float *x = t->data;
     for (int64_t i = 0; i < st_numel(t); i++) x[i] = rng_hash_uniform(seed, (uint64_t)i) - 0.5f;
     return r;

@@ -111,6 +111,11 @@ bad "NaN loss" 1 loss mse -i nanrec.tz -o g.tz
 has "NaN loss: record named" "nanrec.tz: record 0: the loss is not finite (nan)"
 no_file "NaN loss: no gradient stream" g.tz
 
+# ---- nothing to evaluate: a mean over no records is no score ------------------------------------
+: > none.tz
+bad "eval of an empty stream" 1 loss --eval mse -i none.tz
+has "eval of an empty stream: named" "none.tz: no records to evaluate"
+
 # ---- disk full ---------------------------------------------------------------------------------
 tz cat data.tz >/dev/full 2>full.err
 eq "stdout on /dev/full: exit 1, one line" "$? $(wc -l <full.err) $(grep -c 'stdout: write error: No space left on device' full.err)" "1 1 1"

@@ -273,15 +273,11 @@ static void im2col(float *col, const float *in, const struct conv2d_shape *s,
             if (ih < 0) a = e = g->ow1;
             for (int ow = g->ow0; ow < a; ow++) d[ow - g->ow0] = 0.0f;
             const float *row = plane + (size_t)(ih < 0 ? 0 : ih) * s->W;
-            if (s->stride_w == 1) { /* rows of tens of floats: a loop in vectors, not a memcpy call each */
-                float *dst = d + (a - g->ow0);
-                const float *src = row + a + kw - s->pad_left;
-#pragma omp simd
-                for (int i = 0; i < e - a; i++) dst[i] = src[i];
-            } else {
+            if (s->stride_w == 1 && a < e)
+                memcpy(d + (a - g->ow0), row + a + kw - s->pad_left, (size_t)(e - a) * sizeof(float));
+            else
                 for (int ow = a; ow < e; ow++)
                     d[ow - g->ow0] = row[ow * s->stride_w + kw - s->pad_left];
-            }
             for (int ow = e; ow < g->ow1; ow++) d[ow - g->ow0] = 0.0f;
         }
     }

@@ -121,7 +121,7 @@ ours() {
     titok1)
         T feed tz feed -b "$TB" --steps "$n" --seed 1 "$T1" |
             T encode encode $(stage encode g3) | T vq vq $(stage vq g2 g3) |
-            T decode decode $(stage decode g1 g2) | T loss loss ce -j "$J" > "$r/g1" ;;
+            T decode decode $(stage decode g1 g2) | T loss loss ce --log "$r/loss.tsv" -j "$J" > "$r/g1" ;;
     titok2)
         T feed tz feed -b 32 --steps "$n" --seed 1 "$W/img.tz" |
             T encode encode -w "$I/titok-encode.st" -j "$J" | T vq vq -w "$I/titok-vq.st" -j "$J" |
@@ -245,7 +245,7 @@ done
 # TiTok stage 1 training steps against batch, latent tokens and image size, and
 # the upstream 256x256 tokenizers forward only. SPEED_SCALING=0 skips it.
 SCALE=${SPEED_SCALING:-1}
-SREPS=${SPEED_SCALE_REPS:-1} SN1=2 SN2=5
+SREPS=${SPEED_SCALE_REPS:-1} SN1=2 SN2=6
 SBATCH=${SPEED_SCALE_BATCH:-8 16 32 64 128} STOKENS=${SPEED_SCALE_TOKENS:-32 64 128}
 SSIZE=${SPEED_SCALE_SIZE:-32 64} UPSTREAM=${SPEED_SCALE_UPSTREAM:-titok-s-128 titok-b-64 titok-l-32} UPB=4 UPN=8
 # scale_point B K S: titok-tiny with K tokens on S x S images, batch B, both
@@ -270,12 +270,16 @@ scale_point() {
         say "scaling: titok1 batch $1, $2 tokens, ${3}x$3, repetition $rep of $SREPS"
         targs="--titok num_latent_tokens=$2,image_size=$3"
         [ $((rep % 2)) = 0 ] && tt=$(torch_train titok1 "$npy" "$TB" $SN1 $SN2 "$targs")
-        s1=$(ours titok1 $SN1)
-        s2=$(ours titok1 $SN2)
+        ours titok1 $SN1 > /dev/null # the GFLOP per step: the difference of two runs' counts
+        ours titok1 $SN2 > /dev/null
         [ $((rep % 2)) = 1 ] && tt=$(torch_train titok1 "$npy" "$TB" $SN1 $SN2 "$targs")
         gf=$(per_step 2 $SN1 $SN2)
-        res "scale $1-$2-$3 $(echo "$s1 $s2" | awk -v n1=$SN1 -v n2=$SN2 '{ printf "%.2f", 1000 * ($2 - $1) / (n2 - n1) }') \
-$(echo "$tt" | cut -d' ' -f2) $gf"
+        # ms/step from the loss's log of the longer run: between its records 1 and
+        # SN2-1, so that neither the starts nor the first step (allocation) count
+        # (the difference of two runs' wall times carried their starts' spread)
+        ms=$(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "seconds") c = i; next }
+            { t[$1] = $c; n = $1 } END { printf "%.2f", 1000 * (t[n] - t[1]) / (n - 1) }' "$W/run/loss.tsv")
+        res "scale $1-$2-$3 $ms $(echo "$tt" | cut -d' ' -f2) $gf"
         rep=$((rep + 1))
     done
     rm -rf "$W/$npy"
@@ -456,7 +460,9 @@ for sz in $SSIZE; do srow image 32 32 $sz; done
 echo
 echo "titok-tiny (width 256, 4+4 layers) with the latent tokens and image size of the row (patch 4: a"
 echo "64x64 image is 256 patches), random images and proxy codes; each side as in the training table"
-echo "above, ms/step the marginal cost between $SN1 and $SN2 steps, $SREPS repetition(s)."
+echo "above, $SREPS repetition(s). tokpipe's ms/step is read from the loss stage's log in a run of $SN2"
+echo "steps: the time between its records 1 and $((SN2 - 1)) over $((SN2 - 2)) steps (starts and the first step's"
+echo "allocation left out); PyTorch's is the marginal cost between $SN1 and $SN2 steps in one process."
 echo
 echo "### The upstream 256x256 tokenizers, forward only"
 echo

@@ -463,6 +463,9 @@ echo "64x64 image is 256 patches), random images and proxy codes; each side as i
 echo "above, $SREPS repetition(s). tokpipe's ms/step is read from the loss stage's log in a run of $SN2"
 echo "steps: the time between its records 1 and $((SN2 - 1)) over $((SN2 - 2)) steps (starts and the first step's"
 echo "allocation left out); PyTorch's is the marginal cost between $SN1 and $SN2 steps in one process."
+echo "Runs this short put both sides above the training table's steady state at the same configuration"
+echo "(batch 32: the early steps cost more on both sides), so compare the rows of this table with each"
+echo "other, and ratios with ratios."
 echo
 echo "### The upstream 256x256 tokenizers, forward only"
 echo

@@ -481,26 +481,7 @@ echo "codebook 4096 x 12). tokpipe's figure includes its process starts and weig
 echo "the fourth column, measured on an empty stream); PyTorch's is after a warm-up batch, without autograd."
 if command -v gnuplot >/dev/null 2>&1; then
     awk -F'\t' '$1 == "scale" { split($2, p, "-"); print p[1], p[2], p[3], $3, $4 }' "$R" > "$W/scale.dat"
-    gnuplot <<EOF
-set terminal pngcairo size 1200,400 noenhanced
-set output '$W/scaling.png'
-set multiplot layout 1,3 title 'TiTok stage 1 training step, tokpipe and PyTorch ($J threads)'
-set ylabel 'ms per step'
-set key top left
-set logscale x 2
-set logscale y
-set xlabel 'batch (32 tokens, 32x32)'
-plot '$W/scale.dat' using (\$2 == 32 && \$3 == 32 ? \$1 : 1/0):4 with linespoints title 'tokpipe', \
-     '' using (\$2 == 32 && \$3 == 32 ? \$1 : 1/0):5 with linespoints title 'PyTorch'
-set xlabel 'latent tokens (batch 32, 32x32)'
-plot '$W/scale.dat' using (\$1 == 32 && \$3 == 32 ? \$2 : 1/0):4 with linespoints title 'tokpipe', \
-     '' using (\$1 == 32 && \$3 == 32 ? \$2 : 1/0):5 with linespoints title 'PyTorch'
-set xlabel 'image side (batch 32, 32 tokens)'
-plot '$W/scale.dat' using (\$1 == 32 && \$2 == 32 ? \$3 : 1/0):4 with linespoints title 'tokpipe', \
-     '' using (\$1 == 32 && \$2 == 32 ? \$3 : 1/0):5 with linespoints title 'PyTorch'
-unset multiplot
-EOF
-    cp "$W/scaling.png" "${SPEED_PLOT:-bench/scaling.png}"
+    sh bench/scaling_plot.sh "$W/scale.dat" "${SPEED_PLOT:-bench/scaling.png}" "$J"
     echo
     echo "![step time against batch, tokens and image size](scaling.png)"
 fi

@@ -245,11 +245,10 @@ static void run_net(struct ib *ib, int R, int train, uint64_t seed)
         struct block_acts *a = &ib->a[train ? l : 0];
         float *next = block_acts_point(a, am, &ib->bc, R, T, train);
         if (train) am = next;
-        size_t in = train ? (size_t)l : (size_t)(l % 2), out = train ? in + 1 : 1 - in;
-        block_forward(ib->h + out * n, a, ib->h + in * n, &ib->w.layer[l], &ib->bc, R, T,
+        block_forward(ib->h + block_slot(l + 1, train) * n, a, ib->h + block_slot(l, train) * n, &ib->w.layer[l], &ib->bc, R, T,
                       train, rng_hash(seed, (uint64_t)l + 1));
     }
-    const float *hl = ib->h + (size_t)(train ? ib->L : ib->L % 2) * n;
+    const float *hl = ib->h + block_slot(ib->L, train) * n;
 #pragma omp parallel for if (n > 16384) schedule(static)
     for (int r = 0; r < R; r++)
         memcpy(ib->hk + (size_t)r * K * W, hl + ((size_t)r * T + 1) * W, sizeof(float) * K * W);

@@ -171,11 +171,10 @@ const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B, i
     int E = t->bc.C, T = t->T, n = t->nrows;
     size_t BTE = (size_t)B * T * E;
     layernorm_forward(t->xs, t->pre_mean, t->pre_rstd, x, t->pre_w, t->pre_b, B * T, E, t->bc.eps);
-    for (int i = 0; i < t->L; i++) {
-        size_t in = train ? (size_t)i : (size_t)(i % 2), out = train ? in + 1 : 1 - in;
-        block_forward(t->xs + out * BTE, &t->acts[i], t->xs + in * BTE, &t->bp[i], &t->bc, B, T, 0, 0);
-    }
-    const float *last = t->xs + (train ? (size_t)t->L : (size_t)(t->L % 2)) * BTE;
+    for (int i = 0; i < t->L; i++)
+        block_forward(t->xs + block_slot(i + 1, train) * BTE, &t->acts[i], t->xs + block_slot(i, train) * BTE,
+                      &t->bp[i], &t->bc, B, T, 0, 0);
+    const float *last = t->xs + block_slot(t->L, train) * BTE;
     for (int b = 0; b < B; b++)
         memcpy(t->sel + (size_t)b * n * E, last + ((size_t)b * T + t->row0) * E, sizeof(float) * n * E);
     layernorm_forward(t->out, t->post_mean, t->post_rstd, t->sel, t->post_w, t->post_b, B * n, E, t->bc.eps);

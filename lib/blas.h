@@ -12,6 +12,8 @@
 void tp_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb,
               int M, int N, int K, float alpha, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc);
+/* count n operations of a product computed without sgemm (conv2d_tile.c) */
+void tp_flops_add(uint64_t n);
 /* operations counted so far in this process */
 uint64_t tp_flops(void);
 

@@ -8,6 +8,7 @@
 
 #include "blas.h"
 #include "cli.h"
+#include "conv2d_tile.h"
 #include "err.h"
 
 #define PAR_MIN 16384 /* elements below which a parallel loop costs more than it gives */
@@ -381,10 +382,15 @@ static void image_pass(float *out, float out_beta, float *dinp, float *dw, const
     }
 }
 
-/* The weight gradient is summed over images in CONV2D_DW_PARTS fixed ranges
- * of the batch, each into its own buffer, the buffers then added in order:
- * the same sums whatever the number of threads. */
-#define CONV2D_DW_PARTS 8
+void conv2d_dw_parts_sum(float *dweight, const float *partial, int parts, size_t WN)
+{
+#pragma omp parallel for if (WN > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < WN; i++) {
+        float sum = dweight[i];
+        for (int part = 0; part < parts; part++) sum += partial[(size_t)part * WN + i];
+        dweight[i] = sum;
+    }
+}
 
 /* The im2col path over the batch. With several images, the images are
  * shared among the threads, each with its own scratch and
@@ -418,12 +424,7 @@ static void im2col_pass(float *out, float out_beta, float *dinp, float *dweight,
         colbuf_free(&cb);
     }
     if (partial) {
-#pragma omp parallel for if (WN > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < WN; i++) {
-            float sum = dweight[i];
-            for (int part = 0; part < parts; part++) sum += partial[(size_t)part * WN + i];
-            dweight[i] = sum;
-        }
+        conv2d_dw_parts_sum(dweight, partial, parts, WN);
         free(partial);
     }
 }
@@ -457,7 +458,10 @@ static int dinp_as_conv(float *dinp, const float *dout, const float *weight,
             for (int k = 0; k < KK; k++) d[k] = w[KK - 1 - k];
         }
     }
-    im2col_pass(dinp, 1.0f, NULL, NULL, NULL, dout, wt, &t);
+    if (conv2d_tile_applies(&t))
+        conv2d_tile_forward(dinp, 1.0f, dout, wt, &t);
+    else
+        im2col_pass(dinp, 1.0f, NULL, NULL, NULL, dout, wt, &t);
     free(wt);
     return 1;
 }
@@ -503,6 +507,8 @@ void conv2d_forward(float *out, const float *inp, const float *weight,
     }
     if (is_pointwise(s))
         forward_pointwise(out, inp, weight, s);
+    else if (conv2d_tile_applies(s))
+        conv2d_tile_forward(out, 0.0f, inp, weight, s);
     else
         im2col_pass(out, 0.0f, NULL, NULL, NULL, inp, weight, s);
     if (bias) bias_forward(out, bias, s->B, s->OC, (size_t)s->OH * s->OW);
@@ -521,6 +527,10 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias,
         backward_pointwise(dinp, dweight, dout, inp, weight, s);
     else {
         if (dinp && dinp_as_conv(dinp, dout, weight, s)) dinp = NULL;
+        if (dweight && conv2d_tile_applies(s)) {
+            conv2d_tile_dweight(dweight, dout, inp, s);
+            dweight = NULL;
+        }
         if (dinp || dweight) im2col_pass(NULL, 0.0f, dinp, dweight, dout, inp, weight, s);
     }
 }

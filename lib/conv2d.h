@@ -17,6 +17,9 @@
  *   - 1x1, stride 1, no padding, G == 1: out_b = W @ inp_b, one sgemm per image;
  *   - G == C > 1 (depthwise, also with a channel multiplier): direct loops,
  *     since the product per group would be a KHxKW dot;
+ *   - stride 1, G == 1, OC a multiple of the vector length: register tiles
+ *     straight from a zero-padded copy of each image (conv2d_tile.h), for
+ *     the forward, for dinp as the convolution below, and for dweight;
  *   - otherwise im2col + sgemm per image and group, over column chunks that
  *     bound the scratch memory (CONV2D_COL_FLOATS); dinp at stride 1 as the
  *     convolution of dout with the flipped kernel, else by col2im;
@@ -31,6 +34,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The weight gradient is summed over images in CONV2D_DW_PARTS fixed ranges
+ * of the batch, each into its own buffer of WN floats, the buffers then
+ * added in order by conv2d_dw_parts_sum: the same sums whatever the number
+ * of threads. */
+#define CONV2D_DW_PARTS 8
+void conv2d_dw_parts_sum(float *dweight, const float *partial, int parts, size_t WN);
 
 /* Upper bound on the im2col scratch, in floats (16 MB). */
 #define CONV2D_COL_FLOATS ((size_t)4 << 20)

@@ -1,10 +1,12 @@
 /* test_conv2d.c - conv2d: SAME padding rule, backward against finite
- * differences on several configurations, the sgemm paths against the direct
- * loops (including chunked im2col), the PyTorch reference, and bit-identical
- * results across runs at 2 threads. */
+ * differences on several configurations, the sgemm paths and the register
+ * tiles (each vector width the CPU has) against the direct loops (including
+ * chunked im2col), the PyTorch reference, and bit-identical results across
+ * runs at 2 threads and across thread counts. */
 #include "gradcheck.h"
 #include "cli.h"
 #include "conv2d.h"
+#include "conv2d_tile.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -179,6 +181,42 @@ static void test_paths_agree(void **state)
     compare_direct(big, 1e-4);
 }
 
+/* The register tiles (conv2d_tile.c) at each vector width the CPU has, and
+ * with them off (im2col) on the same shapes: OC of one and of two vectors
+ * and of an odd number of them, rows cut into uneven runs, uneven pads and
+ * an even kernel, one image (its rows shared among threads), more taps
+ * than a tile holds (5x5), dinp through the tiles (C a multiple of 16). */
+static void test_tile_paths(void **state)
+{
+    (void)state;
+    tp_threads_set(2);
+    const struct conv2d_shape shapes[] = {
+        conv2d_shape_same(2, 8, 9, 7, 32, 3, 3, 1, 1),
+        conv2d_shape_same(3, 5, 6, 30, 16, 3, 3, 1, 1),
+        shape_pad(2, 6, 7, 5, 48, 2, 3, 1, 1, 1, 0, 2, 0, 1),
+        conv2d_shape_same(1, 4, 5, 13, 64, 3, 3, 1, 1),
+        conv2d_shape_same(2, 3, 8, 8, 32, 5, 5, 1, 1),
+        conv2d_shape_same(2, 16, 6, 6, 32, 3, 3, 1, 1),
+        conv2d_shape_same(2, 1, 9, 8, 16, 3, 3, 1, 1),
+    };
+    const int widths[] = {16, 8, 0};
+    int ran = 0;
+    for (int i = 0; i < 3; i++) {
+        if (widths[i] > conv2d_tile_cpu_vl()) continue;
+        conv2d_tile_set_vl(widths[i]);
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+            assert_int_equal(conv2d_tile_applies(&shapes[k]), widths[i] > 0);
+            compare_direct(shapes[k], 1e-5);
+        }
+        ran += widths[i] > 0;
+    }
+    conv2d_tile_set_vl(-1);
+    /* a stride of 2, or groups, never take the tiles */
+    assert_false(conv2d_tile_applies(&(struct conv2d_shape){.OC = 32, .stride_h = 2, .stride_w = 2, .groups = 1}));
+    assert_false(conv2d_tile_applies(&(struct conv2d_shape){.OC = 32, .stride_h = 1, .stride_w = 1, .groups = 2}));
+    print_message("tile widths tested: %d\n", ran);
+}
+
 static void check_fixture(const char *name)
 {
     struct st *f = ref_load(name);
@@ -250,14 +288,17 @@ static void test_threads_deterministic(void **state)
     }
 }
 
-/* the im2col path shares images among threads, and sums the weight
- * gradient over fixed ranges of them: the same bits at any thread count */
+/* the im2col path and the tiles share images among threads, and sum the
+ * weight gradient over fixed ranges of them: the same bits at any thread
+ * count (the last shape: one image, its rows shared at 2 threads) */
 static void test_threads_same_bits(void **state)
 {
     (void)state;
-    struct conv2d_shape shapes[2] = {conv2d_shape_same(5, 16, 12, 10, 24, 3, 3, 1, 1),
-                                     conv2d_shape_same(11, 8, 12, 10, 16, 4, 4, 2, 2)};
-    for (int k = 0; k < 2; k++) {
+    struct conv2d_shape shapes[4] = {conv2d_shape_same(5, 16, 12, 10, 24, 3, 3, 1, 1),
+                                     conv2d_shape_same(11, 8, 12, 10, 16, 4, 4, 2, 2),
+                                     conv2d_shape_same(5, 16, 12, 10, 32, 3, 3, 1, 1),
+                                     conv2d_shape_same(1, 16, 12, 10, 32, 3, 3, 1, 1)};
+    for (int k = 0; k < 4; k++) {
         struct conv_case a = case_new(shapes[k], 1, 5), b = case_new(shapes[k], 1, 5);
         tp_threads_set(1);
         run_once(&a);
@@ -277,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_grad_depthwise),
         cmocka_unit_test(test_grad_groups),
         cmocka_unit_test(test_paths_agree),
+        cmocka_unit_test(test_tile_paths),
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_threads_deterministic),
         cmocka_unit_test(test_threads_same_bits),

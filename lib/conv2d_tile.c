@@ -1,0 +1,303 @@
+/* conv2d_tile.c - forward convolution at stride 1 by register tiles (see
+ * conv2d_tile.h). A tile is R consecutive outputs of one row times NV
+ * vectors of output channels: NV*R accumulators, and for each (c, kh, kw)
+ * NV weight vectors loaded and R input values broadcast. The kernel is
+ * compiled for AVX-512 and for AVX2 + FMA (conv2d_tile_impl.h, by function
+ * attributes, so the rest of the build keeps its flags: valgrind runs no
+ * AVX-512) and chosen by what the CPU says it has. */
+#include "conv2d_tile.h"
+
+#include <omp.h>
+#include <string.h>
+
+#include "blas.h"
+#include "cli.h"
+#include "err.h"
+
+/* Where a tile reads and writes. x: the padded image at channel 0, at the
+ * tile's first input (row oh, column ow0); w: the packed weights of its
+ * channel block, [K][NV*VL]; out: its first output in the row buffer
+ * ([NV*VL][OW], at column ow0). */
+struct tile_at {
+    const float *x, *w;
+    float *out;
+};
+
+/* The geometry every tile of one call shares. */
+struct tile_geom {
+    size_t plane, P, K; /* floats in a padded input plane, in an output plane; C*KH*KW */
+    int Wp, OH, OW, C, KH, KW;
+    int accumulate; /* add to out (beta 1) instead of writing it */
+};
+
+/* One image's work: its padded copy, its output, the packed weights, and
+ * the thread's row buffer. */
+struct rows_job {
+    const struct tile_geom *g;
+    const float *xp, *wpack;
+    float *out, *row;
+    int nv; /* channel vectors per tile: 2, or 1 where OC is an odd number of vectors */
+};
+
+/* Output row oh of channels [oc0, oc0+n) from the row buffer. */
+static void row_out(const struct rows_job *j, int oc0, int n, int oh)
+{
+    const struct tile_geom *g = j->g;
+    for (int o = 0; o < n; o++) {
+        float *dst = j->out + (size_t)(oc0 + o) * g->P + (size_t)oh * g->OW;
+        const float *src = j->row + (size_t)o * g->OW;
+        if (g->accumulate)
+            for (int i = 0; i < g->OW; i++) dst[i] += src[i];
+        else
+            memcpy(dst, src, (size_t)g->OW * sizeof(float));
+    }
+}
+
+typedef void rows_fn(const struct rows_job *j, int ob, int oh0, int oh1);
+
+/* Where a weight-gradient tile reads and adds. x: the padded plane of its
+ * input channel; dT: its channel block of dout^T ([P][NV*VL]); dw: its
+ * first (oc, c, tap) in dW ([OC][K]); off: each tap's offset in x. */
+struct dw_at {
+    const float *x, *dT;
+    float *dw;
+    int off[24];
+};
+
+/* One image's weight gradient: its padded copy, dout^T, where to add. */
+struct dw_job {
+    const struct tile_geom *g;
+    const float *xp, *dT;
+    float *dw;
+    int nv, OC;
+};
+
+typedef void dw_fn(const struct dw_job *j);
+
+#define TILE_CAT_(a, b) a##b
+#define TILE_CAT(a, b) TILE_CAT_(a, b)
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define TILE_VL 16
+#define TILE_ACC 24 /* 32 registers less the weights and the broadcast value */
+#define TILE_TARGET __attribute__((target("avx512f")))
+#define TILE_ROWS rows_avx512
+#define TILE_DW dw_avx512
+#define vec __m512
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VBCAST(x) _mm512_set1_ps(x)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VSTORE(p, v) _mm512_storeu_ps(p, v)
+#include "conv2d_tile_impl.h"
+#undef TILE_VL
+#undef TILE_ACC
+#undef TILE_TARGET
+#undef TILE_ROWS
+#undef TILE_DW
+#undef vec
+#undef VZERO
+#undef VLOAD
+#undef VBCAST
+#undef VFMA
+#undef VSTORE
+
+#define TILE_VL 8
+#define TILE_ACC 12 /* of 16 */
+#define TILE_TARGET __attribute__((target("avx2,fma")))
+#define TILE_ROWS rows_avx2
+#define TILE_DW dw_avx2
+#define vec __m256
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VBCAST(x) _mm256_set1_ps(x)
+#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VSTORE(p, v) _mm256_storeu_ps(p, v)
+#include "conv2d_tile_impl.h"
+#undef TILE_VL
+#undef TILE_ACC
+#undef TILE_TARGET
+#undef TILE_ROWS
+#undef TILE_DW
+#undef vec
+#undef VZERO
+#undef VLOAD
+#undef VBCAST
+#undef VFMA
+#undef VSTORE
+
+static int cpu_vl(void)
+{
+    if (__builtin_cpu_supports("avx512f")) return 16;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 8;
+    return 0;
+}
+
+static rows_fn *rows_for(int vl)
+{
+    return vl == 16 ? rows_avx512 : vl == 8 ? rows_avx2 : NULL;
+}
+
+static dw_fn *dw_for(int vl)
+{
+    return vl == 16 ? dw_avx512 : vl == 8 ? dw_avx2 : NULL;
+}
+
+#else
+
+static int cpu_vl(void) { return 0; }
+static rows_fn *rows_for(int vl) { (void)vl; return NULL; }
+static dw_fn *dw_for(int vl) { (void)vl; return NULL; }
+
+#endif
+
+static int vl_forced = -1; /* conv2d_tile_set_vl; -1: what the CPU has */
+
+int conv2d_tile_cpu_vl(void)
+{
+    return cpu_vl();
+}
+
+void conv2d_tile_set_vl(int vl)
+{
+    TP_ASSERT(vl == -1 || vl == 0 || vl == 8 || vl == 16);
+    TP_ASSERT(vl <= cpu_vl());
+    vl_forced = vl;
+}
+
+static int tile_vl(void)
+{
+    return vl_forced >= 0 ? vl_forced : cpu_vl();
+}
+
+int conv2d_tile_applies(const struct conv2d_shape *s)
+{
+    const int vl = tile_vl();
+    return vl > 0 && s->stride_h == 1 && s->stride_w == 1 && s->groups == 1 && s->OC % vl == 0;
+}
+
+/* xp = the image surrounded by the shape's zero padding, [C][Hp][Wp]. */
+static void pad_image(float *xp, const float *in, const struct conv2d_shape *s)
+{
+    const int Hp = s->H + s->pad_top + s->pad_bottom, Wp = s->W + s->pad_left + s->pad_right;
+    memset(xp, 0, (size_t)s->C * Hp * Wp * sizeof(float));
+    for (int c = 0; c < s->C; c++)
+        for (int h = 0; h < s->H; h++)
+            memcpy(xp + ((size_t)c * Hp + h + s->pad_top) * Wp + s->pad_left,
+                   in + ((size_t)c * s->H + h) * s->W, (size_t)s->W * sizeof(float));
+}
+
+static struct tile_geom geom_of(const struct conv2d_shape *s, float beta)
+{
+    const int Wp = s->W + s->pad_left + s->pad_right;
+    return (struct tile_geom){.plane = (size_t)(s->H + s->pad_top + s->pad_bottom) * Wp,
+                              .P = (size_t)s->OH * s->OW,
+                              .K = (size_t)s->C * s->KH * s->KW,
+                              .Wp = Wp, .OH = s->OH, .OW = s->OW,
+                              .C = s->C, .KH = s->KH, .KW = s->KW,
+                              .accumulate = beta != 0.0f};
+}
+
+/* channel vectors per tile: two where OC holds an even number of them */
+static int vectors_per_tile(const struct conv2d_shape *s, int vl)
+{
+    return s->OC % (2 * vl) == 0 ? 2 : 1;
+}
+
+void conv2d_tile_forward(float *out, float beta, const float *inp, const float *weight,
+                         const struct conv2d_shape *s)
+{
+    TP_ASSERT(conv2d_tile_applies(s) && (beta == 0.0f || beta == 1.0f));
+    const int vl = tile_vl();
+    rows_fn *rows = rows_for(vl);
+    const int nv = vectors_per_tile(s, vl), nvl = nv * vl, NB = s->OC / nvl;
+    const struct tile_geom g = geom_of(s, beta);
+    const size_t K = g.K, HW = (size_t)s->H * s->W;
+    /* wpack[ob][c][kh][kw][o] = weight[ob*nvl + o][c][kh][kw] */
+    float *wpack = tp_aligned_alloc((size_t)s->OC * K * sizeof(float));
+    for (int ob = 0; ob < NB; ob++)
+        for (size_t k = 0; k < K; k++)
+            for (int o = 0; o < nvl; o++)
+                wpack[((size_t)ob * K + k) * nvl + o] = weight[((size_t)ob * nvl + o) * K + k];
+    const int T = tp_threads();
+    const size_t img_out = (size_t)s->OC * g.P, img_in = (size_t)s->C * HW;
+    if (s->B >= T) { /* the images shared among the threads */
+#pragma omp parallel num_threads(T)
+        {
+            float *xp = tp_aligned_alloc((size_t)s->C * g.plane * sizeof(float));
+            float *row = tp_aligned_alloc((size_t)nvl * s->OW * sizeof(float));
+#pragma omp for schedule(static)
+            for (int b = 0; b < s->B; b++) {
+                pad_image(xp, inp + (size_t)b * img_in, s);
+                const struct rows_job j = {&g, xp, wpack, out + (size_t)b * img_out, row, nv};
+                for (int ob = 0; ob < NB; ob++) rows(&j, ob, 0, s->OH);
+            }
+            free(row);
+            free(xp);
+        }
+    } else { /* fewer images than threads: each image's rows shared */
+        float *xp = tp_aligned_alloc((size_t)s->C * g.plane * sizeof(float));
+        float *rowbufs = tp_aligned_alloc((size_t)T * nvl * s->OW * sizeof(float));
+        for (int b = 0; b < s->B; b++) {
+            pad_image(xp, inp + (size_t)b * img_in, s);
+#pragma omp parallel num_threads(T)
+            {
+                const struct rows_job j = {&g, xp, wpack, out + (size_t)b * img_out,
+                                           rowbufs + (size_t)omp_get_thread_num() * nvl * s->OW, nv};
+#pragma omp for collapse(2) schedule(static)
+                for (int ob = 0; ob < NB; ob++)
+                    for (int oh = 0; oh < s->OH; oh++) rows(&j, ob, oh, oh + 1);
+            }
+        }
+        free(rowbufs);
+        free(xp);
+    }
+    free(wpack);
+    tp_flops_add(2 * (uint64_t)s->B * s->OC * g.P * K);
+}
+
+/* dT[ob][p][o] = dout[ob*nvl + o][p] for one image */
+static void transpose_dout(float *dT, const float *d, int OC, size_t P, int nvl)
+{
+    for (int oc = 0; oc < OC; oc++) {
+        float *t = dT + (size_t)(oc / nvl) * P * nvl + oc % nvl;
+        const float *src = d + (size_t)oc * P;
+        for (size_t p = 0; p < P; p++) t[p * nvl] = src[p];
+    }
+}
+
+void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
+                         const struct conv2d_shape *s)
+{
+    TP_ASSERT(conv2d_tile_applies(s));
+    const int vl = tile_vl();
+    dw_fn *dwf = dw_for(vl);
+    const int nv = vectors_per_tile(s, vl), nvl = nv * vl;
+    const struct tile_geom g = geom_of(s, 0.0f);
+    const size_t WN = (size_t)s->OC * g.K, HW = (size_t)s->H * s->W;
+    const int parts = s->B < CONV2D_DW_PARTS ? s->B : CONV2D_DW_PARTS;
+    float *partial = tp_calloc((size_t)parts * WN, sizeof(float));
+    const int T = tp_threads() < parts ? tp_threads() : parts;
+#pragma omp parallel num_threads(T)
+    {
+        float *xp = tp_aligned_alloc((size_t)s->C * g.plane * sizeof(float));
+        float *dT = tp_aligned_alloc((size_t)s->OC * g.P * sizeof(float));
+#pragma omp for schedule(static)
+        for (int part = 0; part < parts; part++) {
+            const int b0 = (int)((long)s->B * part / parts), b1 = (int)((long)s->B * (part + 1) / parts);
+            for (int b = b0; b < b1; b++) {
+                pad_image(xp, inp + (size_t)b * s->C * HW, s);
+                transpose_dout(dT, dout + (size_t)b * s->OC * g.P, s->OC, g.P, nvl);
+                const struct dw_job j = {&g, xp, dT, partial + (size_t)part * WN, nv, s->OC};
+                dwf(&j);
+            }
+        }
+        free(dT);
+        free(xp);
+    }
+    conv2d_dw_parts_sum(dweight, partial, parts, WN);
+    free(partial);
+    tp_flops_add(2 * (uint64_t)s->B * WN * g.P);
+}

@@ -1,0 +1,209 @@
+/* conv2d_tile_impl.h - the tile kernel of conv2d_tile.c for one instruction
+ * set, included once per set. The includer defines:
+ *   TILE_VL      floats in a vector register
+ *   TILE_ACC     registers the accumulators may take
+ *   TILE_TARGET  the function attribute that enables the set
+ *   TILE_ROWS    the name of the function this defines (rows_fn's type)
+ *   vec, VZERO(), VLOAD(p), VBCAST(x), VFMA(a, b, c), VSTORE(p, v)
+ * and undefines them after. */
+
+#define TILE_RMAX2 (TILE_ACC / 2) /* positions per tile with two channel vectors */
+#define TILE_RMAX1 TILE_ACC       /* with one */
+
+/* One tile, NV and R compile-time constants at each call site (always
+ * inlined into the cases below), so acc stays in registers. */
+static inline __attribute__((always_inline)) TILE_TARGET void
+TILE_CAT(tile_, TILE_ROWS)(const int NV, const int R, const struct tile_at *at,
+                           const struct tile_geom *g)
+{
+    vec acc[2][TILE_RMAX1];
+#pragma GCC unroll 24
+    for (int r = 0; r < R; r++) {
+        acc[0][r] = VZERO();
+        if (NV > 1) acc[1][r] = VZERO();
+    }
+    const float *w = at->w;
+    for (int c = 0; c < g->C; c++)
+        for (int kh = 0; kh < g->KH; kh++) {
+            const float *row = at->x + (size_t)c * g->plane + (size_t)kh * g->Wp;
+            for (int kw = 0; kw < g->KW; kw++, w += NV * TILE_VL) {
+                const vec w0 = VLOAD(w), w1 = NV > 1 ? VLOAD(w + TILE_VL) : w0;
+#pragma GCC unroll 24
+                for (int r = 0; r < R; r++) {
+                    const vec xv = VBCAST(row[kw + r]);
+                    acc[0][r] = VFMA(w0, xv, acc[0][r]);
+                    if (NV > 1) acc[1][r] = VFMA(w1, xv, acc[1][r]);
+                }
+            }
+        }
+    /* lanes are channels, out's planes are channels: transpose through t */
+    float t[TILE_RMAX1][2 * TILE_VL];
+#pragma GCC unroll 24
+    for (int r = 0; r < R; r++) {
+        VSTORE(t[r], acc[0][r]);
+        if (NV > 1) VSTORE(t[r] + TILE_VL, acc[1][r]);
+    }
+    for (int o = 0; o < NV * TILE_VL; o++)
+        for (int r = 0; r < R; r++) at->out[(size_t)o * g->OW + r] = t[r][o];
+}
+
+#define TILE_CASE(nv, r) \
+    case r: TILE_CAT(tile_, TILE_ROWS)(nv, r, at, g); break;
+
+static TILE_TARGET void TILE_CAT(run_, TILE_ROWS)(int nv, int r, const struct tile_at *at,
+                                                  const struct tile_geom *g)
+{
+    if (nv == 2) {
+        switch (r) {
+            TILE_CASE(2, 1) TILE_CASE(2, 2) TILE_CASE(2, 3)
+            TILE_CASE(2, 4) TILE_CASE(2, 5) TILE_CASE(2, 6)
+#if TILE_RMAX2 > 6
+            TILE_CASE(2, 7) TILE_CASE(2, 8) TILE_CASE(2, 9)
+            TILE_CASE(2, 10) TILE_CASE(2, 11) TILE_CASE(2, 12)
+#endif
+        default: TP_ASSERT(0);
+        }
+        return;
+    }
+    switch (r) {
+        TILE_CASE(1, 1) TILE_CASE(1, 2) TILE_CASE(1, 3) TILE_CASE(1, 4)
+        TILE_CASE(1, 5) TILE_CASE(1, 6) TILE_CASE(1, 7) TILE_CASE(1, 8)
+        TILE_CASE(1, 9) TILE_CASE(1, 10) TILE_CASE(1, 11) TILE_CASE(1, 12)
+#if TILE_RMAX1 > 12
+        TILE_CASE(1, 13) TILE_CASE(1, 14) TILE_CASE(1, 15) TILE_CASE(1, 16)
+        TILE_CASE(1, 17) TILE_CASE(1, 18) TILE_CASE(1, 19) TILE_CASE(1, 20)
+        TILE_CASE(1, 21) TILE_CASE(1, 22) TILE_CASE(1, 23) TILE_CASE(1, 24)
+#endif
+    default: TP_ASSERT(0);
+    }
+}
+
+/* The rows [oh0, oh1) of channel block ob (nv vectors) of one image; a row
+ * is cut into runs of at most TILE_RMAX positions, as even as can be. The
+ * tiles write the row's channels into j->row, which is then copied out a
+ * whole row at a time: storing each tile straight into the output planes
+ * (4 KB apart at 32x32) evicted its own lines and cost half the time. */
+static TILE_TARGET void TILE_ROWS(const struct rows_job *j, int ob, int oh0, int oh1)
+{
+    const struct tile_geom *g = j->g;
+    const int rmax = j->nv == 2 ? TILE_RMAX2 : TILE_RMAX1, nvl = j->nv * TILE_VL;
+    const int runs = (g->OW + rmax - 1) / rmax;
+    for (int oh = oh0; oh < oh1; oh++) {
+        for (int i = 0, ow = 0; i < runs; i++) {
+            const int r = g->OW / runs + (i < g->OW % runs);
+            const struct tile_at at = {.x = j->xp + (size_t)oh * g->Wp + ow,
+                                       .w = j->wpack + (size_t)ob * g->K * nvl,
+                                       .out = j->row + ow};
+            TILE_CAT(run_, TILE_ROWS)(j->nv, r, &at, g);
+            ow += r;
+        }
+        row_out(j, ob * nvl, nvl, oh);
+    }
+}
+
+#undef TILE_CASE
+#undef TILE_RMAX1
+#undef TILE_RMAX2
+
+/* ---- weight gradient --------------------------------------------------- */
+
+#define TILE_TMAX2 (TILE_ACC / 2) /* taps per tile with two channel vectors */
+#define TILE_TMAX1 TILE_ACC
+
+/* dW of NV channel vectors times TN taps of one input channel, summed over
+ * the positions of one image: for each position, NV vectors of dout^T
+ * loaded, TN inputs broadcast. */
+static inline __attribute__((always_inline)) TILE_TARGET void
+TILE_CAT(dwtile_, TILE_ROWS)(const int NV, const int TN, const struct dw_at *at,
+                             const struct tile_geom *g)
+{
+    vec acc[2][TILE_TMAX1];
+#pragma GCC unroll 24
+    for (int t = 0; t < TN; t++) {
+        acc[0][t] = VZERO();
+        if (NV > 1) acc[1][t] = VZERO();
+    }
+    int off[TILE_TMAX1];
+#pragma GCC unroll 24
+    for (int t = 0; t < TN; t++) off[t] = at->off[t];
+    const float *d = at->dT;
+    for (int oh = 0; oh < g->OH; oh++) {
+        const float *xrow = at->x + (size_t)oh * g->Wp;
+        for (int ow = 0; ow < g->OW; ow++, d += NV * TILE_VL) {
+            const vec d0 = VLOAD(d), d1 = NV > 1 ? VLOAD(d + TILE_VL) : d0;
+#pragma GCC unroll 24
+            for (int t = 0; t < TN; t++) {
+                const vec xv = VBCAST(xrow[ow + off[t]]);
+                acc[0][t] = VFMA(d0, xv, acc[0][t]);
+                if (NV > 1) acc[1][t] = VFMA(d1, xv, acc[1][t]);
+            }
+        }
+    }
+    /* dw[o][t] (row stride K) += lane o of acc[.][t] */
+    float tb[TILE_TMAX1][2 * TILE_VL];
+#pragma GCC unroll 24
+    for (int t = 0; t < TN; t++) {
+        VSTORE(tb[t], acc[0][t]);
+        if (NV > 1) VSTORE(tb[t] + TILE_VL, acc[1][t]);
+    }
+    for (int o = 0; o < NV * TILE_VL; o++)
+        for (int t = 0; t < TN; t++) at->dw[(size_t)o * g->K + t] += tb[t][o];
+}
+
+#define DW_CASE(nv, t) \
+    case t: TILE_CAT(dwtile_, TILE_ROWS)(nv, t, at, g); break;
+
+static TILE_TARGET void TILE_CAT(dwrun_, TILE_ROWS)(int nv, int tn, const struct dw_at *at,
+                                                    const struct tile_geom *g)
+{
+    if (nv == 2) {
+        switch (tn) {
+            DW_CASE(2, 1) DW_CASE(2, 2) DW_CASE(2, 3)
+            DW_CASE(2, 4) DW_CASE(2, 5) DW_CASE(2, 6)
+#if TILE_TMAX2 > 6
+            DW_CASE(2, 7) DW_CASE(2, 8) DW_CASE(2, 9)
+            DW_CASE(2, 10) DW_CASE(2, 11) DW_CASE(2, 12)
+#endif
+        default: TP_ASSERT(0);
+        }
+        return;
+    }
+    switch (tn) {
+        DW_CASE(1, 1) DW_CASE(1, 2) DW_CASE(1, 3) DW_CASE(1, 4)
+        DW_CASE(1, 5) DW_CASE(1, 6) DW_CASE(1, 7) DW_CASE(1, 8)
+        DW_CASE(1, 9) DW_CASE(1, 10) DW_CASE(1, 11) DW_CASE(1, 12)
+#if TILE_TMAX1 > 12
+        DW_CASE(1, 13) DW_CASE(1, 14) DW_CASE(1, 15) DW_CASE(1, 16)
+        DW_CASE(1, 17) DW_CASE(1, 18) DW_CASE(1, 19) DW_CASE(1, 20)
+        DW_CASE(1, 21) DW_CASE(1, 22) DW_CASE(1, 23) DW_CASE(1, 24)
+#endif
+    default: TP_ASSERT(0);
+    }
+}
+
+/* One image's weight gradient into dw ([OC][K]): for each channel block
+ * and input channel, the taps in groups of at most TILE_TMAX, as even as
+ * can be. */
+static TILE_TARGET void TILE_DW(const struct dw_job *j)
+{
+    const struct tile_geom *g = j->g;
+    const int KK = g->KH * g->KW, nvl = j->nv * TILE_VL, NB = j->OC / nvl;
+    const int tmax = j->nv == 2 ? TILE_TMAX2 : TILE_TMAX1;
+    const int groups = (KK + tmax - 1) / tmax;
+    for (int ob = 0; ob < NB; ob++)
+        for (int c = 0; c < g->C; c++)
+            for (int i = 0, t0 = 0; i < groups; i++) {
+                const int tn = KK / groups + (i < KK % groups);
+                struct dw_at at = {.x = j->xp + (size_t)c * g->plane,
+                                   .dT = j->dT + (size_t)ob * g->P * nvl,
+                                   .dw = j->dw + (size_t)ob * nvl * g->K + (size_t)c * KK + t0};
+                for (int t = 0; t < tn; t++)
+                    at.off[t] = (t0 + t) / g->KW * g->Wp + (t0 + t) % g->KW;
+                TILE_CAT(dwrun_, TILE_ROWS)(j->nv, tn, &at, g);
+                t0 += tn;
+            }
+}
+
+#undef DW_CASE
+#undef TILE_TMAX1
+#undef TILE_TMAX2

@@ -5,60 +5,9 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "lanesum.h"
 
 #define PAR_MIN 16384
-
-/* The sums below run in double over LANES interleaved partial sums, added
- * in a fixed order at the end: one chain of dependent double additions
- * waited on the adder's latency (groupnorm was 2 ns an element); lanes are
- * independent and vectorize. The order is the same on any CPU. */
-#define LANES 8
-
-static double lanes_total(const double *acc)
-{
-    double t = 0;
-    for (int j = 0; j < LANES; j++) t += acc[j];
-    return t;
-}
-
-/* sum of x[i] - m (m = 0: the plain sum) and of its square */
-static void sum_dev(const float *x, size_t n, double m, double *sum, double *sumsq)
-{
-    double a[LANES] = {0}, q[LANES] = {0};
-    size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) {
-            const double v = x[i + j] - m;
-            a[j] += v;
-            q[j] += v * v;
-        }
-    for (; i < n; i++) {
-        const double v = x[i] - m;
-        a[0] += v;
-        q[0] += v * v;
-    }
-    *sum = lanes_total(a);
-    *sumsq = lanes_total(q);
-}
-
-/* sum of d[i] and of d[i] * xhat[i], xhat = (x - m) * r in float */
-static void sum_d_dxhat(const float *d, const float *x, int n, float m, float r,
-                        double *sd, double *sdx)
-{
-    double a[LANES] = {0}, q[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) {
-            a[j] += d[i + j];
-            q[j] += (double)d[i + j] * ((x[i + j] - m) * r);
-        }
-    for (; i < n; i++) {
-        a[0] += d[i];
-        q[0] += (double)d[i] * ((x[i] - m) * r);
-    }
-    *sd += lanes_total(a);
-    *sdx += lanes_total(q);
-}
 
 void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int B, int C,
@@ -72,10 +21,9 @@ void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
         for (int g = 0; g < G; g++) {
             const size_t off = ((size_t)b * C + (size_t)g * Cg) * HW;
             const float *x = inp + off;
-            double s, v, unused;
-            sum_dev(x, n, 0.0, &s, &unused);
-            const double m = s / (double)n;
-            sum_dev(x, n, m, &unused, &v); /* two passes: no cancellation when |mean| >> std */
+            double v, unused;
+            const double m = lanesum(x, n) / (double)n;
+            lanesum_dev(x, n, m, &unused, &v); /* two passes: no cancellation when |mean| >> std */
             const float r = (float)(1.0 / sqrt(v / (double)n + (double)eps));
             mean[b * G + g] = (float)m;
             rstd[b * G + g] = r;
@@ -105,7 +53,7 @@ void groupnorm_backward(float *dinp, float *dweight, float *dbias,
             for (int b = 0; b < B; b++) {
                 const float m = mean[b * G + c / Cg], r = rstd[b * G + c / Cg];
                 const size_t off = ((size_t)b * C + c) * HW;
-                sum_d_dxhat(dout + off, inp + off, HW, m, r, &sb, &sw);
+                lanesum_g_gxhat(dout + off, NULL, inp + off, (size_t)HW, m, r, &sb, &sw);
             }
             if (dweight) dweight[c] += (float)sw;
             if (dbias) dbias[c] += (float)sb;
@@ -123,7 +71,8 @@ void groupnorm_backward(float *dinp, float *dweight, float *dbias,
             for (int c = 0; c < Cg; c++) { /* dxhat = d * w: w comes out of both sums */
                 const double w = weight ? weight[g * Cg + c] : 1.0f;
                 double sd = 0, sdx = 0;
-                sum_d_dxhat(dout + off + (size_t)c * HW, inp + off + (size_t)c * HW, HW, m, r, &sd, &sdx);
+                lanesum_g_gxhat(dout + off + (size_t)c * HW, NULL, inp + off + (size_t)c * HW, (size_t)HW, m, r,
+                                &sd, &sdx);
                 s1 += w * sd;
                 s2 += w * sdx;
             }

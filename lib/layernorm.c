@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "lanesum.h"
+
 #define COLS 64        /* features per task of the parameter-gradient sums */
 #define PAR_MIN 16384  /* elements below which threads cost more than they give */
 
@@ -16,14 +18,9 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
         const float *x = inp + (size_t)r * C;
         float *y = out + (size_t)r * C;
         /* two passes (mean, then centred squares): no cancellation */
-        double s = 0;
-        for (int c = 0; c < C; c++) s += x[c];
-        float m = (float)(s / C);
-        double v = 0;
-        for (int c = 0; c < C; c++) {
-            double d = (double)x[c] - m;
-            v += d * d;
-        }
+        double v, unused;
+        float m = (float)(lanesum(x, (size_t)C) / C);
+        lanesum_dev(x, (size_t)C, m, &unused, &v);
         float rs = (float)(1.0 / sqrt(v / C + eps));
         for (int c = 0; c < C; c++) y[c] = (x[c] - m) * rs * weight[c] + bias[c];
         mean[r] = m;
@@ -43,11 +40,7 @@ static void input_backward(float *dinp, const float *dout, const float *inp,
         float *dx = dinp + (size_t)r * C;
         float m = mean[r], rs = rstd[r];
         double sg = 0, sgn = 0;
-        for (int c = 0; c < C; c++) {
-            float g = dy[c] * weight[c];
-            sg += g;
-            sgn += (double)g * ((x[c] - m) * rs);
-        }
+        lanesum_g_gxhat(dy, weight, x, (size_t)C, m, rs, &sg, &sgn);
         float mg = (float)(sg / C), mgn = (float)(sgn / C);
         for (int c = 0; c < C; c++) {
             float n = (x[c] - m) * rs;

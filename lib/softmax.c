@@ -1,11 +1,12 @@
 /* softmax.c - stable softmax over rows (see softmax.h). The exponentials
  * are vmath.h's, in a loop of their own so that it vectorises; the sums run
- * in double, in index order. */
+ * in double (lanesum.h's lanes in softmax_row). */
 #include "softmax.h"
 
 #include <math.h>
 #include <stddef.h>
 
+#include "lanesum.h"
 #include "vmath.h"
 
 #define PAR_MIN 16384 /* elements below which threads cost more than they give */
@@ -23,8 +24,7 @@ float softmax_row(float *out, const float *inp, int V)
     float m = row_max(inp, V);
 #pragma omp simd
     for (int v = 0; v < V; v++) out[v] = vm_expf(inp[v] - m);
-    double s = 0;
-    for (int v = 0; v < V; v++) s += out[v];
+    double s = lanesum(out, (size_t)V);
     float inv = (float)(1.0 / s);
     for (int v = 0; v < V; v++) out[v] *= inv;
     return (float)(m + log(s));

@@ -7,11 +7,12 @@
 
 #include <math.h>
 
+#include "clones.h"
 #include "vmath.h"
 
 #define PAR_MIN 16384 /* below this, threads cost more than they give */
 
-void gelu_forward(float *out, const float *inp, size_t n)
+TP_CLONES void gelu_forward(float *out, const float *inp, size_t n)
 {
 #pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) {
@@ -20,7 +21,7 @@ void gelu_forward(float *out, const float *inp, size_t n)
     }
 }
 
-void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n)
+TP_CLONES void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n)
 {
     const float inv_sqrt_2pi = 0.3989422804014327f;
 #pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
@@ -72,7 +73,7 @@ void tanh_backward(float *dinp, const float *dout, const float *inp, size_t n)
     }
 }
 
-void silu_forward(float *out, const float *inp, size_t n)
+TP_CLONES void silu_forward(float *out, const float *inp, size_t n)
 {
 #pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) {
@@ -81,7 +82,7 @@ void silu_forward(float *out, const float *inp, size_t n)
     }
 }
 
-void silu_backward(float *dinp, const float *dout, const float *inp, size_t n)
+TP_CLONES void silu_backward(float *dinp, const float *dout, const float *inp, size_t n)
 {
 #pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) {

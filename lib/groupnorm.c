@@ -4,12 +4,13 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "clones.h"
 #include "err.h"
 #include "lanesum.h"
 
 #define PAR_MIN 16384
 
-void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
+TP_CLONES void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int B, int C,
                        int HW, int G, float eps)
 {
@@ -38,7 +39,7 @@ void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
         }
 }
 
-void groupnorm_backward(float *dinp, float *dweight, float *dbias,
+TP_CLONES void groupnorm_backward(float *dinp, float *dweight, float *dbias,
                         const float *dout, const float *inp,
                         const float *weight, const float *mean,
                         const float *rstd, int B, int C, int HW, int G)

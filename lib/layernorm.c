@@ -4,12 +4,13 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "clones.h"
 #include "lanesum.h"
 
 #define COLS 64        /* features per task of the parameter-gradient sums */
 #define PAR_MIN 16384  /* elements below which threads cost more than they give */
 
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+TP_CLONES void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int BT, int C,
                        float eps)
 {
@@ -30,7 +31,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
 
 /* dinp: per row, with n = normalised input and g = dout * weight,
  *   dinp += rstd * (g - mean(g) - n * mean(g * n)). Each row is one task. */
-static void input_backward(float *dinp, const float *dout, const float *inp,
+TP_CLONES static void input_backward(float *dinp, const float *dout, const float *inp,
                            const float *weight, const float *mean,
                            const float *rstd, int BT, int C)
 {

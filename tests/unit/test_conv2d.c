@@ -185,7 +185,9 @@ static void test_paths_agree(void **state)
  * with them off (im2col) on the same shapes: OC of one and of two vectors
  * and of an odd number of them, rows cut into uneven runs, uneven pads and
  * an even kernel, one image (its rows shared among threads), more taps
- * than a tile holds (5x5), dinp through the tiles (C a multiple of 16). */
+ * than a tile holds (5x5), dinp through the tiles (C a multiple of 16),
+ * fewer output channels than a vector (the forward along rows, dweight by
+ * im2col). */
 static void test_tile_paths(void **state)
 {
     (void)state;
@@ -198,6 +200,8 @@ static void test_tile_paths(void **state)
         conv2d_shape_same(2, 3, 8, 8, 32, 5, 5, 1, 1),
         conv2d_shape_same(2, 16, 6, 6, 32, 3, 3, 1, 1),
         conv2d_shape_same(2, 1, 9, 8, 16, 3, 3, 1, 1),
+        conv2d_shape_same(3, 32, 8, 11, 1, 3, 3, 1, 1), /* narrow: OC below a vector */
+        shape_pad(1, 5, 6, 7, 3, 2, 3, 1, 1, 1, 0, 2, 0, 1),
     };
     const int widths[] = {16, 8, 0};
     int ran = 0;
@@ -206,6 +210,7 @@ static void test_tile_paths(void **state)
         conv2d_tile_set_vl(widths[i]);
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
             assert_int_equal(conv2d_tile_applies(&shapes[k]), widths[i] > 0);
+            assert_int_equal(conv2d_tile_dweight_applies(&shapes[k]), widths[i] > 0 && shapes[k].OC % widths[i] == 0);
             compare_direct(shapes[k], 1e-5);
         }
         ran += widths[i] > 0;

@@ -7,7 +7,6 @@
  * AVX-512) and chosen by what the CPU says it has. */
 #include "conv2d_tile.h"
 
-#include <omp.h>
 #include <string.h>
 
 #include "blas.h"
@@ -92,17 +91,6 @@ typedef void dw_fn(const struct dw_job *j);
 #define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define VSTORE(p, v) _mm512_storeu_ps(p, v)
 #include "conv2d_tile_impl.h"
-#undef TILE_VL
-#undef TILE_ACC
-#undef TILE_TARGET
-#undef TILE_ROWS
-#undef TILE_DW
-#undef vec
-#undef VZERO
-#undef VLOAD
-#undef VBCAST
-#undef VFMA
-#undef VSTORE
 
 #define TILE_VL 8
 #define TILE_ACC 12 /* of 16 */
@@ -116,17 +104,6 @@ typedef void dw_fn(const struct dw_job *j);
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define VSTORE(p, v) _mm256_storeu_ps(p, v)
 #include "conv2d_tile_impl.h"
-#undef TILE_VL
-#undef TILE_ACC
-#undef TILE_TARGET
-#undef TILE_ROWS
-#undef TILE_DW
-#undef vec
-#undef VZERO
-#undef VLOAD
-#undef VBCAST
-#undef VFMA
-#undef VSTORE
 
 static int cpu_vl(void)
 {
@@ -279,19 +256,18 @@ void conv2d_tile_forward(float *out, float beta, const float *inp, const float *
         }
     } else { /* fewer images than threads: each image's rows shared */
         float *xp = tp_aligned_alloc((size_t)s->C * g.plane * sizeof(float));
-        float *rowbufs = tp_aligned_alloc((size_t)T * nvl * s->OW * sizeof(float));
         for (int b = 0; b < s->B; b++) {
             pad_image(xp, inp + (size_t)b * img_in, s);
 #pragma omp parallel num_threads(T)
             {
-                const struct rows_job j = {&g, xp, wpack, out + (size_t)b * img_out,
-                                           rowbufs + (size_t)omp_get_thread_num() * nvl * s->OW, nv};
+                float *row = tp_aligned_alloc((size_t)nvl * s->OW * sizeof(float));
+                const struct rows_job j = {&g, xp, wpack, out + (size_t)b * img_out, row, nv};
 #pragma omp for collapse(2) schedule(static)
                 for (int ob = 0; ob < NB; ob++)
                     for (int oh = 0; oh < s->OH; oh++) rows(&j, ob, oh, oh + 1);
+                free(row);
             }
         }
-        free(rowbufs);
         free(xp);
     }
     free(wpack);

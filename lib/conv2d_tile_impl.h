@@ -4,11 +4,36 @@
  *   TILE_ACC     registers the accumulators may take
  *   TILE_TARGET  the function attribute that enables the set
  *   TILE_ROWS    the name of the function this defines (rows_fn's type)
+ *   TILE_DW      the name of the weight-gradient function (dw_fn's type)
  *   vec, VZERO(), VLOAD(p), VBCAST(x), VFMA(a, b, c), VSTORE(p, v)
- * and undefines them after. */
+ * and this file undefines them at its end. */
 
-#define TILE_RMAX2 (TILE_ACC / 2) /* positions per tile with two channel vectors */
+#define TILE_RMAX2 (TILE_ACC / 2) /* positions (or taps) per tile with two channel vectors */
 #define TILE_RMAX1 TILE_ACC       /* with one */
+
+/* TILE_DISPATCH(C, nv, n): a switch calling C(nv, n) with nv (1 or 2) and
+ * n (1..TILE_RMAXnv) as constants, so that each case is its own unrolled
+ * kernel. C(nv, n) expands to "case n: ...; break;". */
+#define TILE_1_6(C, nv) C(nv, 1) C(nv, 2) C(nv, 3) C(nv, 4) C(nv, 5) C(nv, 6)
+#define TILE_7_12(C, nv) C(nv, 7) C(nv, 8) C(nv, 9) C(nv, 10) C(nv, 11) C(nv, 12)
+#define TILE_13_24(C, nv) C(nv, 13) C(nv, 14) C(nv, 15) C(nv, 16) C(nv, 17) C(nv, 18) \
+    C(nv, 19) C(nv, 20) C(nv, 21) C(nv, 22) C(nv, 23) C(nv, 24)
+#if TILE_ACC == 24
+#define TILE_CASES2(C) TILE_1_6(C, 2) TILE_7_12(C, 2)
+#define TILE_CASES1(C) TILE_1_6(C, 1) TILE_7_12(C, 1) TILE_13_24(C, 1)
+#elif TILE_ACC == 12
+#define TILE_CASES2(C) TILE_1_6(C, 2)
+#define TILE_CASES1(C) TILE_1_6(C, 1) TILE_7_12(C, 1)
+#else
+#error "TILE_ACC: 24 or 12"
+#endif
+#define TILE_DISPATCH(C, nv, n)                          \
+    do {                                                 \
+        if ((nv) == 2)                                   \
+            switch (n) { TILE_CASES2(C) default: TP_ASSERT(0); } \
+        else                                             \
+            switch (n) { TILE_CASES1(C) default: TP_ASSERT(0); } \
+    } while (0)
 
 /* One tile, NV and R compile-time constants at each call site (always
  * inlined into the cases below), so acc stays in registers. */
@@ -53,29 +78,7 @@ TILE_CAT(tile_, TILE_ROWS)(const int NV, const int R, const struct tile_at *at,
 static TILE_TARGET void TILE_CAT(run_, TILE_ROWS)(int nv, int r, const struct tile_at *at,
                                                   const struct tile_geom *g)
 {
-    if (nv == 2) {
-        switch (r) {
-            TILE_CASE(2, 1) TILE_CASE(2, 2) TILE_CASE(2, 3)
-            TILE_CASE(2, 4) TILE_CASE(2, 5) TILE_CASE(2, 6)
-#if TILE_RMAX2 > 6
-            TILE_CASE(2, 7) TILE_CASE(2, 8) TILE_CASE(2, 9)
-            TILE_CASE(2, 10) TILE_CASE(2, 11) TILE_CASE(2, 12)
-#endif
-        default: TP_ASSERT(0);
-        }
-        return;
-    }
-    switch (r) {
-        TILE_CASE(1, 1) TILE_CASE(1, 2) TILE_CASE(1, 3) TILE_CASE(1, 4)
-        TILE_CASE(1, 5) TILE_CASE(1, 6) TILE_CASE(1, 7) TILE_CASE(1, 8)
-        TILE_CASE(1, 9) TILE_CASE(1, 10) TILE_CASE(1, 11) TILE_CASE(1, 12)
-#if TILE_RMAX1 > 12
-        TILE_CASE(1, 13) TILE_CASE(1, 14) TILE_CASE(1, 15) TILE_CASE(1, 16)
-        TILE_CASE(1, 17) TILE_CASE(1, 18) TILE_CASE(1, 19) TILE_CASE(1, 20)
-        TILE_CASE(1, 21) TILE_CASE(1, 22) TILE_CASE(1, 23) TILE_CASE(1, 24)
-#endif
-    default: TP_ASSERT(0);
-    }
+    TILE_DISPATCH(TILE_CASE, nv, r);
 }
 
 /* The rows [oh0, oh1) of channel block ob (nv vectors) of one image; a row
@@ -102,13 +105,8 @@ static TILE_TARGET void TILE_ROWS(const struct rows_job *j, int ob, int oh0, int
 }
 
 #undef TILE_CASE
-#undef TILE_RMAX1
-#undef TILE_RMAX2
 
 /* ---- weight gradient --------------------------------------------------- */
-
-#define TILE_TMAX2 (TILE_ACC / 2) /* taps per tile with two channel vectors */
-#define TILE_TMAX1 TILE_ACC
 
 /* dW of NV channel vectors times TN taps of one input channel, summed over
  * the positions of one image: for each position, NV vectors of dout^T
@@ -117,13 +115,13 @@ static inline __attribute__((always_inline)) TILE_TARGET void
 TILE_CAT(dwtile_, TILE_ROWS)(const int NV, const int TN, const struct dw_at *at,
                              const struct tile_geom *g)
 {
-    vec acc[2][TILE_TMAX1];
+    vec acc[2][TILE_RMAX1];
 #pragma GCC unroll 24
     for (int t = 0; t < TN; t++) {
         acc[0][t] = VZERO();
         if (NV > 1) acc[1][t] = VZERO();
     }
-    int off[TILE_TMAX1];
+    int off[TILE_RMAX1];
 #pragma GCC unroll 24
     for (int t = 0; t < TN; t++) off[t] = at->off[t];
     const float *d = at->dT;
@@ -140,7 +138,7 @@ TILE_CAT(dwtile_, TILE_ROWS)(const int NV, const int TN, const struct dw_at *at,
         }
     }
     /* dw[o][t] (row stride K) += lane o of acc[.][t] */
-    float tb[TILE_TMAX1][2 * TILE_VL];
+    float tb[TILE_RMAX1][2 * TILE_VL];
 #pragma GCC unroll 24
     for (int t = 0; t < TN; t++) {
         VSTORE(tb[t], acc[0][t]);
@@ -156,39 +154,17 @@ TILE_CAT(dwtile_, TILE_ROWS)(const int NV, const int TN, const struct dw_at *at,
 static TILE_TARGET void TILE_CAT(dwrun_, TILE_ROWS)(int nv, int tn, const struct dw_at *at,
                                                     const struct tile_geom *g)
 {
-    if (nv == 2) {
-        switch (tn) {
-            DW_CASE(2, 1) DW_CASE(2, 2) DW_CASE(2, 3)
-            DW_CASE(2, 4) DW_CASE(2, 5) DW_CASE(2, 6)
-#if TILE_TMAX2 > 6
-            DW_CASE(2, 7) DW_CASE(2, 8) DW_CASE(2, 9)
-            DW_CASE(2, 10) DW_CASE(2, 11) DW_CASE(2, 12)
-#endif
-        default: TP_ASSERT(0);
-        }
-        return;
-    }
-    switch (tn) {
-        DW_CASE(1, 1) DW_CASE(1, 2) DW_CASE(1, 3) DW_CASE(1, 4)
-        DW_CASE(1, 5) DW_CASE(1, 6) DW_CASE(1, 7) DW_CASE(1, 8)
-        DW_CASE(1, 9) DW_CASE(1, 10) DW_CASE(1, 11) DW_CASE(1, 12)
-#if TILE_TMAX1 > 12
-        DW_CASE(1, 13) DW_CASE(1, 14) DW_CASE(1, 15) DW_CASE(1, 16)
-        DW_CASE(1, 17) DW_CASE(1, 18) DW_CASE(1, 19) DW_CASE(1, 20)
-        DW_CASE(1, 21) DW_CASE(1, 22) DW_CASE(1, 23) DW_CASE(1, 24)
-#endif
-    default: TP_ASSERT(0);
-    }
+    TILE_DISPATCH(DW_CASE, nv, tn);
 }
 
 /* One image's weight gradient into dw ([OC][K]): for each channel block
- * and input channel, the taps in groups of at most TILE_TMAX, as even as
+ * and input channel, the taps in groups of at most TILE_RMAX, as even as
  * can be. */
 static TILE_TARGET void TILE_DW(const struct dw_job *j)
 {
     const struct tile_geom *g = j->g;
     const int KK = g->KH * g->KW, nvl = j->nv * TILE_VL, NB = j->OC / nvl;
-    const int tmax = j->nv == 2 ? TILE_TMAX2 : TILE_TMAX1;
+    const int tmax = j->nv == 2 ? TILE_RMAX2 : TILE_RMAX1;
     const int groups = (KK + tmax - 1) / tmax;
     for (int ob = 0; ob < NB; ob++)
         for (int c = 0; c < g->C; c++)
@@ -205,5 +181,23 @@ static TILE_TARGET void TILE_DW(const struct dw_job *j)
 }
 
 #undef DW_CASE
-#undef TILE_TMAX1
-#undef TILE_TMAX2
+#undef TILE_RMAX1
+#undef TILE_RMAX2
+#undef TILE_1_6
+#undef TILE_7_12
+#undef TILE_13_24
+#undef TILE_CASES1
+#undef TILE_CASES2
+#undef TILE_DISPATCH
+/* the includer's parameters */
+#undef TILE_VL
+#undef TILE_ACC
+#undef TILE_TARGET
+#undef TILE_ROWS
+#undef TILE_DW
+#undef vec
+#undef VZERO
+#undef VLOAD
+#undef VBCAST
+#undef VFMA
+#undef VSTORE

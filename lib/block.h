@@ -95,12 +95,12 @@ size_t block_acts_floats(const struct block_cfg *cfg, int B, int T, int train);
 float *block_acts_point(struct block_acts *a, float *mem, const struct block_cfg *cfg,
                         int B, int T, int train);
 
-/* out [BT,C] must not alias inp. */
 /* Which of the hidden-state buffers layer l reads (layer l + 1's is the
  * one it writes, the last layer's L + 1): training keeps every layer's,
  * L + 1 buffers; inference two, taken in turn. */
 static inline size_t block_slot(int l, int train) { return train ? (size_t)l : (size_t)(l % 2); }
 
+/* out [BT,C] must not alias inp. */
 void block_forward(float *out, struct block_acts *acts, const float *inp,
                    const struct block_params *w, const struct block_cfg *cfg,
                    int B, int T, int train, uint64_t seed);

@@ -429,6 +429,17 @@ static void im2col_pass(float *out, float out_beta, float *dinp, float *dweight,
     }
 }
 
+/* out = (out_beta ? out : 0) + the convolution without bias, by the tiles
+ * where they apply, else by im2col + sgemm. */
+static void forward_tile_or_im2col(float *out, float out_beta, const float *inp,
+                                   const float *weight, const struct conv2d_shape *s)
+{
+    if (conv2d_tile_applies(s))
+        conv2d_tile_forward(out, out_beta, inp, weight, s);
+    else
+        im2col_pass(out, out_beta, NULL, NULL, NULL, inp, weight, s);
+}
+
 /* At stride 1, dinp is itself a convolution: of dout, with the kernel
  * flipped and its channel axes swapped within each group, the padding
  * mirrored (KH-1-pad). That gathers dout with im2col instead of scattering
@@ -458,10 +469,7 @@ static int dinp_as_conv(float *dinp, const float *dout, const float *weight,
             for (int k = 0; k < KK; k++) d[k] = w[KK - 1 - k];
         }
     }
-    if (conv2d_tile_applies(&t))
-        conv2d_tile_forward(dinp, 1.0f, dout, wt, &t);
-    else
-        im2col_pass(dinp, 1.0f, NULL, NULL, NULL, dout, wt, &t);
+    forward_tile_or_im2col(dinp, 1.0f, dout, wt, &t);
     free(wt);
     return 1;
 }
@@ -507,10 +515,8 @@ void conv2d_forward(float *out, const float *inp, const float *weight,
     }
     if (is_pointwise(s))
         forward_pointwise(out, inp, weight, s);
-    else if (conv2d_tile_applies(s))
-        conv2d_tile_forward(out, 0.0f, inp, weight, s);
     else
-        im2col_pass(out, 0.0f, NULL, NULL, NULL, inp, weight, s);
+        forward_tile_or_im2col(out, 0.0f, inp, weight, s);
     if (bias) bias_forward(out, bias, s->B, s->OC, (size_t)s->OH * s->OW);
 }
 

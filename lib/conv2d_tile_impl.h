@@ -35,6 +35,28 @@
             switch (n) { TILE_CASES1(C) default: TP_ASSERT(0); } \
     } while (0)
 
+/* dst[o * stride + i] = (or +=, add) lane o % VL of acc[o / VL][i] for
+ * o < NV*VL, i < N: the lanes are channels and dst's rows are channels, so
+ * the registers go out through a transposing buffer. */
+static inline __attribute__((always_inline)) TILE_TARGET void
+TILE_CAT(spill_, TILE_ROWS)(const int NV, const int N, vec acc[2][TILE_RMAX1], float *dst,
+                            size_t stride, int add)
+{
+    float t[TILE_RMAX1][2 * TILE_VL];
+#pragma GCC unroll 24
+    for (int i = 0; i < N; i++) {
+        VSTORE(t[i], acc[0][i]);
+        if (NV > 1) VSTORE(t[i] + TILE_VL, acc[1][i]);
+    }
+    for (int o = 0; o < NV * TILE_VL; o++) {
+        float *d = dst + (size_t)o * stride;
+        if (add)
+            for (int i = 0; i < N; i++) d[i] += t[i][o];
+        else
+            for (int i = 0; i < N; i++) d[i] = t[i][o];
+    }
+}
+
 /* One tile, NV and R compile-time constants at each call site (always
  * inlined into the cases below), so acc stays in registers. */
 static inline __attribute__((always_inline)) TILE_TARGET void
@@ -61,15 +83,7 @@ TILE_CAT(tile_, TILE_ROWS)(const int NV, const int R, const struct tile_at *at,
                 }
             }
         }
-    /* lanes are channels, out's planes are channels: transpose through t */
-    float t[TILE_RMAX1][2 * TILE_VL];
-#pragma GCC unroll 24
-    for (int r = 0; r < R; r++) {
-        VSTORE(t[r], acc[0][r]);
-        if (NV > 1) VSTORE(t[r] + TILE_VL, acc[1][r]);
-    }
-    for (int o = 0; o < NV * TILE_VL; o++)
-        for (int r = 0; r < R; r++) at->out[(size_t)o * g->OW + r] = t[r][o];
+    TILE_CAT(spill_, TILE_ROWS)(NV, R, acc, at->out, (size_t)g->OW, 0);
 }
 
 #define TILE_CASE(nv, r) \
@@ -137,15 +151,7 @@ TILE_CAT(dwtile_, TILE_ROWS)(const int NV, const int TN, const struct dw_at *at,
             }
         }
     }
-    /* dw[o][t] (row stride K) += lane o of acc[.][t] */
-    float tb[TILE_RMAX1][2 * TILE_VL];
-#pragma GCC unroll 24
-    for (int t = 0; t < TN; t++) {
-        VSTORE(tb[t], acc[0][t]);
-        if (NV > 1) VSTORE(tb[t] + TILE_VL, acc[1][t]);
-    }
-    for (int o = 0; o < NV * TILE_VL; o++)
-        for (int t = 0; t < TN; t++) at->dw[(size_t)o * g->K + t] += tb[t][o];
+    TILE_CAT(spill_, TILE_ROWS)(NV, TN, acc, at->dw, g->K, 1); /* dW rows: stride K */
 }
 
 #define DW_CASE(nv, t) \

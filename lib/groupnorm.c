@@ -22,9 +22,8 @@ TP_CLONES void groupnorm_forward(float *out, float *mean, float *rstd, const flo
         for (int g = 0; g < G; g++) {
             const size_t off = ((size_t)b * C + (size_t)g * Cg) * HW;
             const float *x = inp + off;
-            double v, unused;
             const double m = lanesum(x, n) / (double)n;
-            lanesum_dev(x, n, m, &unused, &v); /* two passes: no cancellation when |mean| >> std */
+            const double v = lanesum_sqdev(x, n, m); /* two passes: no cancellation when |mean| >> std */
             const float r = (float)(1.0 / sqrt(v / (double)n + (double)eps));
             mean[b * G + g] = (float)m;
             rstd[b * G + g] = r;

@@ -245,8 +245,8 @@ static void run_net(struct ib *ib, int R, int train, uint64_t seed)
         struct block_acts *a = &ib->a[train ? l : 0];
         float *next = block_acts_point(a, am, &ib->bc, R, T, train);
         if (train) am = next;
-        block_forward(ib->h + block_slot(l + 1, train) * n, a, ib->h + block_slot(l, train) * n, &ib->w.layer[l], &ib->bc, R, T,
-                      train, rng_hash(seed, (uint64_t)l + 1));
+        block_forward(ib->h + block_slot(l + 1, train) * n, a, ib->h + block_slot(l, train) * n,
+                      &ib->w.layer[l], &ib->bc, R, T, train, rng_hash(seed, (uint64_t)l + 1));
     }
     const float *hl = ib->h + block_slot(ib->L, train) * n;
 #pragma omp parallel for if (n > 16384) schedule(static)

@@ -29,24 +29,21 @@ static inline double lanesum(const float *x, size_t n)
     return lanesum_total(a);
 }
 
-/* *sum = sum of x[i] - m, *sumsq = sum of its squares (m = 0: plain sums) */
-static inline void lanesum_dev(const float *x, size_t n, double m, double *sum, double *sumsq)
+/* the sum of (x[i] - m)^2 */
+static inline double lanesum_sqdev(const float *x, size_t n, double m)
 {
-    double a[LANESUM_LANES] = {0}, q[LANESUM_LANES] = {0};
+    double q[LANESUM_LANES] = {0};
     size_t i = 0;
     for (; i + LANESUM_LANES <= n; i += LANESUM_LANES)
         for (int j = 0; j < LANESUM_LANES; j++) {
             const double v = x[i + j] - m;
-            a[j] += v;
             q[j] += v * v;
         }
     for (; i < n; i++) {
         const double v = x[i] - m;
-        a[0] += v;
         q[0] += v * v;
     }
-    *sum = lanesum_total(a);
-    *sumsq = lanesum_total(q);
+    return lanesum_total(q);
 }
 
 /* The two sums of a normalisation's backward, added to *sg and *sgn:

@@ -19,9 +19,8 @@ TP_CLONES void layernorm_forward(float *out, float *mean, float *rstd, const flo
         const float *x = inp + (size_t)r * C;
         float *y = out + (size_t)r * C;
         /* two passes (mean, then centred squares): no cancellation */
-        double v, unused;
         float m = (float)(lanesum(x, (size_t)C) / C);
-        lanesum_dev(x, (size_t)C, m, &unused, &v);
+        double v = lanesum_sqdev(x, (size_t)C, m);
         float rs = (float)(1.0 / sqrt(v / C + eps));
         for (int c = 0; c < C; c++) y[c] = (x[c] - m) * rs * weight[c] + bias[c];
         mean[r] = m;

@@ -17,7 +17,8 @@
  *   - 1x1, stride 1, no padding, G == 1: out_b = W @ inp_b, one sgemm per image;
  *   - G == C > 1 (depthwise, also with a channel multiplier): direct loops,
  *     since the product per group would be a KHxKW dot;
- *   - stride 1, G == 1, OC a multiple of the vector length: register tiles
+ *   - stride 1, G == 1, OC a multiple of the vector length, C*KH*KW of
+ *     CONV2D_TILE_K_MIN or more: register tiles
  *     straight from a zero-padded copy of each image (conv2d_tile.h), for
  *     the forward, for dinp as the convolution below, and for dweight;
  *   - otherwise im2col + sgemm per image and group, over column chunks that

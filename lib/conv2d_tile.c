@@ -149,17 +149,11 @@ static int tile_vl(void)
     return vl_forced >= 0 ? vl_forced : cpu_vl();
 }
 
-int conv2d_tile_dweight_applies(const struct conv2d_shape *s)
-{
-    const int vl = tile_vl();
-    return vl > 0 && s->stride_h == 1 && s->stride_w == 1 && s->groups == 1 && s->OC % vl == 0;
-}
-
 int conv2d_tile_applies(const struct conv2d_shape *s)
 {
     const int vl = tile_vl();
-    return vl > 0 && s->stride_h == 1 && s->stride_w == 1 && s->groups == 1 &&
-           (s->OC % vl == 0 || s->OC < vl);
+    return vl > 0 && s->stride_h == 1 && s->stride_w == 1 && s->groups == 1 && s->OC % vl == 0 &&
+           s->C * s->KH * s->KW >= CONV2D_TILE_K_MIN;
 }
 
 /* xp = the image surrounded by the shape's zero padding, [C][Hp][Wp]:
@@ -179,29 +173,6 @@ static void pad_image(float *xp, const float *in, const struct conv2d_shape *s)
             for (int i = s->pad_left + s->W; i < Wp; i++) d[i] = 0.0f;
         }
         memset(plane + (size_t)(s->H + s->pad_top) * Wp, 0, (size_t)s->pad_bottom * row);
-    }
-}
-
-/* Fewer output channels than a vector holds (a decoder's last convolution,
- * to 1 or 3 channels): the vectors run along the row instead, the row
- * buffer summing w * (the input row shifted by kw) for each (c, kh, kw) in
- * the order of the tiles. ob is the output channel; wpack is the weight. */
-static void rows_narrow(const struct rows_job *j, int ob, int oh0, int oh1)
-{
-    const struct tile_geom *g = j->g;
-    for (int oh = oh0; oh < oh1; oh++) {
-        float *acc = j->row;
-        for (int i = 0; i < g->OW; i++) acc[i] = 0.0f;
-        const float *w = j->wpack + (size_t)ob * g->K;
-        for (int c = 0; c < g->C; c++)
-            for (int kh = 0; kh < g->KH; kh++) {
-                const float *xrow = j->xp + (size_t)c * g->plane + (size_t)(oh + kh) * g->Wp;
-                for (int kw = 0; kw < g->KW; kw++, w++) {
-                    const float wv = *w;
-                    for (int i = 0; i < g->OW; i++) acc[i] += wv * xrow[i + kw];
-                }
-            }
-        row_out(j, ob, 1, oh);
     }
 }
 
@@ -226,10 +197,9 @@ void conv2d_tile_forward(float *out, float beta, const float *inp, const float *
                          const struct conv2d_shape *s)
 {
     TP_ASSERT(conv2d_tile_applies(s) && (beta == 0.0f || beta == 1.0f));
-    const int vl = tile_vl(), narrow = s->OC < vl;
-    rows_fn *rows = narrow ? rows_narrow : rows_for(vl);
-    /* narrow: one channel a block, the weight as it is (nvl 1) */
-    const int nv = narrow ? 1 : vectors_per_tile(s, vl), nvl = narrow ? 1 : nv * vl, NB = s->OC / nvl;
+    const int vl = tile_vl();
+    rows_fn *rows = rows_for(vl);
+    const int nv = vectors_per_tile(s, vl), nvl = nv * vl, NB = s->OC / nvl;
     const struct tile_geom g = geom_of(s, beta);
     const size_t K = g.K, HW = (size_t)s->H * s->W;
     /* wpack[ob][c][kh][kw][o] = weight[ob*nvl + o][c][kh][kw] */
@@ -287,7 +257,7 @@ static void transpose_dout(float *dT, const float *d, int OC, size_t P, int nvl)
 void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
                          const struct conv2d_shape *s)
 {
-    TP_ASSERT(conv2d_tile_dweight_applies(s));
+    TP_ASSERT(conv2d_tile_applies(s));
     const int vl = tile_vl();
     dw_fn *dwf = dw_for(vl);
     const int nv = vectors_per_tile(s, vl), nvl = nv * vl;

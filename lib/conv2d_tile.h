@@ -7,9 +7,10 @@
  *
  * Applies when stride is 1, groups 1, OC a multiple of the vector length
  * (16 floats with AVX-512, 8 with AVX2 + FMA, as the CPU says at run
- * time; without either, never). The forward also takes OC below the
- * vector length (a decoder's last convolution, to 1 or 3 channels), with
- * the vectors along the output row instead.
+ * time; without either, never), and C*KH*KW at least CONV2D_TILE_K_MIN:
+ * with fewer terms per output the tile's stores outweigh its sums, and
+ * im2col + sgemm ran up to 2x faster (the first convolution of a 1-channel
+ * image, K = 9; bench/bench_conv.c).
  * out = (beta ? out : 0) + conv(inp, weight); no bias (the caller adds it).
  * Every output value is summed by one thread over (c, kh, kw) in that order:
  * results are bit-identical run to run at any thread count. The direct
@@ -19,11 +20,12 @@
 
 #include "conv2d.h"
 
+#define CONV2D_TILE_K_MIN 32
+
 int conv2d_tile_applies(const struct conv2d_shape *s);
 void conv2d_tile_forward(float *out, float beta, const float *inp, const float *weight,
                          const struct conv2d_shape *s);
 
-int conv2d_tile_dweight_applies(const struct conv2d_shape *s);
 /* dweight += the weight gradient, summed over the batch in the fixed image
  * ranges of conv2d.c (CONV2D_DW_PARTS): bit-identical at any thread count. */
 void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,

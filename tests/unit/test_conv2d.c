@@ -186,8 +186,8 @@ static void test_paths_agree(void **state)
  * and of an odd number of them, rows cut into uneven runs, uneven pads and
  * an even kernel, one image (its rows shared among threads), more taps
  * than a tile holds (5x5), dinp through the tiles (C a multiple of 16),
- * fewer output channels than a vector (the forward along rows, dweight by
- * im2col). */
+ * and shapes the tiles leave to im2col: fewer output channels than a vector,
+ * fewer than CONV2D_TILE_K_MIN terms per output (one input channel). */
 static void test_tile_paths(void **state)
 {
     (void)state;
@@ -200,7 +200,7 @@ static void test_tile_paths(void **state)
         conv2d_shape_same(2, 3, 8, 8, 32, 5, 5, 1, 1),
         conv2d_shape_same(2, 16, 6, 6, 32, 3, 3, 1, 1),
         conv2d_shape_same(2, 1, 9, 8, 16, 3, 3, 1, 1),
-        conv2d_shape_same(3, 32, 8, 11, 1, 3, 3, 1, 1), /* narrow: OC below a vector */
+        conv2d_shape_same(3, 32, 8, 11, 1, 3, 3, 1, 1), /* OC below a vector: im2col */
         shape_pad(1, 5, 6, 7, 3, 2, 3, 1, 1, 1, 0, 2, 0, 1),
     };
     const int widths[] = {16, 8, 0};
@@ -209,16 +209,21 @@ static void test_tile_paths(void **state)
         if (widths[i] > conv2d_tile_cpu_vl()) continue;
         conv2d_tile_set_vl(widths[i]);
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
-            assert_int_equal(conv2d_tile_applies(&shapes[k]), widths[i] > 0);
-            assert_int_equal(conv2d_tile_dweight_applies(&shapes[k]), widths[i] > 0 && shapes[k].OC % widths[i] == 0);
+            const struct conv2d_shape *t = &shapes[k];
+            assert_int_equal(conv2d_tile_applies(t), widths[i] > 0 && t->OC % widths[i] == 0 &&
+                                                         t->C * t->KH * t->KW >= CONV2D_TILE_K_MIN);
             compare_direct(shapes[k], 1e-5);
         }
         ran += widths[i] > 0;
     }
     conv2d_tile_set_vl(-1);
     /* a stride of 2, or groups, never take the tiles */
-    assert_false(conv2d_tile_applies(&(struct conv2d_shape){.OC = 32, .stride_h = 2, .stride_w = 2, .groups = 1}));
-    assert_false(conv2d_tile_applies(&(struct conv2d_shape){.OC = 32, .stride_h = 1, .stride_w = 1, .groups = 2}));
+    struct conv2d_shape ok = conv2d_shape_same(2, 32, 8, 8, 32, 3, 3, 1, 1);
+    struct conv2d_shape strided = conv2d_shape_same(2, 32, 8, 8, 32, 3, 3, 2, 1);
+    struct conv2d_shape grouped = conv2d_shape_same(2, 32, 8, 8, 32, 3, 3, 1, 2);
+    assert_int_equal(conv2d_tile_applies(&ok), conv2d_tile_cpu_vl() > 0);
+    assert_false(conv2d_tile_applies(&strided));
+    assert_false(conv2d_tile_applies(&grouped));
     print_message("tile widths tested: %d\n", ran);
 }
 

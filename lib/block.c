@@ -2,9 +2,11 @@
 #include "block.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "act.h"
+#include "cli.h"
 #include "dropout.h"
 #include "err.h"
 #include "layernorm.h"
@@ -315,4 +317,41 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
         pre_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
     else
         post_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
+}
+
+/* How block_stack_infer cuts B sequences: chunks of about BLOCK_CHUNK_ROWS
+ * rows, an even count of them (two threads get equal work), by B and T
+ * alone, so that the results do not depend on the thread count. */
+static int chunks_of(int B, int T)
+{
+    int per = (BLOCK_CHUNK_ROWS + T - 1) / T, chunks = (B + per - 1) / per;
+    chunks += chunks % 2;
+    return chunks < B ? chunks : B;
+}
+
+void block_stack_infer(float *out, const float *inp, const struct block_params *w, int L,
+                       const struct block_cfg *cfg, int B, int T)
+{
+    TP_ASSERT(L >= 1 && B >= 1 && out != inp);
+    const int chunks = chunks_of(B, T), seqs = (B + chunks - 1) / chunks;
+    const int tasks = tp_threads() < chunks ? tp_threads() : chunks;
+    const size_t row = (size_t)T * cfg->C, nacts = block_acts_floats(cfg, seqs, T, 0);
+#pragma omp parallel num_threads(tasks)
+    {
+        float *mem = tp_aligned_alloc((nacts + 2 * seqs * row) * sizeof(float));
+        float *hid[2] = {mem + nacts, mem + nacts + seqs * row};
+#pragma omp for schedule(static)
+        for (int c = 0; c < chunks; c++) {
+            const int b0 = (int)((long)B * c / chunks), nb = (int)((long)B * (c + 1) / chunks) - b0;
+            struct block_acts a;
+            block_acts_point(&a, mem, cfg, nb, T, 0);
+            const float *x = inp + b0 * row;
+            for (int l = 0; l < L; l++) {
+                float *y = l == L - 1 ? out + b0 * row : hid[l % 2];
+                block_forward(y, &a, x, &w[l], cfg, nb, T, 0, 0);
+                x = y;
+            }
+        }
+        free(mem);
+    }
 }

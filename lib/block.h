@@ -95,11 +95,6 @@ size_t block_acts_floats(const struct block_cfg *cfg, int B, int T, int train);
 float *block_acts_point(struct block_acts *a, float *mem, const struct block_cfg *cfg,
                         int B, int T, int train);
 
-/* Which of the hidden-state buffers layer l reads (layer l + 1's is the
- * one it writes, the last layer's L + 1): training keeps every layer's,
- * L + 1 buffers; inference two, taken in turn. */
-static inline size_t block_slot(int l, int train) { return train ? (size_t)l : (size_t)(l % 2); }
-
 /* out [BT,C] must not alias inp. */
 void block_forward(float *out, struct block_acts *acts, const float *inp,
                    const struct block_params *w, const struct block_cfg *cfg,
@@ -108,5 +103,21 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
                     const float *dout, const float *inp, const struct block_params *w,
                     const struct block_acts *acts, const struct block_cfg *cfg,
                     int B, int T, int train, uint64_t seed);
+
+/* Inference through L blocks (weights w[0..L-1], one cfg): out [B*T,C] =
+ * block L-1 of ... block 0 of inp, out not aliasing inp. The B sequences
+ * are cut into chunks of about BLOCK_CHUNK_ROWS rows that the threads take
+ * whole, each chunk through every block on its own buffers with
+ * single-threaded products: its activations stay in the core's cache from
+ * one block to the next, and the threads meet once per call instead of at
+ * every product. The cut depends on B and T alone, so the results do not
+ * depend on the thread count (tested), except for a single sequence: its
+ * one chunk runs with the threads inside its products, and OpenBLAS's
+ * Haswell kernels round by their thread count. They match block_forward
+ * over the whole batch to OpenBLAS's rounding, which its Haswell and
+ * small-matrix kernels make depend on the row count. */
+#define BLOCK_CHUNK_ROWS 256
+void block_stack_infer(float *out, const float *inp, const struct block_params *w, int L,
+                       const struct block_cfg *cfg, int B, int T);
 
 #endif

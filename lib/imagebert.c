@@ -165,7 +165,8 @@ static int ib_build(struct module *m, const struct st *meta)
 static float *falloc(size_t n) { return tp_aligned_alloc(n * sizeof(float)); }
 
 /* Buffers for R rows; training keeps every layer's activations, inference
- * one layer's and two hidden states that the layers take in turn. */
+ * only the layers' input and output (block_stack_infer's chunks keep their
+ * own activations). */
 static void reserve(struct ib *ib, int R, int train)
 {
     if (R <= ib->cap_R && (!train || ib->cap_train)) return;
@@ -177,8 +178,9 @@ static void reserve(struct ib *ib, int R, int train)
     ib->x = falloc(n), ib->mean = falloc(BT), ib->rstd = falloc(BT);
     ib->h = falloc(n * (size_t)(train ? ib->L + 1 : 2));
     ib->hk = falloc((size_t)R * ib->K * ib->W);
-    ib->acts = falloc(block_acts_floats(&ib->bc, R, ib->T, train) * (size_t)(train ? ib->L : 1));
+    ib->acts = NULL;
     if (train) {
+        ib->acts = falloc(block_acts_floats(&ib->bc, R, ib->T, train) * (size_t)ib->L);
         ib->dh = falloc(2 * n), ib->dx = falloc(n), ib->dhk = falloc((size_t)R * ib->K * ib->W);
         ib->sm = falloc(block_acts_floats(&ib->bc, R, ib->T, 0));
     }
@@ -240,15 +242,17 @@ static void run_net(struct ib *ib, int R, int train, uint64_t seed)
     embedding_pos_forward(ib->x, ib->x, ib->w.pos, R, T, W);
     layernorm_forward(ib->h, ib->mean, ib->rstd, ib->x, ib->w.ln_w, ib->w.ln_b, BT, W, LN_EPS_BERT);
     if (train && ib->c.dropout > 0) dropout_forward(ib->h, ib->h, n, ib->c.dropout, rng_hash(seed, 0));
-    float *am = ib->acts;
-    for (int l = 0; l < ib->L; l++) {
-        struct block_acts *a = &ib->a[train ? l : 0];
-        float *next = block_acts_point(a, am, &ib->bc, R, T, train);
-        if (train) am = next;
-        block_forward(ib->h + block_slot(l + 1, train) * n, a, ib->h + block_slot(l, train) * n,
-                      &ib->w.layer[l], &ib->bc, R, T, train, rng_hash(seed, (uint64_t)l + 1));
+    if (train) {
+        float *am = ib->acts;
+        for (int l = 0; l < ib->L; l++) {
+            am = block_acts_point(&ib->a[l], am, &ib->bc, R, T, train);
+            block_forward(ib->h + (size_t)(l + 1) * n, &ib->a[l], ib->h + (size_t)l * n, &ib->w.layer[l], &ib->bc,
+                          R, T, train, rng_hash(seed, (uint64_t)l + 1));
+        }
+    } else {
+        block_stack_infer(ib->h + n, ib->h, ib->w.layer, ib->L, &ib->bc, R, T);
     }
-    const float *hl = ib->h + block_slot(ib->L, train) * n;
+    const float *hl = ib->h + (train ? (size_t)ib->L : 1) * n;
 #pragma omp parallel for if (n > 16384) schedule(static)
     for (int r = 0; r < R; r++)
         memcpy(ib->hk + (size_t)r * K * W, hl + ((size_t)r * T + 1) * W, sizeof(float) * K * W);

@@ -128,9 +128,9 @@ void titok_trunk_free(struct titok_trunk *t)
     memset(t, 0, sizeof *t);
 }
 
-/* Size the activations for batch B, one block. Training keeps every block's
- * input and activations; inference two block outputs that the blocks take
- * in turn and one block's activations (titok-l-32's encoder over 4 images
+/* Size the activations for batch B. Training keeps every block's input and
+ * activations; inference the blocks' input and output, block_stack_infer's
+ * chunks keeping their own activations (titok-l-32's encoder over 4 images
  * of 256x256 kept 2.2 GB for its 24 blocks). A training layout serves
  * inference too. */
 static void trunk_reserve(struct titok_trunk *t, int B, int train)
@@ -138,7 +138,7 @@ static void trunk_reserve(struct titok_trunk *t, int B, int train)
     if (t->B == B && (t->train || !train)) return;
     size_t E = t->bc.C, BT = (size_t)B * t->T, BS = (size_t)B * t->nrows;
     size_t na = block_acts_floats(&t->bc, B, t->T, 0);
-    size_t nx = train ? (size_t)t->L + 1 : 2, nacts = train ? (size_t)t->L + 1 : 1; /* + scratch */
+    size_t nx = train ? (size_t)t->L + 1 : 2, nacts = train ? (size_t)t->L + 1 : 0; /* + scratch */
     size_t total = nx * BT * E + 2 * BT + 2 * BS + (train ? 3 : 2) * BS * E + (train ? 2 * BT * E : 0) + nacts * na;
     free(t->mem);
     float *m = t->mem = tp_aligned_alloc(total * sizeof(float));
@@ -155,11 +155,10 @@ static void trunk_reserve(struct titok_trunk *t, int B, int train)
         t->g0 = m, m += BT * E;
         t->g1 = m, m += BT * E;
     }
-    for (int i = 0; i < t->L; i++) {
-        float *next = block_acts_point(&t->acts[i], m, &t->bc, B, t->T, 0);
-        if (train || i == t->L - 1) m = next;
+    if (train) {
+        for (int i = 0; i < t->L; i++) m = block_acts_point(&t->acts[i], m, &t->bc, B, t->T, 0);
+        m = block_acts_point(&t->scratch, m, &t->bc, B, t->T, 0);
     }
-    if (train) m = block_acts_point(&t->scratch, m, &t->bc, B, t->T, 0);
     TP_ASSERT(m == t->mem + total);
     t->B = B;
     t->train = train;
@@ -171,10 +170,13 @@ const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B, i
     int E = t->bc.C, T = t->T, n = t->nrows;
     size_t BTE = (size_t)B * T * E;
     layernorm_forward(t->xs, t->pre_mean, t->pre_rstd, x, t->pre_w, t->pre_b, B * T, E, t->bc.eps);
-    for (int i = 0; i < t->L; i++)
-        block_forward(t->xs + block_slot(i + 1, train) * BTE, &t->acts[i], t->xs + block_slot(i, train) * BTE,
-                      &t->bp[i], &t->bc, B, T, 0, 0);
-    const float *last = t->xs + block_slot(t->L, train) * BTE;
+    if (train) {
+        for (int i = 0; i < t->L; i++)
+            block_forward(t->xs + (i + 1) * BTE, &t->acts[i], t->xs + i * BTE, &t->bp[i], &t->bc, B, T, 0, 0);
+    } else {
+        block_stack_infer(t->xs + BTE, t->xs, t->bp, t->L, &t->bc, B, T);
+    }
+    const float *last = t->xs + (train ? (size_t)t->L : 1) * BTE;
     for (int b = 0; b < B; b++)
         memcpy(t->sel + (size_t)b * n * E, last + ((size_t)b * T + t->row0) * E, sizeof(float) * n * E);
     layernorm_forward(t->out, t->post_mean, t->post_rstd, t->sel, t->post_w, t->post_b, B * n, E, t->bc.eps);

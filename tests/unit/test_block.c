@@ -1,8 +1,9 @@
 /* test_block.c - transformer blocks: forward and every gradient against
  * PyTorch (TiTok's ResidualAttentionBlock; HF BertLayer without and with
  * dropout, tests/reference/ref_block.py), finite differences through whole
- * blocks, the parameter table, initialisation, and identical bits on
- * repeated runs at 2 threads. */
+ * blocks, the parameter table, initialisation, identical bits on
+ * repeated runs at 2 threads, and block_stack_infer's chunks against
+ * whole-batch blocks. */
 #include "test.h"
 #include "gradcheck.h"
 
@@ -223,6 +224,56 @@ static void test_train_flag(void **state)
     for (int k = 0; k < 3; k++) net_free(&t[k]);
 }
 
+/* ---- block_stack_infer ---- */
+
+/* L blocks through block_stack_infer against block_forward block by block
+ * over the whole batch, within 1e-6 (OpenBLAS's rounding depends on the
+ * row count with its Haswell and small-matrix kernels), and the same bits
+ * at 1 and 2 threads (but for a single sequence: see block.h). */
+static void stack_same(struct block_cfg cfg, int L, int B, int T)
+{
+    struct net t;
+    net_init(&t, cfg, B, T, 0, "");
+    float *w = tp_malloc(sizeof(float) * t.np * L);
+    struct block_params *bp = tp_calloc((size_t)L, sizeof *bp);
+    struct rng r;
+    rng_seed(&r, 17);
+    for (int l = 0; l < L; l++) {
+        params_fill_init(&t.par, 20 + (uint64_t)l);
+        memcpy(w + (size_t)l * t.np, t.pm, sizeof(float) * t.np);
+        block_params_point(&bp[l], w + (size_t)l * t.np, &cfg);
+    }
+    fill_uniform(&r, t.x, t.n, -1, 1);
+    float *want = tp_malloc(sizeof(float) * t.n), *got[2];
+    memcpy(want, t.x, sizeof(float) * t.n);
+    for (int l = 0; l < L; l++) {
+        block_forward(t.out, &t.a, want, &bp[l], &cfg, B, T, 0, 0);
+        memcpy(want, t.out, sizeof(float) * t.n);
+    }
+    for (int k = 0; k < 2; k++) {
+        tp_threads_set(k + 1);
+        got[k] = tp_calloc(t.n, sizeof(float));
+        block_stack_infer(got[k], t.x, bp, L, &cfg, B, T);
+        check_close("stack", got[k], want, t.n, 1e-6, 1e-5);
+    }
+    if (B > 1) assert_memory_equal(got[0], got[1], sizeof(float) * t.n);
+    tp_threads_set(2);
+    free(want), free(got[0]), free(got[1]), free(bp), free(w);
+    net_free(&t);
+}
+
+/* maskgit-tiny's rows (chunks of 8 sequences); TiTok's encoder (97 rows a
+ * sequence, chunks of 2 to 3, an even count); one sequence; a small block
+ * (OpenBLAS's small-matrix kernels) */
+static void test_stack_infer(void **state)
+{
+    (void)state;
+    stack_same(cfg_bert(256, 4, 1024, 0.1f, 0.1f), 3, 20, 33);
+    stack_same(cfg_vit(64, 4, 256), 2, 11, 97);
+    stack_same(cfg_vit(64, 4, 256), 2, 1, 97);
+    stack_same(cfg_bert(32, 2, 64, 0, 0), 1, 7, 5);
+}
+
 /* ---- parameter table and init ---- */
 
 static void check_table(struct block_cfg cfg, int want_n, const char *first, const char *last)
@@ -333,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_gradcheck_post_dropout),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_train_flag),
+        cmocka_unit_test(test_stack_infer),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_init),
     };

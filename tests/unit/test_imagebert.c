@@ -204,9 +204,10 @@ static void test_guidance_by_hand(void **state)
     module_free(&m);
 }
 
-/* Inference keeps fewer buffers than training (two hidden states in turn,
- * the guided logits kept): the same bits whatever ran before it, a guided
- * step after a training forward or after an unguided step included. */
+/* Inference keeps fewer buffers than training (the layers' input and
+ * output, block_stack_infer's chunks, the guided logits kept): the same
+ * bits whatever ran before it, a guided step after a training forward or
+ * after an unguided step included. */
 static void test_inference_after_training(void **state)
 {
     (void)state;

@@ -494,10 +494,17 @@ int st_load(struct st **out, const char *path)
         return tp_err_set("%s: %zu bytes, too short for a safetensors file", path, size);
     }
     /* populated at once: the loader reads every page, and one fault per page
-     * costs more than the copy on this kind of virtual machine */
-    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+     * costs more than the copy on this kind of virtual machine. Populated
+     * read-only, the pages are the page cache's own; populating a writable
+     * private map copies every page first. Writable afterwards: a write
+     * copies its page then. */
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) return tp_err_errno("%s: mmap", path);
+    if (mprotect(map, size, PROT_READ | PROT_WRITE) != 0) {
+        munmap(map, size);
+        return tp_err_errno("%s: mprotect", path);
+    }
     if (st_parse(out, map, size, 1) != 0) {
         munmap(map, size);
         return tp_err_prefix("%s", path);

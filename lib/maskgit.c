@@ -4,6 +4,8 @@
 #include "err.h"
 #include "rng.h"
 #include "softmax.h"
+#include "vmath.h"
+#include "clones.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -77,11 +79,23 @@ void maskgit_train_mask(int32_t *ids, uint8_t *mask, int32_t *label, const int32
     }
 }
 
-float maskgit_gumbel(uint64_t seed, uint64_t i)
+/* In double, as the reference sampler draws it; vm_log, not libm's, so that
+ * gumbel_row's loop vectorises (its floats equal libm's for every u: the
+ * two logs were 40% of a sampling step of the mask tool). */
+static inline float gumbel(uint64_t seed, uint64_t i)
 {
     double u = rng_hash_uniform(seed, i);
-    double a = -log(u > 1e-20 ? u : 1e-20);
-    return (float)-log(a > 1e-20 ? a : 1e-20);
+    double a = -vm_log(u > 1e-20 ? u : 1e-20);
+    return (float)-vm_log(a > 1e-20 ? a : 1e-20);
+}
+
+float maskgit_gumbel(uint64_t seed, uint64_t i) { return gumbel(seed, i); }
+
+/* g[v] = the draw of index base + v, v < V */
+TP_CLONES static void gumbel_row(float *g, uint64_t seed, uint64_t base, int V)
+{
+#pragma omp simd
+    for (int v = 0; v < V; v++) g[v] = gumbel(seed, base + (uint64_t)v);
 }
 
 static int cmp_float(const void *a, const void *b)
@@ -94,18 +108,24 @@ static int cmp_float(const void *a, const void *b)
 static float noise_at(const float *given, uint64_t seed, uint64_t i, int on)
 {
     if (!on) return 0.0f;
-    return given ? given[i] : maskgit_gumbel(seed, i);
+    return given ? given[i] : gumbel(seed, i);
 }
 
-/* Sample one position: the chosen id and its confidence before noise. */
+/* Sample one position: the chosen id and its confidence before noise. The
+ * choice noise of its V codes: the hook's (g), else drawn into scratch. */
 static int32_t choose(float *conf, const float *x, int V, const struct maskgit_sample_opts *o,
-                      float tau, float st, const float *g, uint64_t gseed, uint64_t base)
+                      float tau, float st, const float *g, uint64_t gseed, uint64_t base, float *scratch)
 {
+    const float *noise = NULL;
+    if (o->noise && g)
+        noise = g + base;
+    else if (o->noise)
+        gumbel_row(scratch, gseed, base, V), noise = scratch;
     int best = 0;
     float bestv = -INFINITY, bestx = 0;
     for (int v = 0; v < V; v++) {
         float a = o->sem == MASKGIT_TITOK ? x[v] / st : x[v];
-        float n = noise_at(g, gseed, base + (uint64_t)v, o->noise);
+        float n = noise ? noise[v] : 0.0f;
         float val = o->sem == MASKGIT_TITOK ? a + tau * n : n + a;
         if (val > bestv || v == 0) {
             bestv = val, best = v, bestx = a;
@@ -128,7 +148,7 @@ void maskgit_sample_step(int32_t *ids, uint8_t *mask, const float *logits, const
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
         int32_t *id = ids + (size_t)b * K;
-        float *conf = tp_malloc(sizeof(float) * 2 * (size_t)K), *sorted = conf + K;
+        float *conf = tp_malloc(sizeof(float) * (2 * (size_t)K + (size_t)V)), *sorted = conf + K, *gn = sorted + K;
         int nmask = 0;
         for (int k = 0; k < K; k++) {
             size_t bk = (size_t)b * K + k;
@@ -138,7 +158,7 @@ void maskgit_sample_step(int32_t *ids, uint8_t *mask, const float *logits, const
             }
             nmask++;
             float c;
-            id[k] = choose(&c, logits + bk * V, V, o, tau, st, nz->choice, sc, bk * V);
+            id[k] = choose(&c, logits + bk * V, V, o, tau, st, nz->choice, sc, bk * V, gn);
             float g = noise_at(nz->conf, sf, bk, o->noise);
             /* TiTok: the annealed logit plus tau G'; JAX: log p plus
              * choice_temperature (1 - ratio) G', the same product */

@@ -295,16 +295,98 @@ static void post_backward(float *dinp, struct block_params *dw, struct block_act
                        C, cfg->NH, dr.attn, dr.s_probs);
 }
 
+/* One pass over a batch (or a chunk of one) on the calling thread's team. */
+static void run_forward(float *out, struct block_acts *a, const float *x, const struct block_params *w,
+                        const struct block_cfg *cfg, int B, int T, struct drops dr)
+{
+    if (cfg->kind == BLOCK_PRE_LN)
+        pre_forward(out, a, x, w, cfg, B, T, dr);
+    else
+        post_forward(out, a, x, w, cfg, B, T, dr);
+}
+
+static void run_backward(float *dinp, struct block_params *dw, struct block_acts *scratch,
+                         const float *dout, const float *inp, const struct block_params *w,
+                         const struct block_acts *acts, const struct block_cfg *cfg, int B, int T,
+                         struct drops dr)
+{
+    if (cfg->kind == BLOCK_PRE_LN)
+        pre_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
+    else
+        post_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
+}
+
+/* How a batch of B sequences is cut into chunks (block.h): chunks of about
+ * BLOCK_CHUNK_ROWS rows, an even count of them (two threads get equal
+ * work), by B and T alone, so that the results do not depend on the thread
+ * count. Chunk c is sequences [*b0, *b0 + *nb). */
+static int chunks_of(int B, int T)
+{
+    int per = (BLOCK_CHUNK_ROWS + T - 1) / T, chunks = (B + per - 1) / per;
+    chunks += chunks % 2;
+    return chunks < B ? chunks : B;
+}
+
+static void chunk_range(int B, int chunks, int c, int *b0, int *nb)
+{
+    *b0 = (int)((long)B * c / chunks);
+    *nb = (int)((long)B * (c + 1) / chunks) - *b0;
+}
+
+static int tasks_for(int n) { return tp_threads() < n ? tp_threads() : n; }
+
+/* The activations of sequences b0.. of a batch laid out by block_acts_point:
+ * every field holds whole sequences' rows (or their heads' T x T
+ * probabilities) in order, so a chunk's are a slice of each. */
+static struct block_acts acts_slice(const struct block_acts *a, const struct block_cfg *cfg, int b0, int T)
+{
+    size_t r = (size_t)b0 * T, C = cfg->C, F = cfg->F, tt = (size_t)b0 * cfg->NH * T * T;
+    struct block_acts v = *a;
+    v.ln1 += r * C, v.ln1_mean += r, v.ln1_rstd += r;
+    v.attn.qkv += r * 3 * C, v.attn.att += tt, v.attn.y += r * C;
+    if (v.attn.att_drop) v.attn.att_drop += tt;
+    v.res1 += r * C, v.res2 += r * C;
+    v.ln2 += r * C, v.ln2_mean += r, v.ln2_rstd += r;
+    v.fc += r * F, v.fc_act += r * F;
+    return v;
+}
+
+/* The first float of the parameter run p points into, if every field of p
+ * is where block_params_point puts it; else NULL. */
+static float *params_base(const struct block_params *p, const struct block_cfg *cfg)
+{
+    float *base = cfg->kind == BLOCK_PRE_LN ? p->ln1_w : p->attn.in_proj_weight;
+    if (!base) return NULL;
+    struct block_params chk;
+    block_params_point(&chk, base, cfg);
+    return memcmp(&chk, p, sizeof chk) == 0 ? base : NULL;
+}
+
+/* Chunks (block.h) need no dropout: its masks index the whole batch. */
+static int chunked(struct drops dr, int B, int T)
+{
+    return dr.attn <= 0.0f && dr.hidden <= 0.0f && chunks_of(B, T) >= 2;
+}
+
 void block_forward(float *out, struct block_acts *acts, const float *inp,
                    const struct block_params *w, const struct block_cfg *cfg,
                    int B, int T, int train, uint64_t seed)
 {
     TP_ASSERT(out != inp);
     struct drops dr = drops_of(cfg, train, seed);
-    if (cfg->kind == BLOCK_PRE_LN)
-        pre_forward(out, acts, inp, w, cfg, B, T, dr);
-    else
-        post_forward(out, acts, inp, w, cfg, B, T, dr);
+    if (!chunked(dr, B, T)) {
+        run_forward(out, acts, inp, w, cfg, B, T, dr);
+        return;
+    }
+    const int chunks = chunks_of(B, T);
+    const size_t row = (size_t)T * cfg->C;
+#pragma omp parallel for schedule(static) num_threads(tasks_for(chunks))
+    for (int c = 0; c < chunks; c++) {
+        int b0, nb;
+        chunk_range(B, chunks, c, &b0, &nb);
+        struct block_acts v = acts_slice(acts, cfg, b0, T);
+        run_forward(out + b0 * row, &v, inp + b0 * row, w, cfg, nb, T, dr);
+    }
 }
 
 void block_backward(float *dinp, struct block_params *dw, struct block_acts *scratch,
@@ -313,20 +395,47 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
                     int B, int T, int train, uint64_t seed)
 {
     struct drops dr = drops_of(cfg, train, seed);
-    if (cfg->kind == BLOCK_PRE_LN)
-        pre_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
-    else
-        post_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
-}
-
-/* How block_stack_infer cuts B sequences: chunks of about BLOCK_CHUNK_ROWS
- * rows, an even count of them (two threads get equal work), by B and T
- * alone, so that the results do not depend on the thread count. */
-static int chunks_of(int B, int T)
-{
-    int per = (BLOCK_CHUNK_ROWS + T - 1) / T, chunks = (B + per - 1) / per;
-    chunks += chunks % 2;
-    return chunks < B ? chunks : B;
+    float *base = dw ? params_base(dw, cfg) : NULL;
+    if (!chunked(dr, B, T) || (dw && !base)) {
+        run_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
+        return;
+    }
+    /* each part sums its chunks' parameter gradients in order into its own
+     * run, and the parts are added in order: the same bits at any thread
+     * count */
+    const int chunks = chunks_of(B, T), parts = BLOCK_DW_PARTS < chunks ? BLOCK_DW_PARTS : chunks;
+    const int seqs = (B + chunks - 1) / chunks;
+    const size_t row = (size_t)T * cfg->C, np = block_param_floats(cfg);
+    const size_t nscratch = block_acts_floats(cfg, seqs, T, 0);
+    float *partial = base ? tp_calloc((size_t)parts * np, sizeof(float)) : NULL;
+#pragma omp parallel num_threads(tasks_for(parts))
+    {
+        float *sm = tp_aligned_alloc(nscratch * sizeof(float));
+#pragma omp for schedule(static)
+        for (int p = 0; p < parts; p++) {
+            struct block_params pdw;
+            if (partial) block_params_point(&pdw, partial + (size_t)p * np, cfg);
+            for (int c = chunks * p / parts; c < chunks * (p + 1) / parts; c++) {
+                int b0, nb;
+                chunk_range(B, chunks, c, &b0, &nb);
+                struct block_acts s, v = acts_slice(acts, cfg, b0, T);
+                block_acts_point(&s, sm, cfg, nb, T, 0);
+                run_backward(dinp ? dinp + b0 * row : NULL, partial ? &pdw : NULL, &s, dout + b0 * row,
+                             inp + b0 * row, w, &v, cfg, nb, T, dr);
+            }
+        }
+        free(sm);
+    }
+    (void)scratch; /* the chunks keep their own */
+    if (partial) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < np; i++) {
+            float g = partial[i];
+            for (int p = 1; p < parts; p++) g += partial[(size_t)p * np + i];
+            base[i] += g;
+        }
+        free(partial);
+    }
 }
 
 void block_stack_infer(float *out, const float *inp, const struct block_params *w, int L,
@@ -334,21 +443,22 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
 {
     TP_ASSERT(L >= 1 && B >= 1 && out != inp);
     const int chunks = chunks_of(B, T), seqs = (B + chunks - 1) / chunks;
-    const int tasks = tp_threads() < chunks ? tp_threads() : chunks;
     const size_t row = (size_t)T * cfg->C, nacts = block_acts_floats(cfg, seqs, T, 0);
-#pragma omp parallel num_threads(tasks)
+    const struct drops off = drops_of(cfg, 0, 0);
+#pragma omp parallel num_threads(tasks_for(chunks))
     {
         float *mem = tp_aligned_alloc((nacts + 2 * seqs * row) * sizeof(float));
         float *hid[2] = {mem + nacts, mem + nacts + seqs * row};
 #pragma omp for schedule(static)
         for (int c = 0; c < chunks; c++) {
-            const int b0 = (int)((long)B * c / chunks), nb = (int)((long)B * (c + 1) / chunks) - b0;
+            int b0, nb;
+            chunk_range(B, chunks, c, &b0, &nb);
             struct block_acts a;
             block_acts_point(&a, mem, cfg, nb, T, 0);
             const float *x = inp + b0 * row;
             for (int l = 0; l < L; l++) {
                 float *y = l == L - 1 ? out + b0 * row : hid[l % 2];
-                block_forward(y, &a, x, &w[l], cfg, nb, T, 0, 0);
+                run_forward(y, &a, x, &w[l], cfg, nb, T, off);
                 x = y;
             }
         }

@@ -39,6 +39,25 @@
  * Backward accumulates (+=) into dinp and the fields of dw; dinp, dw or
  * any field of dw may be NULL. It takes a second block_acts as scratch for
  * the activation gradients (sized with train = 0), clobbered.
+ *
+ * Chunks. Without dropout a sequence's rows never meet another sequence's,
+ * so forward and backward cut the batch into chunks of whole sequences,
+ * about BLOCK_CHUNK_ROWS rows each, an even count of them, that the threads
+ * take whole with single-threaded products: between two products a chunk's
+ * activations are still in the core's cache (a batch's went to memory and
+ * back at every elementwise pass), and the threads meet once per call, not
+ * at every product. The forward writes each chunk's activations into its
+ * slice of acts; the backward sums the parameter gradients of its chunks in
+ * BLOCK_DW_PARTS fixed parts, each its own run in chunk order, then adds
+ * the parts in order (dw must then be one run as block_params_point lays
+ * it, else the batch goes whole), and the chunks keep their own scratch.
+ * The cut depends on B and T alone, so results do not depend on the thread
+ * count (tested), except for a single sequence, which goes whole with the
+ * threads inside its products (OpenBLAS's Haswell kernels round by their
+ * thread count). They match a whole batch's to OpenBLAS's rounding, which
+ * its Haswell and small-matrix kernels make depend on the row count, and to
+ * the order of the parameter-gradient sums. With dropout the batch goes
+ * whole: its masks index the whole batch's tensors.
  */
 #ifndef TP_BLOCK_H
 #define TP_BLOCK_H
@@ -105,18 +124,12 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
                     int B, int T, int train, uint64_t seed);
 
 /* Inference through L blocks (weights w[0..L-1], one cfg): out [B*T,C] =
- * block L-1 of ... block 0 of inp, out not aliasing inp. The B sequences
- * are cut into chunks of about BLOCK_CHUNK_ROWS rows that the threads take
- * whole, each chunk through every block on its own buffers with
- * single-threaded products: its activations stay in the core's cache from
- * one block to the next, and the threads meet once per call instead of at
- * every product. The cut depends on B and T alone, so the results do not
- * depend on the thread count (tested), except for a single sequence: its
- * one chunk runs with the threads inside its products, and OpenBLAS's
- * Haswell kernels round by their thread count. They match block_forward
- * over the whole batch to OpenBLAS's rounding, which its Haswell and
- * small-matrix kernels make depend on the row count. */
+ * block L-1 of ... block 0 of inp, out not aliasing inp, dropout off. Each
+ * chunk goes through every block on its thread's own small buffers before
+ * the next, so that its activations stay in cache from one block to the
+ * next, and no batch-sized activations are needed. */
 #define BLOCK_CHUNK_ROWS 256
+#define BLOCK_DW_PARTS 2
 void block_stack_infer(float *out, const float *inp, const struct block_params *w, int L,
                        const struct block_cfg *cfg, int B, int T);
 

@@ -2,8 +2,8 @@
  * PyTorch (TiTok's ResidualAttentionBlock; HF BertLayer without and with
  * dropout, tests/reference/ref_block.py), finite differences through whole
  * blocks, the parameter table, initialisation, identical bits on
- * repeated runs at 2 threads, and block_stack_infer's chunks against
- * whole-batch blocks. */
+ * repeated runs at 2 threads, a batch in chunks against its sequences one
+ * by one, and block_stack_infer's chunks against whole-batch blocks. */
 #include "test.h"
 #include "gradcheck.h"
 
@@ -224,6 +224,55 @@ static void test_train_flag(void **state)
     for (int k = 0; k < 3; k++) net_free(&t[k]);
 }
 
+/* ---- chunks (block.h) ---- */
+
+/* A batch of B sequences in chunks against each sequence alone (one
+ * sequence goes whole): the same outputs and input gradients within 1e-5,
+ * the parameter gradients (the sums over the sequences) within 1e-4; and
+ * the same bits at 1 and 2 threads. */
+static void chunks_same(struct block_cfg cfg, int B, int T)
+{
+    struct net t[2], one;
+    for (int k = 0; k < 2; k++) {
+        tp_threads_set(k + 1);
+        net_init(&t[k], cfg, B, T, 1, "");
+        params_fill_init(&t[k].par, 5);
+        struct rng r;
+        rng_seed(&r, 5);
+        fill_uniform(&r, t[k].x, t[k].n, -1, 1);
+        fill_uniform(&r, t[k].r, t[k].n, -1, 1);
+        net_forward(&t[k]);
+        net_backward(&t[k]);
+    }
+    assert_memory_equal(t[0].out, t[1].out, sizeof(float) * t[0].n);
+    assert_memory_equal(t[0].dx, t[1].dx, sizeof(float) * t[0].n);
+    assert_memory_equal(t[0].dm, t[1].dm, sizeof(float) * t[0].np);
+    net_init(&one, cfg, 1, T, 1, "");
+    params_fill_init(&one.par, 5);
+    size_t row = one.n;
+    for (int b = 0; b < B; b++) {
+        memcpy(one.x, t[0].x + b * row, sizeof(float) * row);
+        memcpy(one.r, t[0].r + b * row, sizeof(float) * row);
+        memset(one.dx, 0, sizeof(float) * row);
+        net_forward(&one);
+        net_backward(&one); /* dm accumulates over the sequences */
+        check_close("chunk out", t[0].out + b * row, one.out, row, 1e-5, 1e-5);
+        check_close("chunk dx", t[0].dx + b * row, one.dx, row, 1e-5, 1e-5);
+    }
+    check_close("chunk dw", t[0].dm, one.dm, t[0].np, 1e-4, 1e-4);
+    tp_threads_set(2);
+    net_free(&t[0]), net_free(&t[1]), net_free(&one);
+}
+
+/* TiTok's block (97 rows a sequence: 4 chunks of 1 to 2); BERT's without
+ * dropout (33 rows: 2 chunks) */
+static void test_chunks(void **state)
+{
+    (void)state;
+    chunks_same(cfg_vit(64, 4, 256), 7, 97);
+    chunks_same(cfg_bert(64, 4, 256, 0, 0), 9, 33);
+}
+
 /* ---- block_stack_infer ---- */
 
 /* L blocks through block_stack_infer against block_forward block by block
@@ -384,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_gradcheck_post_dropout),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_train_flag),
+        cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_stack_infer),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_init),

@@ -34,6 +34,13 @@ void attention_forward(float *out, struct attention_acts *acts, const float *inp
                        const struct attention_params *w, int B, int T, int C,
                        int NH, float p, uint64_t seed)
 {
+    attention_forward_at(out, acts, inp, w, B, T, C, NH, p, seed, 0);
+}
+
+void attention_forward_at(float *out, struct attention_acts *acts, const float *inp,
+                          const struct attention_params *w, int B, int T, int C,
+                          int NH, float p, uint64_t seed, int b0)
+{
     TP_ASSERT(C % NH == 0);
     TP_ASSERT(p == 0.0f || (p > 0.0f && p <= 1.0f && acts->att_drop));
     int HD = C / NH, C3 = 3 * C;
@@ -54,7 +61,8 @@ void attention_forward(float *out, struct attention_acts *acts, const float *inp
         const float *pv = att;
         if (p > 0.0f) {
             float *ad = acts->att_drop + bh * TT;
-            for (size_t i = 0; i < TT; i++) ad[i] = att[i] * dropout_scale(p, seed, bh * TT + i);
+            const uint64_t first = ((uint64_t)b0 * NH + (uint64_t)bh) * TT;
+            for (size_t i = 0; i < TT; i++) ad[i] = att[i] * dropout_scale(p, seed, first + i);
             pv = ad;
         }
         /* y_h = att @ v: [T,T] x [T,HD], into columns h*HD.. of y */
@@ -67,7 +75,7 @@ void attention_forward(float *out, struct attention_acts *acts, const float *inp
 /* Gradients of one (batch, head) pair: from dy_h to the q, k, v slices of
  * dqkv (written, not added: the pairs tile dqkv exactly). */
 static void head_backward(struct attention_acts *d, const struct attention_acts *a,
-                          int b, int h, int T, int C, int NH, float p, uint64_t seed)
+                          int b, int h, int T, int C, int NH, float p, uint64_t seed, int b0)
 {
     int HD = C / NH, C3 = 3 * C, bh = b * NH + h;
     float scale = 1.0f / sqrtf((float)HD);
@@ -86,7 +94,7 @@ static void head_backward(struct attention_acts *d, const struct attention_acts 
     tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dy, C, v, C3,
              0.0f, dP, T);
     if (p > 0.0f)
-        for (size_t i = 0; i < TT; i++) dP[i] *= dropout_scale(p, seed, bh * TT + i);
+        for (size_t i = 0; i < TT; i++) dP[i] *= dropout_scale(p, seed, ((uint64_t)b0 * NH + (uint64_t)bh) * TT + i);
     /* through the softmax, in place: dP becomes the gradient of the scores */
     for (int t = 0; t < T; t++) softmax_row_backward_inplace(dP + (size_t)t * T, P + (size_t)t * T, T);
     /* scores = scale * q k^T: dq = scale * dS @ k; dk = scale * dS^T @ q */
@@ -102,6 +110,15 @@ void attention_backward(float *dinp, struct attention_params *dw,
                         const struct attention_acts *acts, int B, int T, int C,
                         int NH, float p, uint64_t seed)
 {
+    attention_backward_at(dinp, dw, scratch, dout, inp, w, acts, B, T, C, NH, p, seed, 0);
+}
+
+void attention_backward_at(float *dinp, struct attention_params *dw,
+                           struct attention_acts *scratch, const float *dout,
+                           const float *inp, const struct attention_params *w,
+                           const struct attention_acts *acts, int B, int T, int C,
+                           int NH, float p, uint64_t seed, int b0)
+{
     TP_ASSERT(C % NH == 0);
     TP_ASSERT(p == 0.0f || (p > 0.0f && p <= 1.0f && acts->att_drop));
     int BT = B * T;
@@ -109,7 +126,7 @@ void attention_backward(float *dinp, struct attention_params *dw,
     linear_backward(scratch->y, dw ? dw->out_proj_weight : NULL, dw ? dw->out_proj_bias : NULL,
                     dout, acts->y, w->out_proj_weight, BT, C, C);
 #pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * NH; bh++) head_backward(scratch, acts, bh / NH, bh % NH, T, C, NH, p, seed);
+    for (int bh = 0; bh < B * NH; bh++) head_backward(scratch, acts, bh / NH, bh % NH, T, C, NH, p, seed, b0);
     linear_backward(dinp, dw ? dw->in_proj_weight : NULL, dw ? dw->in_proj_bias : NULL,
                     scratch->qkv, inp, w->in_proj_weight, BT, C, 3 * C);
 }

@@ -70,5 +70,16 @@ void attention_backward(float *dinp, struct attention_params *dw,
                         const float *inp, const struct attention_params *w,
                         const struct attention_acts *acts, int B, int T, int C,
                         int NH, float p, uint64_t seed);
+/* The same over sequences b0.. of a larger batch (a chunk of it): the
+ * probabilities' dropout masks are that batch's (the head index bh of
+ * the masks counts from b0 * NH). */
+void attention_forward_at(float *out, struct attention_acts *acts, const float *inp,
+                          const struct attention_params *w, int B, int T, int C,
+                          int NH, float p, uint64_t seed, int b0);
+void attention_backward_at(float *dinp, struct attention_params *dw,
+                           struct attention_acts *scratch, const float *dout,
+                           const float *inp, const struct attention_params *w,
+                           const struct attention_acts *acts, int B, int T, int C,
+                           int NH, float p, uint64_t seed, int b0);
 
 #endif

@@ -162,16 +162,19 @@ float *block_acts_point(struct block_acts *a, float *mem, const struct block_cfg
     return mem;
 }
 
-/* The dropout sites (block.h) and their probabilities in this pass. */
+/* The dropout sites (block.h) and their probabilities in this pass; b0,
+ * the first sequence of a chunk (block.h, Chunks), whose masks are those of
+ * its place in the batch. */
 struct drops {
     float attn, hidden;
     uint64_t s_probs, s_attn, s_mlp;
+    int b0;
 };
 
 static struct drops drops_of(const struct block_cfg *cfg, int train, uint64_t seed)
 {
     struct drops d = {train ? cfg->attn_drop : 0.0f, train ? cfg->drop : 0.0f,
-                      rng_hash(seed, 0), rng_hash(seed, 1), rng_hash(seed, 2)};
+                      rng_hash(seed, 0), rng_hash(seed, 1), rng_hash(seed, 2), 0};
     return d;
 }
 
@@ -207,19 +210,20 @@ static void mlp_backward(float *dinp, struct block_params *dw, struct block_acts
     linear_backward(dinp, G(fc_w), G(fc_b), d->fc, inp, w->fc_w, BT, C, F);
 }
 
-/* dout through a hidden dropout site: dout itself when off, else in tmp. */
-static const float *drop_back(float *tmp, const float *dout, size_t n, float p, uint64_t seed)
+/* dout through a hidden dropout site ([BT,C], its first element the
+ * batch's element first): dout itself when off, else in tmp. */
+static const float *drop_back(float *tmp, const float *dout, size_t n, float p, uint64_t seed, uint64_t first)
 {
     if (p <= 0.0f) return dout;
     memset(tmp, 0, sizeof(float) * n);
-    dropout_backward(tmp, dout, n, p, seed);
+    dropout_backward_at(tmp, dout, n, p, seed, first);
     return tmp;
 }
 
 /* y = drop(y) + x: a residual branch joining the stream */
-static void drop_add(float *y, const float *x, size_t n, float p, uint64_t seed)
+static void drop_add(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t first)
 {
-    if (p > 0.0f) dropout_forward(y, y, n, p, seed);
+    if (p > 0.0f) dropout_forward_at(y, y, n, p, seed, first);
     add_inplace(y, x, n);
 }
 
@@ -229,12 +233,13 @@ static void pre_forward(float *out, struct block_acts *a, const float *x,
 {
     int BT = B * T, C = cfg->C;
     size_t n = (size_t)BT * C;
+    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
     layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
-    attention_forward(a->res1, &a->attn, a->ln1, &w->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs);
-    drop_add(a->res1, x, n, dr.hidden, dr.s_attn);
+    attention_forward_at(a->res1, &a->attn, a->ln1, &w->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
+    drop_add(a->res1, x, n, dr.hidden, dr.s_attn, first);
     layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
     mlp_forward(out, a, a->ln2, w, cfg, BT);
-    drop_add(out, a->res1, n, dr.hidden, dr.s_mlp);
+    drop_add(out, a->res1, n, dr.hidden, dr.s_mlp, first);
 }
 
 static void pre_backward(float *dinp, struct block_params *dw, struct block_acts *d,
@@ -244,16 +249,17 @@ static void pre_backward(float *dinp, struct block_params *dw, struct block_acts
 {
     int BT = B * T, C = cfg->C;
     size_t n = (size_t)BT * C;
-    const float *dm = drop_back(d->res2, dout, n, dr.hidden, dr.s_mlp);
+    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
+    const float *dm = drop_back(d->res2, dout, n, dr.hidden, dr.s_mlp, first);
     memset(d->ln2, 0, sizeof(float) * n);
     mlp_backward(d->ln2, dw, d, dm, a->ln2, w, a, cfg, BT);
     memcpy(d->res1, dout, sizeof(float) * n); /* the residual path */
     layernorm_backward(d->res1, G(ln2_w), G(ln2_b), d->ln2, a->res1, w->ln2_w, a->ln2_mean,
                        a->ln2_rstd, BT, C);
-    const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn);
+    const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn, first);
     memset(d->ln1, 0, sizeof(float) * n);
-    attention_backward(d->ln1, dw ? &dw->attn : NULL, &d->attn, da, a->ln1, &w->attn, &a->attn,
-                       B, T, C, cfg->NH, dr.attn, dr.s_probs);
+    attention_backward_at(d->ln1, dw ? &dw->attn : NULL, &d->attn, da, a->ln1, &w->attn, &a->attn,
+                          B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
     layernorm_backward(dinp, G(ln1_w), G(ln1_b), d->ln1, x, w->ln1_w, a->ln1_mean, a->ln1_rstd,
                        BT, C);
     if (dinp) add_inplace(dinp, d->res1, n);
@@ -265,11 +271,12 @@ static void post_forward(float *out, struct block_acts *a, const float *x,
 {
     int BT = B * T, C = cfg->C;
     size_t n = (size_t)BT * C;
-    attention_forward(a->res1, &a->attn, x, &w->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs);
-    drop_add(a->res1, x, n, dr.hidden, dr.s_attn);
+    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
+    attention_forward_at(a->res1, &a->attn, x, &w->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
+    drop_add(a->res1, x, n, dr.hidden, dr.s_attn, first);
     layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
     mlp_forward(a->res2, a, a->ln1, w, cfg, BT);
-    drop_add(a->res2, a->ln1, n, dr.hidden, dr.s_mlp);
+    drop_add(a->res2, a->ln1, n, dr.hidden, dr.s_mlp, first);
     layernorm_forward(out, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
 }
 
@@ -280,19 +287,20 @@ static void post_backward(float *dinp, struct block_params *dw, struct block_act
 {
     int BT = B * T, C = cfg->C;
     size_t n = (size_t)BT * C;
+    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
     memset(d->res2, 0, sizeof(float) * n);
     layernorm_backward(d->res2, G(ln2_w), G(ln2_b), dout, a->res2, w->ln2_w, a->ln2_mean,
                        a->ln2_rstd, BT, C);
     memcpy(d->ln1, d->res2, sizeof(float) * n); /* the residual path */
-    const float *dm = drop_back(d->ln2, d->res2, n, dr.hidden, dr.s_mlp);
+    const float *dm = drop_back(d->ln2, d->res2, n, dr.hidden, dr.s_mlp, first);
     mlp_backward(d->ln1, dw, d, dm, a->ln1, w, a, cfg, BT);
     memset(d->res1, 0, sizeof(float) * n);
     layernorm_backward(d->res1, G(ln1_w), G(ln1_b), d->ln1, a->res1, w->ln1_w, a->ln1_mean,
                        a->ln1_rstd, BT, C);
     if (dinp) add_inplace(dinp, d->res1, n);
-    const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn);
-    attention_backward(dinp, dw ? &dw->attn : NULL, &d->attn, da, x, &w->attn, &a->attn, B, T,
-                       C, cfg->NH, dr.attn, dr.s_probs);
+    const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn, first);
+    attention_backward_at(dinp, dw ? &dw->attn : NULL, &d->attn, da, x, &w->attn, &a->attn, B, T,
+                          C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
 }
 
 /* One pass over a batch (or a chunk of one) on the calling thread's team. */
@@ -362,11 +370,7 @@ static float *params_base(const struct block_params *p, const struct block_cfg *
     return memcmp(&chk, p, sizeof chk) == 0 ? base : NULL;
 }
 
-/* Chunks (block.h) need no dropout: its masks index the whole batch. */
-static int chunked(struct drops dr, int B, int T)
-{
-    return dr.attn <= 0.0f && dr.hidden <= 0.0f && chunks_of(B, T) >= 2;
-}
+
 
 void block_forward(float *out, struct block_acts *acts, const float *inp,
                    const struct block_params *w, const struct block_cfg *cfg,
@@ -374,7 +378,7 @@ void block_forward(float *out, struct block_acts *acts, const float *inp,
 {
     TP_ASSERT(out != inp);
     struct drops dr = drops_of(cfg, train, seed);
-    if (!chunked(dr, B, T)) {
+    if (chunks_of(B, T) < 2) {
         run_forward(out, acts, inp, w, cfg, B, T, dr);
         return;
     }
@@ -385,7 +389,9 @@ void block_forward(float *out, struct block_acts *acts, const float *inp,
         int b0, nb;
         chunk_range(B, chunks, c, &b0, &nb);
         struct block_acts v = acts_slice(acts, cfg, b0, T);
-        run_forward(out + b0 * row, &v, inp + b0 * row, w, cfg, nb, T, dr);
+        struct drops dc = dr;
+        dc.b0 = b0;
+        run_forward(out + b0 * row, &v, inp + b0 * row, w, cfg, nb, T, dc);
     }
 }
 
@@ -396,7 +402,7 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
 {
     struct drops dr = drops_of(cfg, train, seed);
     float *base = dw ? params_base(dw, cfg) : NULL;
-    if (!chunked(dr, B, T) || (dw && !base)) {
+    if (chunks_of(B, T) < 2 || (dw && !base)) {
         run_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
         return;
     }
@@ -420,8 +426,10 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
                 chunk_range(B, chunks, c, &b0, &nb);
                 struct block_acts s, v = acts_slice(acts, cfg, b0, T);
                 block_acts_point(&s, sm, cfg, nb, T, 0);
+                struct drops dc = dr;
+                dc.b0 = b0;
                 run_backward(dinp ? dinp + b0 * row : NULL, partial ? &pdw : NULL, &s, dout + b0 * row,
-                             inp + b0 * row, w, &v, cfg, nb, T, dr);
+                             inp + b0 * row, w, &v, cfg, nb, T, dc);
             }
         }
         free(sm);

@@ -40,8 +40,8 @@
  * any field of dw may be NULL. It takes a second block_acts as scratch for
  * the activation gradients (sized with train = 0), clobbered.
  *
- * Chunks. Without dropout a sequence's rows never meet another sequence's,
- * so forward and backward cut the batch into chunks of whole sequences,
+ * Chunks. A sequence's rows never meet another sequence's, so forward and
+ * backward cut the batch into chunks of whole sequences,
  * about BLOCK_CHUNK_ROWS rows each, an even count of them, that the threads
  * take whole with single-threaded products: between two products a chunk's
  * activations are still in the core's cache (a batch's went to memory and
@@ -56,8 +56,9 @@
  * threads inside its products (OpenBLAS's Haswell kernels round by their
  * thread count). They match a whole batch's to OpenBLAS's rounding, which
  * its Haswell and small-matrix kernels make depend on the row count, and to
- * the order of the parameter-gradient sums. With dropout the batch goes
- * whole: its masks index the whole batch's tensors.
+ * the order of the parameter-gradient sums. A chunk's dropout masks are
+ * those of its place in the batch (dropout_forward_at,
+ * attention_forward_at): the same as the whole batch's.
  */
 #ifndef TP_BLOCK_H
 #define TP_BLOCK_H

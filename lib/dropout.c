@@ -5,16 +5,26 @@
 
 #define PAR_MIN 16384 /* elements below which threads cost more than they give */
 
-void dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed)
+void dropout_forward_at(float *out, const float *inp, size_t n, float p, uint64_t seed, uint64_t first)
 {
     TP_ASSERT(p >= 0.0f && p <= 1.0f);
 #pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = inp[i] * dropout_scale(p, seed, i);
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] * dropout_scale(p, seed, first + i);
+}
+
+void dropout_backward_at(float *dinp, const float *dout, size_t n, float p, uint64_t seed, uint64_t first)
+{
+    TP_ASSERT(p >= 0.0f && p <= 1.0f);
+#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * dropout_scale(p, seed, first + i);
+}
+
+void dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed)
+{
+    dropout_forward_at(out, inp, n, p, seed, 0);
 }
 
 void dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed)
 {
-    TP_ASSERT(p >= 0.0f && p <= 1.0f);
-#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
-    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * dropout_scale(p, seed, i);
+    dropout_backward_at(dinp, dout, n, p, seed, 0);
 }

@@ -30,5 +30,9 @@ static inline float dropout_scale(float p, uint64_t seed, uint64_t i)
 /* out = inp * mask / (1-p); out may alias inp. */
 void dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed);
 void dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed);
+/* The same over elements first.. of a larger tensor (a chunk of a batch):
+ * element i here is element first + i there, with its mask. */
+void dropout_forward_at(float *out, const float *inp, size_t n, float p, uint64_t seed, uint64_t first);
+void dropout_backward_at(float *dinp, const float *dout, size_t n, float p, uint64_t seed, uint64_t first);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_dropout.c - counter-based dropout: identity at p=0, drop rate and
  * scaling, the same mask in forward and backward and at any thread count,
- * element masks matching dropout_scale, and finite differences. */
+ * element masks matching dropout_scale, finite differences, and a slice
+ * through the _at forms (the whole tensor's mask). */
 #include "test.h"
 #include "gradcheck.h"
 
@@ -111,6 +112,26 @@ static void test_gradcheck(void **state)
     gc_check("dinp", c.x, d, M, loss, &c, 1e-2f, 1e-3);
 }
 
+/* A slice of a tensor through the _at forms gets the whole tensor's mask
+ * for those elements (a batch cut into chunks, block.h). */
+static void test_slice(void **state)
+{
+    (void)state;
+    enum { W = 1000, FIRST = 337, SLICE = 400 };
+    float x[W], whole[W], part[SLICE], dwhole[W] = {0}, dpart[SLICE] = {0};
+    struct rng r;
+    rng_seed(&r, 4);
+    fill_uniform(&r, x, W, -1, 1);
+    dropout_forward(whole, x, W, 0.4f, 21);
+    dropout_forward_at(part, x + FIRST, SLICE, 0.4f, 21, FIRST);
+    assert_memory_equal(part, whole + FIRST, sizeof part);
+    dropout_backward(dwhole, x, W, 0.4f, 21);
+    dropout_backward_at(dpart, x + FIRST, SLICE, 0.4f, 21, FIRST);
+    assert_memory_equal(dpart, dwhole + FIRST, sizeof dpart);
+    dropout_forward_at(part, x + FIRST, SLICE, 0.4f, 21, 0);
+    assert_memory_not_equal(part, whole + FIRST, sizeof part);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_same_mask),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_gradcheck),
+        cmocka_unit_test(test_slice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* seqnet.c - chains of conv layers, forward and backward (see seqnet.h). */
 #include "seqnet.h"
 #include "act.h"
+#include "cli.h"
 #include "err.h"
 #include "groupnorm.h"
 #include "pool.h"
@@ -146,20 +147,33 @@ static struct resblock_cfg res_cfg(const struct seq_layer *l, int B)
  * outputs the layers take in turn, and one place for statistics and one for
  * resblock activations that every layer reuses. A training layout serves
  * inference too. */
-static void reserve(struct seqnet *s, int B, int train)
+/* For B images: the largest input or output of a layer, the largest
+ * statistics of a group norm, the largest resblock activations (floats). */
+struct sizes {
+    size_t gmax, stats, res;
+};
+
+static struct sizes sizes_of(const struct seqnet *s, int B)
 {
-    if (s->B == B && (s->train || !train)) return;
-    size_t gmax = (size_t)B * s->C * s->H * s->W, stats = 0, res = 0;
+    struct sizes z = {(size_t)B * s->C * s->H * s->W, 0, 0};
     for (int i = 0; i < s->n; i++) {
         const struct seq_layer *l = &s->l[i];
         size_t out = (size_t)B * l->OC * l->OH * l->OW;
-        if (out > gmax) gmax = out;
-        if (l->kind == SEQ_GN && 2 * (size_t)B * l->G > stats) stats = 2 * (size_t)B * l->G;
+        if (out > z.gmax) z.gmax = out;
+        if (l->kind == SEQ_GN && 2 * (size_t)B * l->G > z.stats) z.stats = 2 * (size_t)B * l->G;
         if (l->kind == SEQ_RES) {
             struct resblock_cfg c = res_cfg(l, B);
-            if (resblock_acts_size(&c) > res) res = resblock_acts_size(&c);
+            if (resblock_acts_size(&c) > z.res) z.res = resblock_acts_size(&c);
         }
     }
+    return z;
+}
+
+static void reserve(struct seqnet *s, int B, int train)
+{
+    if (s->B == B && (s->train || !train)) return;
+    const struct sizes z = sizes_of(s, B);
+    const size_t gmax = z.gmax, stats = z.stats, res = z.res;
     for (int pass = 0; pass < 2; pass++) {
         float *base = pass ? s->acts : NULL;
         size_t total = train ? 0 : 2 * gmax + stats + res;
@@ -193,31 +207,88 @@ static void reserve(struct seqnet *s, int B, int train)
     s->train = train;
 }
 
+/* Layer l over B images: out from x, with the statistics (group norm) and
+ * activations (resblock) given. */
+static void layer_forward(const struct seq_layer *l, float *out, const float *x, int B, float *mean,
+                          float *rstd, struct resblock_acts *racts)
+{
+    size_t nin = (size_t)B * l->C * l->H * l->W;
+    switch (l->kind) {
+    case SEQ_CONV: {
+        struct conv2d_shape cs = conv_shape(l, B);
+        conv2d_forward(out, x, l->w, l->b, &cs);
+        break;
+    }
+    case SEQ_RES: {
+        struct resblock_cfg c = res_cfg(l, B);
+        resblock_forward(out, racts, x, &l->rw, &c);
+        break;
+    }
+    case SEQ_GN:
+        groupnorm_forward(out, mean, rstd, x, l->w, l->b, B, l->C, l->H * l->W, l->G, l->eps);
+        break;
+    case SEQ_SILU: silu_forward(out, x, nin); break;
+    case SEQ_POOL: avgpool2_forward(out, x, B, l->C, l->H, l->W); break;
+    case SEQ_UP: upsample2_forward(out, x, B, l->C, l->H, l->W); break;
+    }
+}
+
+/* Images per chunk of an inference forward: about SEQ_CHUNK_FLOATS floats
+ * in the largest layer output, an even count of chunks, by B alone. */
+#define SEQ_CHUNK_FLOATS 262144
+static int chunks_of(const struct seqnet *s, int B)
+{
+    size_t per = SEQ_CHUNK_FLOATS / sizes_of(s, 1).gmax;
+    int chunks = (int)((B + (per ? per : 1) - 1) / (per ? per : 1));
+    chunks += chunks % 2;
+    return chunks < B ? chunks : B;
+}
+
+/* Inference in chunks of images (seqnet.h): each thread takes whole chunks
+ * through every layer on its own buffers, the last layer writing into the
+ * batch's output. */
+static void forward_chunks(struct seqnet *s, const float *inp, int B, int chunks)
+{
+    const int seqs = (B + chunks - 1) / chunks, threads = tp_threads() < chunks ? tp_threads() : chunks;
+    const struct sizes z = sizes_of(s, seqs);
+    const struct seq_layer *last = &s->l[s->n - 1];
+    const size_t in1 = (size_t)s->C * s->H * s->W, out1 = (size_t)last->OC * last->OH * last->OW;
+#pragma omp parallel num_threads(threads)
+    {
+        float *mem = tp_aligned_alloc((2 * z.gmax + z.stats + z.res) * sizeof(float));
+#pragma omp for schedule(static)
+        for (int c = 0; c < chunks; c++) {
+            const int b0 = (int)((long)B * c / chunks), nb = (int)((long)B * (c + 1) / chunks) - b0;
+            const float *x = inp + b0 * in1;
+            for (int i = 0; i < s->n; i++) {
+                const struct seq_layer *l = &s->l[i];
+                float *out = i == s->n - 1 ? last->out + b0 * out1 : mem + (size_t)(i % 2) * z.gmax;
+                struct resblock_acts ra;
+                if (l->kind == SEQ_RES) {
+                    struct resblock_cfg rc = res_cfg(l, nb);
+                    resblock_acts_point(&ra, mem + 2 * z.gmax + z.stats, &rc);
+                }
+                float *mean = mem + 2 * z.gmax, *rstd = mean + (size_t)nb * l->G;
+                layer_forward(l, out, x, nb, mean, rstd, &ra);
+                x = out;
+            }
+        }
+        free(mem);
+    }
+}
+
 const float *seqnet_forward(struct seqnet *s, const float *inp, int B, int train)
 {
     reserve(s, B, train);
+    const int chunks = s->n ? chunks_of(s, B) : 1;
+    if (!train && chunks >= 2) {
+        forward_chunks(s, inp, B, chunks);
+        return s->l[s->n - 1].out;
+    }
     const float *x = inp;
     for (int i = 0; i < s->n; i++) {
         struct seq_layer *l = &s->l[i];
-        size_t nin = (size_t)B * l->C * l->H * l->W;
-        switch (l->kind) {
-        case SEQ_CONV: {
-            struct conv2d_shape cs = conv_shape(l, B);
-            conv2d_forward(l->out, x, l->w, l->b, &cs);
-            break;
-        }
-        case SEQ_RES: {
-            struct resblock_cfg c = res_cfg(l, B);
-            resblock_forward(l->out, &l->racts, x, &l->rw, &c);
-            break;
-        }
-        case SEQ_GN:
-            groupnorm_forward(l->out, l->mean, l->rstd, x, l->w, l->b, B, l->C, l->H * l->W, l->G, l->eps);
-            break;
-        case SEQ_SILU: silu_forward(l->out, x, nin); break;
-        case SEQ_POOL: avgpool2_forward(l->out, x, B, l->C, l->H, l->W); break;
-        case SEQ_UP: upsample2_forward(l->out, x, B, l->C, l->H, l->W); break;
-        }
+        layer_forward(l, l->out, x, B, l->mean, l->rstd, &l->racts);
         x = l->out;
     }
     return x;

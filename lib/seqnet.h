@@ -6,7 +6,13 @@
  * statistics, so the backward pass walks the chain in reverse with two
  * gradient buffers; inference needs two outputs at a time, and the layers
  * take turns with them (a decoder over 256 images at 32x32 touches a tenth
- * of the memory, and a fresh page costs as much as the work on it).
+ * of the memory, and a fresh page costs as much as the work on it). An
+ * inference forward runs in chunks of images (about SEQ_CHUNK_FLOATS
+ * floats in the largest layer output, an even count of chunks, cut by the
+ * batch alone) that the threads take whole through every layer on their
+ * own buffers, single-threaded inside: a chunk's layers stay in the core's
+ * cache, and the bits are a whole batch's (every layer works image by
+ * image).
  * Parameters are added to a params table as layers are added, in upstream
  * state_dict order, and pointed into its buffer by seqnet_bind.
  *

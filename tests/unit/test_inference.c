@@ -5,9 +5,10 @@
  * buffers. The same bits as a training forward (the ViT trunks within
  * 1e-6: their inference runs in chunks of sequences, block_stack_infer,
  * and OpenBLAS's small-matrix kernels round by the row count), the same
- * bits at any batch and in any order of training and inference forwards,
- * and a training step after inference computes the gradients a fresh
- * module does. (The MaskGIT transformer's is in test_imagebert.c.) */
+ * bits at any batch, at 1 and 2 threads, and in any order of training and
+ * inference forwards, and a training step after inference computes the
+ * gradients a fresh module does. (The MaskGIT transformer's is in
+ * test_imagebert.c.) */
 #include "test.h"
 #include "classifier.h"
 #include "cli.h"
@@ -120,6 +121,12 @@ static void test_inference_layout(void **state)
         float *inf3 = run(&a, n, 3, 1, 0, &len);
         float *inf5 = run(&a, n, 5, 2, 0, &l2);
         float *again = run(&a, n, 3, 1, 0, &l2);
+        /* in chunks cut by the batch alone: the same bits at 1 thread */
+        tp_threads_set(1);
+        float *one = run(&a, n, 3, 1, 0, &l2);
+        tp_threads_set(2);
+        assert_memory_equal(inf3, one, len * sizeof(float));
+        free(one);
         float *tr3 = run(&b, n, 3, 1, 1, &l2);
         assert_memory_equal(inf3, again, len * sizeof(float));
         same_as_training(n, inf3, tr3, len);

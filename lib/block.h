@@ -129,7 +129,7 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
  * chunk goes through every block on its thread's own small buffers before
  * the next, so that its activations stay in cache from one block to the
  * next, and no batch-sized activations are needed. */
-#define BLOCK_CHUNK_ROWS 256
+#define BLOCK_CHUNK_ROWS 512
 #define BLOCK_DW_PARTS 2
 void block_stack_infer(float *out, const float *inp, const struct block_params *w, int L,
                        const struct block_cfg *cfg, int B, int T);

@@ -22,6 +22,7 @@ TP_CLONES void layernorm_forward(float *out, float *mean, float *rstd, const flo
         float m = (float)(lanesum(x, (size_t)C) / C);
         double v = lanesum_sqdev(x, (size_t)C, m);
         float rs = (float)(1.0 / sqrt(v / C + eps));
+#pragma omp simd
         for (int c = 0; c < C; c++) y[c] = (x[c] - m) * rs * weight[c] + bias[c];
         mean[r] = m;
         rstd[r] = rs;
@@ -42,6 +43,7 @@ TP_CLONES static void input_backward(float *dinp, const float *dout, const float
         double sg = 0, sgn = 0;
         lanesum_g_gxhat(dy, weight, x, (size_t)C, m, rs, &sg, &sgn);
         float mg = (float)(sg / C), mgn = (float)(sgn / C);
+#pragma omp simd
         for (int c = 0; c < C; c++) {
             float n = (x[c] - m) * rs;
             dx[c] += rs * (dy[c] * weight[c] - mg - n * mgn);
@@ -63,6 +65,7 @@ static void param_backward(float *dweight, float *dbias, const float *dout,
         for (int r = 0; r < BT; r++) {
             const float *x = inp + (size_t)r * C + c0, *dy = dout + (size_t)r * C + c0;
             float m = mean[r], rs = rstd[r];
+#pragma omp simd
             for (int j = 0; j < n; j++) {
                 aw[j] += dy[j] * ((x[j] - m) * rs);
                 ab[j] += dy[j];

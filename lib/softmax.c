@@ -14,6 +14,7 @@
 static float row_max(const float *x, int V)
 {
     float m = -INFINITY;
+#pragma omp simd reduction(max : m)
     for (int v = 0; v < V; v++)
         if (x[v] > m) m = x[v];
     return m;
@@ -26,6 +27,7 @@ float softmax_row(float *out, const float *inp, int V)
     for (int v = 0; v < V; v++) out[v] = vm_expf(inp[v] - m);
     double s = lanesum(out, (size_t)V);
     float inv = (float)(1.0 / s);
+#pragma omp simd
     for (int v = 0; v < V; v++) out[v] *= inv;
     return (float)(m + log(s));
 }

@@ -174,23 +174,32 @@ static void test_gradcheck_post_dropout(void **state)
 
 /* ---- determinism ---- */
 
-static void run_twice_same(struct block_cfg cfg, int train)
+/* Two nets from one seed through forward and backward, net k at threads[k]
+ * threads: the same bits. The caller frees both. */
+static void twin_runs(struct net t[2], struct block_cfg cfg, int B, int T, int train, uint64_t seed,
+                      const int threads[2])
 {
-    enum { B = 2, T = 33 };
-    struct net t[2];
     for (int k = 0; k < 2; k++) {
+        tp_threads_set(threads[k]);
         net_init(&t[k], cfg, B, T, train, "");
-        params_fill_init(&t[k].par, 3);
+        params_fill_init(&t[k].par, seed);
         struct rng r;
-        rng_seed(&r, 3);
+        rng_seed(&r, seed);
         fill_uniform(&r, t[k].x, t[k].n, -1, 1);
         fill_uniform(&r, t[k].r, t[k].n, -1, 1);
         net_forward(&t[k]);
         net_backward(&t[k]);
     }
+    tp_threads_set(2);
     assert_memory_equal(t[0].out, t[1].out, sizeof(float) * t[0].n);
     assert_memory_equal(t[0].dx, t[1].dx, sizeof(float) * t[0].n);
     assert_memory_equal(t[0].dm, t[1].dm, sizeof(float) * t[0].np);
+}
+
+static void run_twice_same(struct block_cfg cfg, int train)
+{
+    struct net t[2];
+    twin_runs(t, cfg, 2, 33, train, 3, (const int[2]){2, 2});
     net_free(&t[0]);
     net_free(&t[1]);
 }
@@ -233,20 +242,7 @@ static void test_train_flag(void **state)
 static void chunks_same(struct block_cfg cfg, int B, int T)
 {
     struct net t[2], one;
-    for (int k = 0; k < 2; k++) {
-        tp_threads_set(k + 1);
-        net_init(&t[k], cfg, B, T, 1, "");
-        params_fill_init(&t[k].par, 5);
-        struct rng r;
-        rng_seed(&r, 5);
-        fill_uniform(&r, t[k].x, t[k].n, -1, 1);
-        fill_uniform(&r, t[k].r, t[k].n, -1, 1);
-        net_forward(&t[k]);
-        net_backward(&t[k]);
-    }
-    assert_memory_equal(t[0].out, t[1].out, sizeof(float) * t[0].n);
-    assert_memory_equal(t[0].dx, t[1].dx, sizeof(float) * t[0].n);
-    assert_memory_equal(t[0].dm, t[1].dm, sizeof(float) * t[0].np);
+    twin_runs(t, cfg, B, T, 1, 5, (const int[2]){1, 2});
     net_init(&one, cfg, 1, T, 1, "");
     params_fill_init(&one.par, 5);
     size_t row = one.n;
@@ -260,7 +256,6 @@ static void chunks_same(struct block_cfg cfg, int B, int T)
         check_close("chunk dx", t[0].dx + b * row, one.dx, row, 1e-5, 1e-5);
     }
     check_close("chunk dw", t[0].dm, one.dm, t[0].np, 1e-4, 1e-4);
-    tp_threads_set(2);
     net_free(&t[0]), net_free(&t[1]), net_free(&one);
 }
 

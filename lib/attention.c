@@ -2,9 +2,11 @@
 #include "attention.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blas.h"
+#include "chunks.h"
 #include "dropout.h"
 #include "err.h"
 #include "linear.h"
@@ -30,11 +32,34 @@ float *attention_acts_point(struct attention_acts *a, float *mem, int B, int T,
     return mem + BT * C;
 }
 
+/* The activations of sequences b0.. of a batch laid out by
+ * attention_acts_point: a slice of each field. */
+static struct attention_acts acts_slice(const struct attention_acts *a, int b0, int T, int C, int NH)
+{
+    const size_t r = (size_t)b0 * T, tt = (size_t)b0 * NH * T * T;
+    struct attention_acts v = *a;
+    v.qkv += r * 3 * C, v.att += tt, v.y += r * C;
+    if (v.att_drop) v.att_drop += tt;
+    return v;
+}
+
 void attention_forward(float *out, struct attention_acts *acts, const float *inp,
                        const struct attention_params *w, int B, int T, int C,
                        int NH, float p, uint64_t seed)
 {
-    attention_forward_at(out, acts, inp, w, B, T, C, NH, p, seed, 0);
+    const int chunks = chunk_count(B, (size_t)T, ATTENTION_CHUNK_ROWS);
+    if (chunks < 2) {
+        attention_forward_at(out, acts, inp, w, B, T, C, NH, p, seed, 0);
+        return;
+    }
+    const size_t row = (size_t)T * C;
+#pragma omp parallel for schedule(static) num_threads(chunk_threads(chunks))
+    for (int c = 0; c < chunks; c++) {
+        int b0, nb;
+        chunk_range(B, chunks, c, &b0, &nb);
+        struct attention_acts v = acts_slice(acts, b0, T, C, NH);
+        attention_forward_at(out + b0 * row, &v, inp + b0 * row, w, nb, T, C, NH, p, seed, b0);
+    }
 }
 
 void attention_forward_at(float *out, struct attention_acts *acts, const float *inp,
@@ -110,7 +135,48 @@ void attention_backward(float *dinp, struct attention_params *dw,
                         const struct attention_acts *acts, int B, int T, int C,
                         int NH, float p, uint64_t seed)
 {
-    attention_backward_at(dinp, dw, scratch, dout, inp, w, acts, B, T, C, NH, p, seed, 0);
+    const int chunks = chunk_count(B, (size_t)T, ATTENTION_CHUNK_ROWS);
+    if (chunks < 2) {
+        attention_backward_at(dinp, dw, scratch, dout, inp, w, acts, B, T, C, NH, p, seed, 0);
+        return;
+    }
+    /* the weight gradients of each part's chunks in order into its own run,
+     * then the parts added in order: the same bits at any thread count */
+    const int parts = ATTENTION_DW_PARTS < chunks ? ATTENTION_DW_PARTS : chunks;
+    const size_t row = (size_t)T * C, C2 = (size_t)C * C, np = 4 * C2 + 4 * (size_t)C;
+    float *partial = dw ? tp_calloc((size_t)parts * np, sizeof(float)) : NULL;
+#pragma omp parallel for schedule(static) num_threads(chunk_threads(parts))
+    for (int q = 0; q < parts; q++) {
+        float *m = partial ? partial + (size_t)q * np : NULL;
+        struct attention_params pdw = {0};
+        if (m) {
+            pdw.in_proj_weight = dw->in_proj_weight ? m : NULL;
+            pdw.in_proj_bias = dw->in_proj_bias ? m + 3 * C2 : NULL;
+            pdw.out_proj_weight = dw->out_proj_weight ? m + 3 * C2 + 3 * C : NULL;
+            pdw.out_proj_bias = dw->out_proj_bias ? m + 4 * C2 + 3 * C : NULL;
+        }
+        for (int c = chunks * q / parts; c < chunks * (q + 1) / parts; c++) {
+            int b0, nb;
+            chunk_range(B, chunks, c, &b0, &nb);
+            struct attention_acts va = acts_slice(acts, b0, T, C, NH), vs = acts_slice(scratch, b0, T, C, NH);
+            attention_backward_at(dinp ? dinp + b0 * row : NULL, m ? &pdw : NULL, &vs, dout + b0 * row,
+                                  inp + b0 * row, w, &va, nb, T, C, NH, p, seed, b0);
+        }
+    }
+    if (partial) {
+        float *const fields[4] = {dw->in_proj_weight, dw->in_proj_bias, dw->out_proj_weight, dw->out_proj_bias};
+        const size_t off[4] = {0, 3 * C2, 3 * C2 + 3 * C, 4 * C2 + 3 * C}, len[4] = {3 * C2, 3 * (size_t)C, C2, C};
+        for (int f = 0; f < 4; f++) {
+            if (!fields[f]) continue;
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < len[f]; i++) {
+                float g = partial[off[f] + i];
+                for (int q = 1; q < parts; q++) g += partial[(size_t)q * np + off[f] + i];
+                fields[f][i] += g;
+            }
+        }
+        free(partial);
+    }
 }
 
 void attention_backward_at(float *dinp, struct attention_params *dw,

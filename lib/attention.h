@@ -26,12 +26,22 @@
  * Work is split over (batch, head) pairs; each pair's products run as
  * single-threaded sgemm calls (OpenBLAS does not nest inside an OpenMP
  * region) writing only that pair's slices, so results are deterministic.
+ *
+ * attention_forward and attention_backward cut the batch into chunks of
+ * whole sequences (chunks.h, about ATTENTION_CHUNK_ROWS rows) that the
+ * threads take whole, as block.h's blocks do: each chunk's activations in
+ * their slice of acts, the weight gradients summed in ATTENTION_DW_PARTS
+ * fixed parts, a chunk's dropout masks those of its place in the batch.
+ * The _at forms are one chunk's (or a whole batch's) work.
  */
 #ifndef TP_ATTENTION_H
 #define TP_ATTENTION_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define ATTENTION_CHUNK_ROWS 512
+#define ATTENTION_DW_PARTS 2
 
 struct attention_params {
     float *in_proj_weight;  /* [3C,C] */

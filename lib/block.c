@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "act.h"
-#include "cli.h"
+#include "chunks.h"
 #include "dropout.h"
 #include "err.h"
 #include "layernorm.h"
@@ -324,24 +324,8 @@ static void run_backward(float *dinp, struct block_params *dw, struct block_acts
         post_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
 }
 
-/* How a batch of B sequences is cut into chunks (block.h): chunks of about
- * BLOCK_CHUNK_ROWS rows, an even count of them (two threads get equal
- * work), by B and T alone, so that the results do not depend on the thread
- * count. Chunk c is sequences [*b0, *b0 + *nb). */
-static int chunks_of(int B, int T)
-{
-    int per = (BLOCK_CHUNK_ROWS + T - 1) / T, chunks = (B + per - 1) / per;
-    chunks += chunks % 2;
-    return chunks < B ? chunks : B;
-}
-
-static void chunk_range(int B, int chunks, int c, int *b0, int *nb)
-{
-    *b0 = (int)((long)B * c / chunks);
-    *nb = (int)((long)B * (c + 1) / chunks) - *b0;
-}
-
-static int tasks_for(int n) { return tp_threads() < n ? tp_threads() : n; }
+/* Chunks of about BLOCK_CHUNK_ROWS rows (chunks.h) */
+static int chunks_of(int B, int T) { return chunk_count(B, (size_t)T, BLOCK_CHUNK_ROWS); }
 
 /* The activations of sequences b0.. of a batch laid out by block_acts_point:
  * every field holds whole sequences' rows (or their heads' T x T
@@ -384,7 +368,7 @@ void block_forward(float *out, struct block_acts *acts, const float *inp,
     }
     const int chunks = chunks_of(B, T);
     const size_t row = (size_t)T * cfg->C;
-#pragma omp parallel for schedule(static) num_threads(tasks_for(chunks))
+#pragma omp parallel for schedule(static) num_threads(chunk_threads(chunks))
     for (int c = 0; c < chunks; c++) {
         int b0, nb;
         chunk_range(B, chunks, c, &b0, &nb);
@@ -414,7 +398,7 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
     const size_t row = (size_t)T * cfg->C, np = block_param_floats(cfg);
     const size_t nscratch = block_acts_floats(cfg, seqs, T, 0);
     float *partial = base ? tp_calloc((size_t)parts * np, sizeof(float)) : NULL;
-#pragma omp parallel num_threads(tasks_for(parts))
+#pragma omp parallel num_threads(chunk_threads(parts))
     {
         float *sm = tp_aligned_alloc(nscratch * sizeof(float));
 #pragma omp for schedule(static)
@@ -453,7 +437,7 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
     const int chunks = chunks_of(B, T), seqs = (B + chunks - 1) / chunks;
     const size_t row = (size_t)T * cfg->C, nacts = block_acts_floats(cfg, seqs, T, 0);
     const struct drops off = drops_of(cfg, 0, 0);
-#pragma omp parallel num_threads(tasks_for(chunks))
+#pragma omp parallel num_threads(chunk_threads(chunks))
     {
         float *mem = tp_aligned_alloc((nacts + 2 * seqs * row) * sizeof(float));
         float *hid[2] = {mem + nacts, mem + nacts + seqs * row};

@@ -1,7 +1,7 @@
 /* seqnet.c - chains of conv layers, forward and backward (see seqnet.h). */
 #include "seqnet.h"
 #include "act.h"
-#include "cli.h"
+#include "chunks.h"
 #include "err.h"
 #include "groupnorm.h"
 #include "pool.h"
@@ -233,23 +233,17 @@ static void layer_forward(const struct seq_layer *l, float *out, const float *x,
     }
 }
 
-/* Images per chunk of an inference forward: about SEQ_CHUNK_FLOATS floats
- * in the largest layer output, an even count of chunks, by B alone. */
+/* Chunks of about SEQ_CHUNK_FLOATS floats in the largest layer output
+ * (chunks.h) */
 #define SEQ_CHUNK_FLOATS 262144
-static int chunks_of(const struct seqnet *s, int B)
-{
-    size_t per = SEQ_CHUNK_FLOATS / sizes_of(s, 1).gmax;
-    int chunks = (int)((B + (per ? per : 1) - 1) / (per ? per : 1));
-    chunks += chunks % 2;
-    return chunks < B ? chunks : B;
-}
+static int chunks_of(const struct seqnet *s, int B) { return chunk_count(B, sizes_of(s, 1).gmax, SEQ_CHUNK_FLOATS); }
 
 /* Inference in chunks of images (seqnet.h): each thread takes whole chunks
  * through every layer on its own buffers, the last layer writing into the
  * batch's output. */
 static void forward_chunks(struct seqnet *s, const float *inp, int B, int chunks)
 {
-    const int seqs = (B + chunks - 1) / chunks, threads = tp_threads() < chunks ? tp_threads() : chunks;
+    const int seqs = (B + chunks - 1) / chunks, threads = chunk_threads(chunks);
     const struct sizes z = sizes_of(s, seqs);
     const struct seq_layer *last = &s->l[s->n - 1];
     const size_t in1 = (size_t)s->C * s->H * s->W, out1 = (size_t)last->OC * last->OH * last->OW;
@@ -258,7 +252,8 @@ static void forward_chunks(struct seqnet *s, const float *inp, int B, int chunks
         float *mem = tp_aligned_alloc((2 * z.gmax + z.stats + z.res) * sizeof(float));
 #pragma omp for schedule(static)
         for (int c = 0; c < chunks; c++) {
-            const int b0 = (int)((long)B * c / chunks), nb = (int)((long)B * (c + 1) / chunks) - b0;
+            int b0, nb;
+            chunk_range(B, chunks, c, &b0, &nb);
             const float *x = inp + b0 * in1;
             for (int i = 0; i < s->n; i++) {
                 const struct seq_layer *l = &s->l[i];

@@ -1,0 +1,36 @@
+/* chunks.h - cutting a batch of B items that never meet (sequences,
+ * images) into chunks that the threads take whole (block.h, seqnet.h,
+ * attention.h): each chunk on one thread with single-threaded products,
+ * its data in that core's cache from one step to the next.
+ *
+ * The cut depends on the batch alone, never on the thread count, so the
+ * results do not either: chunks of about `target` units where an item is
+ * `item` units (rows of a sequence, floats of an image), an even count of
+ * them so that two threads get equal work, at most one chunk an item. */
+#ifndef TP_CHUNKS_H
+#define TP_CHUNKS_H
+
+#include <stddef.h>
+
+#include "cli.h"
+
+static inline int chunk_count(int B, size_t item, size_t target)
+{
+    size_t per = item ? (target + item - 1) / item : 1;
+    if (per == 0) per = 1;
+    int n = (int)(((size_t)B + per - 1) / per);
+    n += n % 2;
+    return n < B ? n : B;
+}
+
+/* chunk c of n: items [*b0, *b0 + *nb) */
+static inline void chunk_range(int B, int n, int c, int *b0, int *nb)
+{
+    *b0 = (int)((long)B * c / n);
+    *nb = (int)((long)B * (c + 1) / n) - *b0;
+}
+
+/* threads for n chunks (or parts) */
+static inline int chunk_threads(int n) { return tp_threads() < n ? tp_threads() : n; }
+
+#endif

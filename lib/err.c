@@ -83,6 +83,9 @@ char *tp_strdup(const char *s)
 void *tp_malloc_record(size_t n)
 {
     size_t mib = (size_t)1 << 20;
+    /* from 2 MiB on, huge pages: a record's fresh buffer of 8 MB took 2000
+     * page faults, 41 ms of the first record's decompression */
+    if (n >= TP_HUGE_MIN) return tp_aligned_alloc(n);
     return tp_malloc(n >= mib ? (n + mib - 1) & ~(mib - 1) : n);
 }
 

@@ -96,8 +96,8 @@ _Noreturn static void usage(const struct stage_tool *t)
            "  --ema FILE           EMA weights (stream mode), --ema-decay D (0.999)\n"
            "  --ckpt-dir DIR       checkpoints every --ckpt-every N steps\n"
            "  --start-step S       resume from DIR's checkpoint of step S\n"
-           "  -l N                 zstd level of written streams (3; -1 after a record\n"
-           "                       that hardly compresses: floats)\n"
+           "  -l N                 zstd level of written streams (-1; 3 after a record\n"
+           "                       that compresses even so: token ids)\n"
            "  -j N                 threads (all cores)\n"
            "  --progress           progress on stderr\n"
            "  -h, --version\n");
@@ -112,7 +112,7 @@ _Noreturn static void usage(const struct stage_tool *t)
 static void parse(const struct stage_tool *t, struct opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
-    o->level = TZ_LEVEL_AUTO;
+    o->level = TZ_LEVEL_AUTO_FLOATS;
     o->ema_decay = 0.999;
     o->seed = 0;
     optim_cfg_init(&o->ocfg);

@@ -333,8 +333,9 @@ struct tz_writer {
     uint64_t bytes_in, bytes_out;
     void *cbuf;
     size_t cbuf_cap;
-    int level; /* the level asked for; TZ_LEVEL_AUTO: adapt (tz.h) */
-    int fast;  /* auto: the last record at TZ_LEVEL_DEFAULT hardly compressed */
+    int level; /* the level asked for; TZ_LEVEL_AUTO(_FLOATS): adapt (tz.h) */
+    int fast;  /* adapting: at TZ_LEVEL_FAST, the last probe hardly compressed */
+    int fast_run; /* records at TZ_LEVEL_FAST since the last probe */
 };
 
 struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_table)
@@ -345,7 +346,9 @@ struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_t
     w->cctx = ZSTD_createCCtx();
     if (!w->cctx) TP_ASSERT(!"ZSTD_createCCtx failed");
     w->level = level;
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level == TZ_LEVEL_AUTO ? TZ_LEVEL_DEFAULT : level);
+    w->fast = level == TZ_LEVEL_AUTO_FLOATS;
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel,
+                           level == TZ_LEVEL_AUTO ? TZ_LEVEL_DEFAULT : level == TZ_LEVEL_AUTO_FLOATS ? TZ_LEVEL_FAST : level);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
     w->seek_table = seek_table;
@@ -364,8 +367,9 @@ int tz_writer_put(struct tz_writer *w, const struct st *rec)
         w->cbuf = tp_malloc_record(bound);
         w->cbuf_cap = bound;
     }
-    int probe = w->level == TZ_LEVEL_AUTO && (!w->fast || w->count % TZ_PROBE_EVERY == 0);
-    if (w->level == TZ_LEVEL_AUTO) /* a parameter of the next frame: setting it costs nothing */
+    const int adapt = w->level == TZ_LEVEL_AUTO || w->level == TZ_LEVEL_AUTO_FLOATS;
+    const int probe = adapt && (!w->fast || w->fast_run == TZ_PROBE_EVERY - 1);
+    if (adapt) /* a parameter of the next frame: setting it costs nothing */
         ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, probe ? TZ_LEVEL_DEFAULT : TZ_LEVEL_FAST);
     double t0 = now_s();
     size_t c = ZSTD_compress2(w->cctx, w->cbuf, bound, raw, n);
@@ -373,7 +377,15 @@ int tz_writer_put(struct tz_writer *w, const struct st *rec)
     free(raw);
     if (ZSTD_isError(c))
         return tp_err_set("%s: record %ld: zstd: %s", w->name, w->count, ZSTD_getErrorName(c));
-    if (probe) w->fast = (double)n < 1.25 * (double)c; /* a ratio below 1.25 */
+    if (adapt) {
+        const int hardly = (double)n < 1.25 * (double)c; /* a ratio below 1.25 */
+        if (probe)
+            w->fast = hardly, w->fast_run = 0;
+        else if (!hardly) /* compresses even at the fast level */
+            w->fast = 0, w->fast_run = 0;
+        else
+            w->fast_run++;
+    }
     if (io_write_all(w->fd, w->cbuf, c, w->name) != 0) return -1;
     if (w->count == w->cap) {
         w->cap = w->cap ? 2 * w->cap : 64;

@@ -31,6 +31,13 @@
  * step the transformer's and the loss's zstd CPU time went from 77 to 39 ms
  * (bench/levers.md). */
 #define TZ_LEVEL_AUTO 100
+/* TZ_LEVEL_AUTO from the fast level on: the trainable stages and the loss,
+ * whose records are floats (activations, logits, gradients). A record at
+ * the fast level that still compresses 1.25x or more (token ids) brings
+ * TZ_LEVEL_DEFAULT back for the next. In a sampling run the first two
+ * logits records took 45 ms to compress and 50 to decompress at level 3
+ * (logits of the all-masked first step compress 7x, slowly). */
+#define TZ_LEVEL_AUTO_FLOATS 101
 #define TZ_LEVEL_FAST (-1)
 #define TZ_PROBE_EVERY 16
 /* A record may not decompress to more than this (bytes); the limit keeps a
@@ -65,7 +72,7 @@ const char *tz_reader_name(const struct tz_reader *r);
 void tz_reader_close(struct tz_reader *r);
 
 /* Writer on fd (not closed by the writer). level: zstd level (1..19,
- * negative for fast modes) or TZ_LEVEL_AUTO. seek_table: append a seek
+ * negative for fast modes), TZ_LEVEL_AUTO or TZ_LEVEL_AUTO_FLOATS. seek_table: append a seek
  * table on close (only meaningful for files). */
 struct tz_writer *tz_writer_open(int fd, const char *name, int level,
                                  int seek_table);

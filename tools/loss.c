@@ -111,7 +111,7 @@ static void parse(struct cmdline *c, int argc, char **argv)
 {
     memset(c, 0, sizeof *c);
     objective_init(&c->obj);
-    c->level = TZ_LEVEL_AUTO; /* gradients are floats: the fast level after the first */
+    c->level = TZ_LEVEL_AUTO_FLOATS; /* gradients are floats */
     gan_cfg_init(&c->gan);
     c->gan.g_weight = 0; /* set by a gan term */
     struct option all[64];

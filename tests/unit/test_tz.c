@@ -285,6 +285,33 @@ static void test_auto_level(void **state)
         if (kinds[i]) assert_int_equal(fixed[i], fixed[0]);
 }
 
+/* TZ_LEVEL_AUTO_FLOATS: the fast level from the first record, a probe at
+ * level 3 after TZ_PROBE_EVERY - 1 fast records, and level 3 again after a
+ * fast record that compresses (zeros at record 3). */
+static void test_auto_floats(void **state)
+{
+    (void)state;
+    enum { N = 20 };
+    int noise[N], zeros_at_3[N];
+    for (int i = 0; i < N; i++) noise[i] = 1, zeros_at_3[i] = i != 3;
+    uint64_t a[N], fast[N], fixed[N], z[N], zfast[N], zfixed[N];
+    sizes_at(TZ_LEVEL_AUTO_FLOATS, noise, N, a);
+    sizes_at(TZ_LEVEL_FAST, noise, N, fast);
+    sizes_at(TZ_LEVEL_DEFAULT, noise, N, fixed);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(a[i], i == TZ_PROBE_EVERY - 1 ? fixed[i] : fast[i]);
+    assert_true(fixed[0] < fast[0]); /* the levels differ on noise */
+    sizes_at(TZ_LEVEL_AUTO_FLOATS, zeros_at_3, N, z);
+    sizes_at(TZ_LEVEL_FAST, zeros_at_3, N, zfast);
+    sizes_at(TZ_LEVEL_DEFAULT, zeros_at_3, N, zfixed);
+    for (int i = 0; i < 4; i++) assert_int_equal(z[i], zfast[i]);
+    /* zeros compressed at the fast level: level 3 from the next, and the
+     * noise after it hardly compresses: the fast level again */
+    assert_int_equal(z[4], zfixed[4]);
+    assert_int_equal(z[5], zfast[5]);
+    assert_true(zfixed[4] < zfast[4]);
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -301,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_skippable_and_concat),
         cmocka_unit_test(test_no_read_ahead),
+        cmocka_unit_test(test_auto_floats),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_auto_level),
     };

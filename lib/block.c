@@ -354,19 +354,17 @@ static float *params_base(const struct block_params *p, const struct block_cfg *
     return memcmp(&chk, p, sizeof chk) == 0 ? base : NULL;
 }
 
-
-
 void block_forward(float *out, struct block_acts *acts, const float *inp,
                    const struct block_params *w, const struct block_cfg *cfg,
                    int B, int T, int train, uint64_t seed)
 {
     TP_ASSERT(out != inp);
     struct drops dr = drops_of(cfg, train, seed);
-    if (chunks_of(B, T) < 2) {
+    const int chunks = chunks_of(B, T);
+    if (chunks < 2) {
         run_forward(out, acts, inp, w, cfg, B, T, dr);
         return;
     }
-    const int chunks = chunks_of(B, T);
     const size_t row = (size_t)T * cfg->C;
 #pragma omp parallel for schedule(static) num_threads(chunk_threads(chunks))
     for (int c = 0; c < chunks; c++) {
@@ -385,15 +383,16 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
                     int B, int T, int train, uint64_t seed)
 {
     struct drops dr = drops_of(cfg, train, seed);
+    const int chunks = chunks_of(B, T);
     float *base = dw ? params_base(dw, cfg) : NULL;
-    if (chunks_of(B, T) < 2 || (dw && !base)) {
+    if (chunks < 2 || (dw && !base)) {
         run_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
         return;
     }
     /* each part sums its chunks' parameter gradients in order into its own
      * run, and the parts are added in order: the same bits at any thread
      * count */
-    const int chunks = chunks_of(B, T), parts = BLOCK_DW_PARTS < chunks ? BLOCK_DW_PARTS : chunks;
+    const int parts = BLOCK_DW_PARTS < chunks ? BLOCK_DW_PARTS : chunks;
     const int seqs = (B + chunks - 1) / chunks;
     const size_t row = (size_t)T * cfg->C, np = block_param_floats(cfg);
     const size_t nscratch = block_acts_floats(cfg, seqs, T, 0);

@@ -7,10 +7,10 @@
 
 #include <math.h>
 
+#include "chunks.h"
 #include "clones.h"
 #include "vmath.h"
 
-#define PAR_MIN 16384 /* below this, threads cost more than they give */
 /* "if (parallel : ...)": a bare if clause on "parallel for simd" turns the
  * simd off too (OpenMP 5), and GELU over 4096 floats ran scalar, 8.4
  * against 1.0 ns an element. */

@@ -32,9 +32,7 @@ float *attention_acts_point(struct attention_acts *a, float *mem, int B, int T,
     return mem + BT * C;
 }
 
-/* The activations of sequences b0.. of a batch laid out by
- * attention_acts_point: a slice of each field. */
-static struct attention_acts acts_slice(const struct attention_acts *a, int b0, int T, int C, int NH)
+struct attention_acts attention_acts_slice(const struct attention_acts *a, int b0, int T, int C, int NH)
 {
     const size_t r = (size_t)b0 * T, tt = (size_t)b0 * NH * T * T;
     struct attention_acts v = *a;
@@ -57,7 +55,7 @@ void attention_forward(float *out, struct attention_acts *acts, const float *inp
     for (int c = 0; c < chunks; c++) {
         int b0, nb;
         chunk_range(B, chunks, c, &b0, &nb);
-        struct attention_acts v = acts_slice(acts, b0, T, C, NH);
+        struct attention_acts v = attention_acts_slice(acts, b0, T, C, NH);
         attention_forward_at(out + b0 * row, &v, inp + b0 * row, w, nb, T, C, NH, p, seed, b0);
     }
 }
@@ -158,7 +156,8 @@ void attention_backward(float *dinp, struct attention_params *dw,
         for (int c = chunks * q / parts; c < chunks * (q + 1) / parts; c++) {
             int b0, nb;
             chunk_range(B, chunks, c, &b0, &nb);
-            struct attention_acts va = acts_slice(acts, b0, T, C, NH), vs = acts_slice(scratch, b0, T, C, NH);
+            struct attention_acts va = attention_acts_slice(acts, b0, T, C, NH),
+                                 vs = attention_acts_slice(scratch, b0, T, C, NH);
             attention_backward_at(dinp ? dinp + b0 * row : NULL, m ? &pdw : NULL, &vs, dout + b0 * row,
                                   inp + b0 * row, w, &va, nb, T, C, NH, p, seed, b0);
         }
@@ -166,15 +165,8 @@ void attention_backward(float *dinp, struct attention_params *dw,
     if (partial) {
         float *const fields[4] = {dw->in_proj_weight, dw->in_proj_bias, dw->out_proj_weight, dw->out_proj_bias};
         const size_t off[4] = {0, 3 * C2, 3 * C2 + 3 * C, 4 * C2 + 3 * C}, len[4] = {3 * C2, 3 * (size_t)C, C2, C};
-        for (int f = 0; f < 4; f++) {
-            if (!fields[f]) continue;
-#pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < len[f]; i++) {
-                float g = partial[off[f] + i];
-                for (int q = 1; q < parts; q++) g += partial[(size_t)q * np + off[f] + i];
-                fields[f][i] += g;
-            }
-        }
+        for (int f = 0; f < 4; f++)
+            if (fields[f]) chunk_parts_add(fields[f], partial + off[f], parts, np, len[f]);
         free(partial);
     }
 }

@@ -59,6 +59,10 @@ struct attention_acts {
     float *y;        /* [B,T,C] heads concatenated, input of out_proj */
 };
 
+/* The activations of sequences b0.. of a batch laid out by
+ * attention_acts_point: a slice of each field (a chunk's, chunks.h). */
+struct attention_acts attention_acts_slice(const struct attention_acts *a, int b0, int T, int C, int NH);
+
 /* Floats the activations take; dropout != 0 adds att_drop. */
 size_t attention_acts_floats(int B, int T, int C, int NH, int dropout);
 /* Point the fields into mem (attention_acts_floats of it); returns the

@@ -332,11 +332,10 @@ static int chunks_of(int B, int T) { return chunk_count(B, (size_t)T, BLOCK_CHUN
  * probabilities) in order, so a chunk's are a slice of each. */
 static struct block_acts acts_slice(const struct block_acts *a, const struct block_cfg *cfg, int b0, int T)
 {
-    size_t r = (size_t)b0 * T, C = cfg->C, F = cfg->F, tt = (size_t)b0 * cfg->NH * T * T;
+    size_t r = (size_t)b0 * T, C = cfg->C, F = cfg->F;
     struct block_acts v = *a;
     v.ln1 += r * C, v.ln1_mean += r, v.ln1_rstd += r;
-    v.attn.qkv += r * 3 * C, v.attn.att += tt, v.attn.y += r * C;
-    if (v.attn.att_drop) v.attn.att_drop += tt;
+    v.attn = attention_acts_slice(&a->attn, b0, T, cfg->C, cfg->NH);
     v.res1 += r * C, v.res2 += r * C;
     v.ln2 += r * C, v.ln2_mean += r, v.ln2_rstd += r;
     v.fc += r * F, v.fc_act += r * F;
@@ -419,12 +418,7 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
     }
     (void)scratch; /* the chunks keep their own */
     if (partial) {
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < np; i++) {
-            float g = partial[i];
-            for (int p = 1; p < parts; p++) g += partial[(size_t)p * np + i];
-            base[i] += g;
-        }
+        chunk_parts_add(base, partial, parts, np, np);
         free(partial);
     }
 }

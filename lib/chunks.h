@@ -14,6 +14,10 @@
 
 #include "cli.h"
 
+/* Elements below which an OpenMP loop over them costs more than it gives:
+ * the if clause of the library's elementwise loops. */
+#define PAR_MIN 16384
+
 static inline int chunk_count(int B, size_t item, size_t target)
 {
     size_t per = item ? (target + item - 1) / item : 1;
@@ -32,5 +36,18 @@ static inline void chunk_range(int B, int n, int c, int *b0, int *nb)
 
 /* threads for n chunks (or parts) */
 static inline int chunk_threads(int n) { return tp_threads() < n ? tp_threads() : n; }
+
+/* dst[i] += the parts' partial[p * stride + i], p = 0.. in order, i < n:
+ * weight gradients summed part by part over fixed ranges of a batch, the
+ * same bits whatever thread summed each part. */
+static inline void chunk_parts_add(float *dst, const float *partial, int parts, size_t stride, size_t n)
+{
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float sum = dst[i];
+        for (int p = 0; p < parts; p++) sum += partial[(size_t)p * stride + i];
+        dst[i] = sum;
+    }
+}
 
 #endif

@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "blas.h"
+#include "chunks.h"
 #include "cli.h"
 #include "conv2d_tile.h"
 #include "err.h"
 
-#define PAR_MIN 16384 /* elements below which a parallel loop costs more than it gives */
 
 void conv2d_same_pad(int n, int k, int stride, int *before, int *after)
 {
@@ -382,16 +382,6 @@ static void image_pass(float *out, float out_beta, float *dinp, float *dw, const
     }
 }
 
-void conv2d_dw_parts_sum(float *dweight, const float *partial, int parts, size_t WN)
-{
-#pragma omp parallel for if (WN > PAR_MIN) schedule(static)
-    for (size_t i = 0; i < WN; i++) {
-        float sum = dweight[i];
-        for (int part = 0; part < parts; part++) sum += partial[(size_t)part * WN + i];
-        dweight[i] = sum;
-    }
-}
-
 /* The im2col path over the batch. With several images, the images are
  * shared among the threads, each with its own scratch and
  * single-threaded sgemm calls (OpenBLAS runs on one thread inside a parallel
@@ -424,7 +414,7 @@ static void im2col_pass(float *out, float out_beta, float *dinp, float *dweight,
         colbuf_free(&cb);
     }
     if (partial) {
-        conv2d_dw_parts_sum(dweight, partial, parts, WN);
+        chunk_parts_add(dweight, partial, parts, WN, WN);
         free(partial);
     }
 }

@@ -38,10 +38,9 @@
 
 /* The weight gradient is summed over images in CONV2D_DW_PARTS fixed ranges
  * of the batch, each into its own buffer of WN floats, the buffers then
- * added in order by conv2d_dw_parts_sum: the same sums whatever the number
- * of threads. */
+ * added in order by chunk_parts_add (chunks.h): the same sums whatever the
+ * number of threads. */
 #define CONV2D_DW_PARTS 8
-void conv2d_dw_parts_sum(float *dweight, const float *partial, int parts, size_t WN);
 
 /* Upper bound on the im2col scratch, in floats (16 MB). */
 #define CONV2D_COL_FLOATS ((size_t)4 << 20)

@@ -6,6 +6,7 @@
  * attributes, so the rest of the build keeps its flags: valgrind runs no
  * AVX-512) and chosen by what the CPU says it has. */
 #include "conv2d_tile.h"
+#include "chunks.h"
 
 #include <string.h>
 
@@ -283,7 +284,7 @@ void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
         free(dT);
         free(xp);
     }
-    conv2d_dw_parts_sum(dweight, partial, parts, WN);
+    chunk_parts_add(dweight, partial, parts, WN, WN);
     free(partial);
     tp_flops_add(2 * (uint64_t)s->B * WN * g.P);
 }

@@ -1,9 +1,9 @@
 /* dropout.c - inverted dropout with a counter-based mask (see dropout.h). */
 #include "dropout.h"
 
+#include "chunks.h"
 #include "err.h"
 
-#define PAR_MIN 16384 /* elements below which threads cost more than they give */
 
 void dropout_forward_at(float *out, const float *inp, size_t n, float p, uint64_t seed, uint64_t first)
 {

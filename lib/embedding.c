@@ -4,10 +4,10 @@
 #include <string.h>
 
 #include "act.h"
+#include "chunks.h"
 #include "err.h"
 
 #define COLS 32        /* channels per task of the table gradient */
-#define PAR_MIN 16384  /* elements below which threads cost more than they give */
 
 int embedding_check_ids(const int32_t *ids, long N, int V)
 {

@@ -4,11 +4,11 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "chunks.h"
 #include "clones.h"
 #include "err.h"
 #include "lanesum.h"
 
-#define PAR_MIN 16384
 
 TP_CLONES void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int B, int C,

@@ -4,11 +4,11 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "chunks.h"
 #include "clones.h"
 #include "lanesum.h"
 
 #define COLS 64        /* features per task of the parameter-gradient sums */
-#define PAR_MIN 16384  /* elements below which threads cost more than they give */
 
 TP_CLONES void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int BT, int C,

@@ -6,13 +6,12 @@
  * softmax.h's stable row softmax.
  */
 #include "loss.h"
+#include "chunks.h"
 #include "err.h"
 #include "softmax.h"
 
 #include <math.h>
 #include <string.h>
-
-#define PAR_MIN 16384 /* elements below which threads cost more than they give */
 
 /* First index of the row maximum (torch.argmax) and the row sum. */
 static int row_argmax_sum(const float *x, int V, double *sum)

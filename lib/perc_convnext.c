@@ -6,13 +6,13 @@
 #include <string.h>
 
 #include "act.h"
+#include "chunks.h"
 #include "conv2d.h"
 #include "err.h"
 #include "layernorm.h"
 #include "layout.h"
 #include "linear.h"
 
-#define PAR_MIN 16384 /* below this, threads cost more than they give */
 
 /* One block's weights, laid out in table order from its layer_scale. */
 struct blk {

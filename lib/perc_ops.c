@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "act.h"
+#include "chunks.h"
 #include "err.h"
 #include "imgops.h"
 
-#define PAR_MIN 16384 /* below this, threads cost more than they give */
 
 void maxpool2_forward(float *out, int32_t *idx, const float *inp, int B, int C, int H, int W)
 {

@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include "act.h"
+#include "chunks.h"
 #include "conv2d.h"
 #include "err.h"
 #include "perc_ops.h"
 
-#define PAR_MIN 16384 /* below this, threads cost more than they give */
 
 static size_t add_param(struct params *p, const char *name, int ndim, int64_t d0, int64_t d1,
                         int64_t d2, int64_t d3, enum param_init init, float a)

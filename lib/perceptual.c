@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunks.h"
 #include "err.h"
 #include "imgops.h"
 #include "perc_impl.h"
 #include "perc_ops.h"
 
-#define PAR_MIN 16384 /* below this, threads cost more than they give */
 
 static const float lpips_shift[3] = {-0.030f, -0.088f, -0.188f};
 static const float lpips_scale[3] = {0.458f, 0.448f, 0.450f};

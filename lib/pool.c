@@ -6,9 +6,9 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "chunks.h"
 #include "err.h"
 
-#define PAR_MIN 16384
 
 void avgpool2_forward(float *out, const float *inp, int B, int C, int H, int W)
 {

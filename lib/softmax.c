@@ -6,10 +6,10 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "chunks.h"
 #include "lanesum.h"
 #include "vmath.h"
 
-#define PAR_MIN 16384 /* elements below which threads cost more than they give */
 
 static float row_max(const float *x, int V)
 {

@@ -345,6 +345,13 @@ struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_t
     w->name = tp_strdup(name ? name : "stdout");
     w->cctx = ZSTD_createCCtx();
     if (!w->cctx) TP_ASSERT(!"ZSTD_createCCtx failed");
+    /* Between processes (a pipe, a FIFO, a socket) compressed bytes save
+     * only a copy while zstd's effort costs the step: the adaptive levels
+     * keep to the fast one there (tz.h). */
+    struct stat sb;
+    if ((level == TZ_LEVEL_AUTO || level == TZ_LEVEL_AUTO_FLOATS) && fstat(fd, &sb) == 0 &&
+        (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
+        level = TZ_LEVEL_FAST;
     w->level = level;
     w->fast = level == TZ_LEVEL_AUTO_FLOATS;
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel,

@@ -230,12 +230,16 @@ static struct st *level_record(int noise)
 
 /* The compressed size of each record of kinds[] (1 noise, 0 zeros) at level,
  * and the records read back. */
-static void sizes_at(int level, const int *kinds, int n, uint64_t *csize)
+static void sizes_to(int level, const int *kinds, int n, uint64_t *csize, int on_pipe)
 {
     char path[128];
     snprintf(path, sizeof path, "%s/lv.tz", tmpdir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    struct tz_writer *w = tz_writer_open(fd, path, level, 0);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644), pfd[2] = {-1, -1};
+    if (on_pipe) { /* a pipe wide enough for the n records: nothing blocks */
+        assert_int_equal(pipe(pfd), 0);
+        assert_true(fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20) >= 1 << 20);
+    }
+    struct tz_writer *w = tz_writer_open(on_pipe ? pfd[1] : fd, path, level, 0);
     uint64_t prev = 0;
     for (int i = 0; i < n; i++) {
         struct st *r = level_record(kinds[i]);
@@ -246,7 +250,8 @@ static void sizes_at(int level, const int *kinds, int n, uint64_t *csize)
     }
     assert_int_equal(tz_writer_close(w), 0);
     close(fd);
-    struct tz_reader *rd = tz_reader_open_path(path);
+    if (on_pipe) close(pfd[1]);
+    struct tz_reader *rd = on_pipe ? tz_reader_open(pfd[0], "pipe") : tz_reader_open_path(path);
     struct st *rec;
     for (int i = 0; i < n; i++) {
         assert_int_equal(tz_reader_next(rd, &rec), 1);
@@ -257,6 +262,34 @@ static void sizes_at(int level, const int *kinds, int n, uint64_t *csize)
     }
     assert_int_equal(tz_reader_next(rd, &rec), 0);
     tz_reader_close(rd);
+    if (on_pipe) close(pfd[0]);
+}
+
+static void sizes_at(int level, const int *kinds, int n, uint64_t *csize)
+{
+    sizes_to(level, kinds, n, csize, 0);
+}
+
+/* On a pipe both adaptive levels keep to the fast level, even for records
+ * that compress (zeros) and at the probe; an explicit level is kept. */
+static void test_auto_on_pipe(void **state)
+{
+    (void)state;
+    enum { N = TZ_PROBE_EVERY + 1 };
+    int kinds[N];
+    for (int i = 0; i < N; i++) kinds[i] = i % 3 == 1; /* zeros, noise, zeros, ... */
+    uint64_t a[N], af[N], fast[N], fixed[N], fixed_pipe[N];
+    sizes_to(TZ_LEVEL_AUTO, kinds, N, a, 1);
+    sizes_to(TZ_LEVEL_AUTO_FLOATS, kinds, N, af, 1);
+    sizes_at(TZ_LEVEL_FAST, kinds, N, fast);
+    sizes_at(TZ_LEVEL_DEFAULT, kinds, N, fixed);
+    sizes_to(TZ_LEVEL_DEFAULT, kinds, N, fixed_pipe, 1);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(a[i], fast[i]);
+        assert_int_equal(af[i], fast[i]);
+        assert_int_equal(fixed_pipe[i], fixed[i]);
+    }
+    assert_true(fixed[0] < fast[0]); /* the levels differ on zeros */
 }
 
 static void test_auto_level(void **state)
@@ -331,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_auto_floats),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_auto_level),
+        cmocka_unit_test(test_auto_on_pipe),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

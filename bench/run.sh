@@ -28,6 +28,15 @@ echo
 echo "## Layers: forward + backward against the sgemm peak (issue 3)"
 echo
 "$B/bench_layers" "$reps" | grep -v '^VIT_BLOCK_MS' | tee /tmp/bench_layers.$$
+echo
+echo "Of same-shape sgemm: the time of the layer's own sgemm calls alone over the layer's time."
+echo "The calls are recorded during one run of the layer (tp_sgemm_record, lib/blas.h) and"
+echo "replayed on buffers of their sizes, the ones made inside a parallel region in parallel as"
+echo "the layer made them; above 100%, the layer beats its products alone (its data stays in"
+echo "cache between them). The convolutions call no sgemm (register tiles, lib/conv2d_tile.c):"
+echo "theirs are the products im2col would make, an image at a time, for forward, dinp and"
+echo "dweight. The 1024^3 peak is the best run of the whole table; it moves by up to 20%"
+echo "between runs on this shared machine, while the layers' times move less."
 if [ -n "$env_coretype" ] && [ "$env_coretype" != "${OPENBLAS_CORETYPE:-}" ]; then
     echo
     echo "With the environment's OPENBLAS_CORETYPE=$env_coretype instead: $(OPENBLAS_CORETYPE=$env_coretype \

@@ -17,4 +17,16 @@ void tp_flops_add(uint64_t n);
 /* operations counted so far in this process */
 uint64_t tp_flops(void);
 
+/* The shape of one tp_sgemm call, as bench_layers times the same products
+ * alone: row-major, transposes, sizes, leading dimensions, whether it
+ * accumulated (beta != 0) and whether it ran inside an OpenMP parallel
+ * region (one thread's product beside the others'). */
+struct tp_sgemm_call {
+    int ta, tb, M, N, K, lda, ldb, ldc, accumulate, in_parallel;
+};
+/* Record the calls from now on into calls[0..cap) (the ones past cap are
+ * counted but not kept); calls NULL stops. Returns the count recorded
+ * since the last start. */
+int tp_sgemm_record(struct tp_sgemm_call *calls, int cap);
+
 #endif

@@ -45,12 +45,38 @@ static void test_threads_all_counted(void **state)
     assert_int_equal(tp_flops() - before, 64 * 16);
 }
 
+/* tp_sgemm_record keeps each call's shape, whether it accumulated and
+ * whether it ran inside a parallel region; past cap only counts; stopping
+ * returns the count and keeps nothing more. */
+static void test_record(void **state)
+{
+    (void)state;
+    float A[12] = {0}, C[64 * 4];
+    struct tp_sgemm_call calls[3] = {{0}};
+    tp_sgemm_record(calls, 3);
+    tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 3, 4, 1.0f, A, 2, A, 3, 0.0f, C, 5);
+#pragma omp parallel for num_threads(2)
+    for (int i = 0; i < 4; i++)
+        tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 2, 3, 1.0f, A, 3, A, 3, 1.0f, C + 4 * i, 2);
+    assert_int_equal(tp_sgemm_record(NULL, 0), 5);
+    const struct tp_sgemm_call want = {1, 0, 2, 3, 4, 2, 3, 5, 0, 0};
+    assert_memory_equal(&calls[0], &want, sizeof want);
+    for (int i = 1; i < 3; i++) {
+        const struct tp_sgemm_call par = {0, 1, 1, 2, 3, 3, 3, 2, 1, 1};
+        assert_memory_equal(&calls[i], &par, sizeof par);
+    }
+    tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 1, 1, 1.0f, A, 1, A, 1, 0.0f, C, 1);
+    assert_int_equal(calls[0].M, 2); /* stopped: nothing written */
+    assert_int_equal(tp_sgemm_record(NULL, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_product_and_count),
         cmocka_unit_test(test_linear_layer_counts),
         cmocka_unit_test(test_threads_all_counted),
+        cmocka_unit_test(test_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,26 +2,30 @@
  * set, included once per set. The includer defines:
  *   TILE_VL      floats in a vector register
  *   TILE_ACC     registers the accumulators may take
+ *   TILE_NVMAX   channel vectors a tile may take: 4 or 2
  *   TILE_TARGET  the function attribute that enables the set
  *   TILE_ROWS    the name of the function this defines (rows_fn's type)
  *   TILE_DW      the name of the weight-gradient function (dw_fn's type)
  *   vec, VZERO(), VLOAD(p), VBCAST(x), VFMA(a, b, c), VSTORE(p, v)
  * and this file undefines them at its end. */
 
-#define TILE_RMAX2 (TILE_ACC / 2) /* positions (or taps) per tile with two channel vectors */
+#define TILE_RMAX4 (TILE_ACC / 4) /* positions (or taps) per tile with four channel vectors */
+#define TILE_RMAX2 (TILE_ACC / 2) /* with two */
 #define TILE_RMAX1 TILE_ACC       /* with one */
 
-/* TILE_DISPATCH(C, nv, n): a switch calling C(nv, n) with nv (1 or 2) and
- * n (1..TILE_RMAXnv) as constants, so that each case is its own unrolled
+/* TILE_DISPATCH(C, nv, n): a switch calling C(nv, n) with nv (1, 2 or 4)
+ * and n (1..TILE_RMAXnv) as constants, so that each case is its own unrolled
  * kernel. C(nv, n) expands to "case n: ...; break;". */
 #define TILE_1_6(C, nv) C(nv, 1) C(nv, 2) C(nv, 3) C(nv, 4) C(nv, 5) C(nv, 6)
 #define TILE_7_12(C, nv) C(nv, 7) C(nv, 8) C(nv, 9) C(nv, 10) C(nv, 11) C(nv, 12)
 #define TILE_13_24(C, nv) C(nv, 13) C(nv, 14) C(nv, 15) C(nv, 16) C(nv, 17) C(nv, 18) \
     C(nv, 19) C(nv, 20) C(nv, 21) C(nv, 22) C(nv, 23) C(nv, 24)
 #if TILE_ACC == 24
+#define TILE_CASES4(C) TILE_1_6(C, 4)
 #define TILE_CASES2(C) TILE_1_6(C, 2) TILE_7_12(C, 2)
 #define TILE_CASES1(C) TILE_1_6(C, 1) TILE_7_12(C, 1) TILE_13_24(C, 1)
 #elif TILE_ACC == 12
+#define TILE_CASES4(C) C(4, 1) C(4, 2) C(4, 3)
 #define TILE_CASES2(C) TILE_1_6(C, 2)
 #define TILE_CASES1(C) TILE_1_6(C, 1) TILE_7_12(C, 1)
 #else
@@ -29,7 +33,9 @@
 #endif
 #define TILE_DISPATCH(C, nv, n)                          \
     do {                                                 \
-        if ((nv) == 2)                                   \
+        if (TILE_NVMAX == 4 && (nv) == 4)                \
+            switch (n) { TILE_CASES4(C) default: TP_ASSERT(0); } \
+        else if ((nv) == 2)                              \
             switch (n) { TILE_CASES2(C) default: TP_ASSERT(0); } \
         else                                             \
             switch (n) { TILE_CASES1(C) default: TP_ASSERT(0); } \
@@ -39,15 +45,14 @@
  * o < NV*VL, i < N: the lanes are channels and dst's rows are channels, so
  * the registers go out through a transposing buffer. */
 static inline __attribute__((always_inline)) TILE_TARGET void
-TILE_CAT(spill_, TILE_ROWS)(const int NV, const int N, vec acc[2][TILE_RMAX1], float *dst,
+TILE_CAT(spill_, TILE_ROWS)(const int NV, const int N, vec acc[4][TILE_RMAX1], float *dst,
                             size_t stride, int add)
 {
-    float t[TILE_RMAX1][2 * TILE_VL];
+    float t[TILE_RMAX1][4 * TILE_VL];
 #pragma GCC unroll 24
-    for (int i = 0; i < N; i++) {
-        VSTORE(t[i], acc[0][i]);
-        if (NV > 1) VSTORE(t[i] + TILE_VL, acc[1][i]);
-    }
+    for (int i = 0; i < N; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) VSTORE(t[i] + v * TILE_VL, acc[v][i]);
     for (int o = 0; o < NV * TILE_VL; o++) {
         float *d = dst + (size_t)o * stride;
         if (add)
@@ -63,23 +68,24 @@ static inline __attribute__((always_inline)) TILE_TARGET void
 TILE_CAT(tile_, TILE_ROWS)(const int NV, const int R, const struct tile_at *at,
                            const struct tile_geom *g)
 {
-    vec acc[2][TILE_RMAX1];
+    vec acc[4][TILE_RMAX1];
 #pragma GCC unroll 24
-    for (int r = 0; r < R; r++) {
-        acc[0][r] = VZERO();
-        if (NV > 1) acc[1][r] = VZERO();
-    }
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[v][r] = VZERO();
     const float *w = at->w;
     for (int c = 0; c < g->C; c++)
         for (int kh = 0; kh < g->KH; kh++) {
             const float *row = at->x + (size_t)c * g->plane + (size_t)kh * g->Wp;
             for (int kw = 0; kw < g->KW; kw++, w += NV * TILE_VL) {
-                const vec w0 = VLOAD(w), w1 = NV > 1 ? VLOAD(w + TILE_VL) : w0;
+                vec wv[4];
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) wv[v] = VLOAD(w + v * TILE_VL);
 #pragma GCC unroll 24
                 for (int r = 0; r < R; r++) {
                     const vec xv = VBCAST(row[kw + r]);
-                    acc[0][r] = VFMA(w0, xv, acc[0][r]);
-                    if (NV > 1) acc[1][r] = VFMA(w1, xv, acc[1][r]);
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; v++) acc[v][r] = VFMA(wv[v], xv, acc[v][r]);
                 }
             }
         }
@@ -103,7 +109,7 @@ static TILE_TARGET void TILE_CAT(run_, TILE_ROWS)(int nv, int r, const struct ti
 static TILE_TARGET void TILE_ROWS(const struct rows_job *j, int ob, int oh0, int oh1)
 {
     const struct tile_geom *g = j->g;
-    const int rmax = j->nv == 2 ? TILE_RMAX2 : TILE_RMAX1, nvl = j->nv * TILE_VL;
+    const int rmax = j->nv == 4 ? TILE_RMAX4 : j->nv == 2 ? TILE_RMAX2 : TILE_RMAX1, nvl = j->nv * TILE_VL;
     const int runs = (g->OW + rmax - 1) / rmax;
     for (int oh = oh0; oh < oh1; oh++) {
         for (int i = 0, ow = 0; i < runs; i++) {
@@ -129,12 +135,11 @@ static inline __attribute__((always_inline)) TILE_TARGET void
 TILE_CAT(dwtile_, TILE_ROWS)(const int NV, const int TN, const struct dw_at *at,
                              const struct tile_geom *g)
 {
-    vec acc[2][TILE_RMAX1];
+    vec acc[4][TILE_RMAX1];
 #pragma GCC unroll 24
-    for (int t = 0; t < TN; t++) {
-        acc[0][t] = VZERO();
-        if (NV > 1) acc[1][t] = VZERO();
-    }
+    for (int t = 0; t < TN; t++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[v][t] = VZERO();
     int off[TILE_RMAX1];
 #pragma GCC unroll 24
     for (int t = 0; t < TN; t++) off[t] = at->off[t];
@@ -142,12 +147,14 @@ TILE_CAT(dwtile_, TILE_ROWS)(const int NV, const int TN, const struct dw_at *at,
     for (int oh = 0; oh < g->OH; oh++) {
         const float *xrow = at->x + (size_t)oh * g->Wp;
         for (int ow = 0; ow < g->OW; ow++, d += NV * TILE_VL) {
-            const vec d0 = VLOAD(d), d1 = NV > 1 ? VLOAD(d + TILE_VL) : d0;
+            vec dv[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) dv[v] = VLOAD(d + v * TILE_VL);
 #pragma GCC unroll 24
             for (int t = 0; t < TN; t++) {
                 const vec xv = VBCAST(xrow[ow + off[t]]);
-                acc[0][t] = VFMA(d0, xv, acc[0][t]);
-                if (NV > 1) acc[1][t] = VFMA(d1, xv, acc[1][t]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) acc[v][t] = VFMA(dv[v], xv, acc[v][t]);
             }
         }
     }
@@ -170,7 +177,7 @@ static TILE_TARGET void TILE_DW(const struct dw_job *j)
 {
     const struct tile_geom *g = j->g;
     const int KK = g->KH * g->KW, nvl = j->nv * TILE_VL, NB = j->OC / nvl;
-    const int tmax = j->nv == 2 ? TILE_RMAX2 : TILE_RMAX1;
+    const int tmax = j->nv == 4 ? TILE_RMAX4 : j->nv == 2 ? TILE_RMAX2 : TILE_RMAX1;
     const int groups = (KK + tmax - 1) / tmax;
     for (int ob = 0; ob < NB; ob++)
         for (int c = 0; c < g->C; c++)
@@ -189,15 +196,18 @@ static TILE_TARGET void TILE_DW(const struct dw_job *j)
 #undef DW_CASE
 #undef TILE_RMAX1
 #undef TILE_RMAX2
+#undef TILE_RMAX4
 #undef TILE_1_6
 #undef TILE_7_12
 #undef TILE_13_24
 #undef TILE_CASES1
 #undef TILE_CASES2
+#undef TILE_CASES4
 #undef TILE_DISPATCH
 /* the includer's parameters */
 #undef TILE_VL
 #undef TILE_ACC
+#undef TILE_NVMAX
 #undef TILE_TARGET
 #undef TILE_ROWS
 #undef TILE_DW

@@ -182,8 +182,8 @@ static void test_paths_agree(void **state)
 }
 
 /* The register tiles (conv2d_tile.c) at each vector width the CPU has, and
- * with them off (im2col) on the same shapes: OC of one and of two vectors
- * and of an odd number of them, rows cut into uneven runs, uneven pads and
+ * with them off (im2col) on the same shapes: OC of one, two and four
+ * vectors (a tile's) and of an odd number of them, rows cut into uneven runs, uneven pads and
  * an even kernel, one image (its rows shared among threads), more taps
  * than a tile holds (5x5), dinp through the tiles (C a multiple of 16),
  * and shapes the tiles leave to im2col: fewer output channels than a vector,
@@ -199,6 +199,7 @@ static void test_tile_paths(void **state)
         conv2d_shape_same(1, 4, 5, 13, 64, 3, 3, 1, 1),
         conv2d_shape_same(2, 3, 8, 8, 32, 5, 5, 1, 1),
         conv2d_shape_same(2, 16, 6, 6, 32, 3, 3, 1, 1),
+        conv2d_shape_same(2, 64, 5, 7, 128, 3, 3, 1, 1), /* four vectors a tile: two blocks, dinp too */
         conv2d_shape_same(2, 1, 9, 8, 16, 3, 3, 1, 1),
         conv2d_shape_same(3, 32, 8, 11, 1, 3, 3, 1, 1), /* OC below a vector: im2col */
         shape_pad(1, 5, 6, 7, 3, 2, 3, 1, 1, 1, 0, 2, 0, 1),

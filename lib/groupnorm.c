@@ -3,12 +3,12 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "chunks.h"
 #include "clones.h"
 #include "err.h"
 #include "lanesum.h"
-
 
 TP_CLONES void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int B, int C,
@@ -38,6 +38,13 @@ TP_CLONES void groupnorm_forward(float *out, float *mean, float *rstd, const flo
         }
 }
 
+/* One task per (image, group): a pass over its dout and inp gives each
+ * channel's sums (dout, dout * xhat), which are both the parameters'
+ * gradients of that image and, weighted by the channel's weight, the
+ * group's mean terms; the pass writing dinp follows while the group is in
+ * cache. The parameters' gradients are then summed over the images in
+ * order: the same bits at any thread count. (The sums had been a pass of
+ * their own over the whole batch.) */
 TP_CLONES void groupnorm_backward(float *dinp, float *dweight, float *dbias,
                         const float *dout, const float *inp,
                         const float *weight, const float *mean,
@@ -46,20 +53,9 @@ TP_CLONES void groupnorm_backward(float *dinp, float *dweight, float *dbias,
     TP_ASSERT(B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0);
     const int Cg = C / G;
     const size_t n = (size_t)Cg * HW, work = (size_t)B * C * HW;
-    if (dweight || dbias) {
-#pragma omp parallel for if (work > PAR_MIN) schedule(static)
-        for (int c = 0; c < C; c++) {
-            double sw = 0, sb = 0;
-            for (int b = 0; b < B; b++) {
-                const float m = mean[b * G + c / Cg], r = rstd[b * G + c / Cg];
-                const size_t off = ((size_t)b * C + c) * HW;
-                lanesum_g_gxhat(dout + off, NULL, inp + off, (size_t)HW, m, r, &sb, &sw);
-            }
-            if (dweight) dweight[c] += (float)sw;
-            if (dbias) dbias[c] += (float)sb;
-        }
-    }
-    if (!dinp) return;
+    const int params = dweight || dbias;
+    if (!params && !dinp) return;
+    double *sums = params ? tp_malloc((size_t)B * C * 2 * sizeof(double)) : NULL; /* [B][C][db, dw] */
     /* dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),
      * dxhat = dout * weight, means over the group */
 #pragma omp parallel for collapse(2) if (work > PAR_MIN) schedule(static)
@@ -69,13 +65,16 @@ TP_CLONES void groupnorm_backward(float *dinp, float *dweight, float *dbias,
             const float m = mean[b * G + g], r = rstd[b * G + g];
             double s1 = 0, s2 = 0;
             for (int c = 0; c < Cg; c++) { /* dxhat = d * w: w comes out of both sums */
-                const double w = weight ? weight[g * Cg + c] : 1.0f;
+                const int ch = g * Cg + c;
+                const double w = weight ? weight[ch] : 1.0f;
                 double sd = 0, sdx = 0;
                 lanesum_g_gxhat(dout + off + (size_t)c * HW, NULL, inp + off + (size_t)c * HW, (size_t)HW, m, r,
                                 &sd, &sdx);
+                if (sums) sums[((size_t)b * C + ch) * 2] = sd, sums[((size_t)b * C + ch) * 2 + 1] = sdx;
                 s1 += w * sd;
                 s2 += w * sdx;
             }
+            if (!dinp) continue;
             const float a = (float)(s1 / (double)n), bb = (float)(s2 / (double)n);
             for (int c = 0; c < Cg; c++) {
                 const float w = weight ? weight[g * Cg + c] : 1.0f;
@@ -86,4 +85,12 @@ TP_CLONES void groupnorm_backward(float *dinp, float *dweight, float *dbias,
                     dx[i] += r * (d[i] * w - a - (x[i] - m) * r * bb);
             }
         }
+    if (!params) return;
+    for (int c = 0; c < C; c++) {
+        double sb = 0, sw = 0;
+        for (int b = 0; b < B; b++) sb += sums[((size_t)b * C + c) * 2], sw += sums[((size_t)b * C + c) * 2 + 1];
+        if (dweight) dweight[c] += (float)sw;
+        if (dbias) dbias[c] += (float)sb;
+    }
+    free(sums);
 }

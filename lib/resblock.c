@@ -112,18 +112,20 @@ void resblock_backward(float *dinp, const struct resblock_weights *dw,
     const struct resblock_weights none = {0};
     if (!dw) dw = &none;
 
-    /* g0 = dL/dh2: dout through the identity, plus the shortcut's path */
-    memcpy(a->g0, dout, no * sizeof(float));
+    /* dL/dh2: dout through the identity, plus the shortcut's path (into g0) */
+    const float *dh2 = dout;
     if (c->C != c->OC) {
         const struct conv2d_shape s3 = conv2d_shape_same(c->B, c->OC, c->H, c->W, c->OC, 1, 1, 1, 1);
+        memcpy(a->g0, dout, no * sizeof(float));
         conv2d_backward(a->g0, dw->nin_shortcut_weight, NULL, dout, a->h2,
                         w->nin_shortcut_weight, &s3);
+        dh2 = a->g0;
     } else if (dinp) {
         add_inplace(dinp, dout, nc);
     }
     /* down the chain, ping-ponging between the two scratch buffers */
     memset(a->g1, 0, no * sizeof(float));
-    conv2d_backward(a->g1, dw->conv2_weight, NULL, a->g0, a->a2, w->conv2_weight, &s2);
+    conv2d_backward(a->g1, dw->conv2_weight, NULL, dh2, a->a2, w->conv2_weight, &s2);
     memset(a->g0, 0, no * sizeof(float));
     silu_backward(a->g0, a->g1, a->n2, no);
     memset(a->g1, 0, no * sizeof(float));

@@ -269,7 +269,7 @@ void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
     dw_fn *dwf = dw_for(vl);
     /* at most two vectors: each tile streams its block of dout^T over all
      * positions, and four vectors' (64 KB at 16x16) leave the L1 cache
-     * (B32 64->64 16x16: 1.93-2.09 ms with two, 2.05-2.16 with four) */
+     * (B32 64->64 16x16: 1.91-2.09 ms with two, 2.05-2.16 with four) */
     const int nv = vectors_per_tile(s, vl) > 2 ? 2 : vectors_per_tile(s, vl), nvl = nv * vl;
     const struct tile_geom g = geom_of(s, 0.0f);
     const size_t WN = (size_t)s->OC * g.K, HW = (size_t)s->H * s->W;

@@ -119,11 +119,11 @@ static double replay_time(int n, struct rng *r)
     return best;
 }
 
-#define SGEMM_ALONE(expr)                                \
+#define SGEMM_ALONE(rng, expr)                           \
     ({                                                   \
         tp_sgemm_record(calls, MAX_CALLS);               \
         expr;                                            \
-        replay_time(tp_sgemm_record(NULL, 0), &r);       \
+        replay_time(tp_sgemm_record(NULL, 0), rng);      \
     })
 
 /* The peak: sgemm 1024^3 on buffers kept for the run, the best run kept. */
@@ -184,7 +184,7 @@ int main(int argc, char **argv)
         float *y = buf((size_t)BT * OC, &r), *dy = buf((size_t)BT * OC, &r);
         float *dx = buf((size_t)BT * C, &r), *dw = buf((size_t)OC * C, &r), *db = buf(OC, &r);
         double t = BEST((linear_forward(y, x, w, b, BT, C, OC), linear_backward(dx, dw, db, dy, x, w, BT, C, OC)));
-        double ts = SGEMM_ALONE((linear_forward(y, x, w, b, BT, C, OC), linear_backward(dx, dw, db, dy, x, w, BT, C, OC)));
+        double ts = SGEMM_ALONE(&r, (linear_forward(y, x, w, b, BT, C, OC), linear_backward(dx, dw, db, dy, x, w, BT, C, OC)));
         row("linear", "3104x256 -> 1024", 6.0 * BT * C * OC, t, ts);
         free(x), free(w), free(b), free(y), free(dy), free(dx), free(dw), free(db);
     }
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
         attention_acts_point(&s, sm, B, T, C, NH, 0);
         double t = BEST((attention_forward(y, &a, x, &p, B, T, C, NH, 0, 0),
                          attention_backward(dx, &dp, &s, dy, x, &p, &a, B, T, C, NH, 0, 0)));
-        double ts = SGEMM_ALONE((attention_forward(y, &a, x, &p, B, T, C, NH, 0, 0),
+        double ts = SGEMM_ALONE(&r, (attention_forward(y, &a, x, &p, B, T, C, NH, 0, 0),
                                  attention_backward(dx, &dp, &s, dy, x, &p, &a, B, T, C, NH, 0, 0)));
         double fwd = 2.0 * B * T * C * 4 * C + 4.0 * B * T * T * C;
         row("attention", "B32 T97 C256 NH4", 3 * fwd, t, ts);
@@ -232,7 +232,7 @@ int main(int argc, char **argv)
         float *x = buf(n, &r), *y = buf(n, &r), *dy = buf(n, &r), *dx = buf(n, &r);
         double t = BEST((block_forward(y, &a, x, &w, &cfg, B, T, 1, 0),
                          block_backward(dx, &dw, &s, dy, x, &w, &a, &cfg, B, T, 1, 0)));
-        double ts = SGEMM_ALONE((block_forward(y, &a, x, &w, &cfg, B, T, 1, 0),
+        double ts = SGEMM_ALONE(&r, (block_forward(y, &a, x, &w, &cfg, B, T, 1, 0),
                                  block_backward(dx, &dw, &s, dy, x, &w, &a, &cfg, B, T, 1, 0)));
         double fwd = 2.0 * B * T * (4.0 * C * C + 2.0 * C * cfg.F) + 4.0 * B * T * T * C;
         row("ViT block (pre-LN)", "B32 T97 C256 NH4", 3 * fwd, t, ts);

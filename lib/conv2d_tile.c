@@ -190,13 +190,13 @@ static struct tile_geom geom_of(const struct conv2d_shape *s, float beta)
                               .accumulate = beta != 0.0f};
 }
 
-/* Channel vectors per tile: as many as OC holds whole, up to four with
- * AVX-512 (a tile of 4 vectors x 6 positions loads 4 weights and
- * broadcasts 6 inputs for 24 FMAs; 2 x 8 broadcast 8 for 16) and two with
- * AVX2 (four would leave tiles of 3 positions). */
-static int vectors_per_tile(const struct conv2d_shape *s, int vl)
+/* Channel vectors per tile: as many as OC holds whole, up to max (4 or 2)
+ * and four only with AVX-512 (a tile of 4 vectors x 6 positions loads 4
+ * weights and broadcasts 6 inputs for 24 FMAs; 2 x 8 broadcast 8 for 16);
+ * with AVX2 four would leave tiles of 3 positions. */
+static int vectors_per_tile(const struct conv2d_shape *s, int vl, int max)
 {
-    if (vl == 16 && s->OC % (4 * vl) == 0) return 4;
+    if (max >= 4 && vl == 16 && s->OC % (4 * vl) == 0) return 4;
     return s->OC % (2 * vl) == 0 ? 2 : 1;
 }
 
@@ -206,7 +206,7 @@ void conv2d_tile_forward(float *out, float beta, const float *inp, const float *
     TP_ASSERT(conv2d_tile_applies(s) && (beta == 0.0f || beta == 1.0f));
     const int vl = tile_vl();
     rows_fn *rows = rows_for(vl);
-    const int nv = vectors_per_tile(s, vl), nvl = nv * vl, NB = s->OC / nvl;
+    const int nv = vectors_per_tile(s, vl, 4), nvl = nv * vl, NB = s->OC / nvl;
     const struct tile_geom g = geom_of(s, beta);
     const size_t K = g.K, HW = (size_t)s->H * s->W;
     /* wpack[ob][c][kh][kw][o] = weight[ob*nvl + o][c][kh][kw] */
@@ -270,7 +270,7 @@ void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
     /* at most two vectors: each tile streams its block of dout^T over all
      * positions, and four vectors' (64 KB at 16x16) leave the L1 cache
      * (B32 64->64 16x16: 1.91-2.09 ms with two, 2.05-2.16 with four) */
-    const int nv = vectors_per_tile(s, vl) > 2 ? 2 : vectors_per_tile(s, vl), nvl = nv * vl;
+    const int nv = vectors_per_tile(s, vl, 2), nvl = nv * vl;
     const struct tile_geom g = geom_of(s, 0.0f);
     const size_t WN = (size_t)s->OC * g.K, HW = (size_t)s->H * s->W;
     const int parts = s->B < CONV2D_DW_PARTS ? s->B : CONV2D_DW_PARTS;

@@ -70,7 +70,10 @@ TP_CLONES void groupnorm_backward(float *dinp, float *dweight, float *dbias,
                 double sd = 0, sdx = 0;
                 lanesum_g_gxhat(dout + off + (size_t)c * HW, NULL, inp + off + (size_t)c * HW, (size_t)HW, m, r,
                                 &sd, &sdx);
-                if (sums) sums[((size_t)b * C + ch) * 2] = sd, sums[((size_t)b * C + ch) * 2 + 1] = sdx;
+                if (sums) {
+                    double *s = sums + ((size_t)b * C + ch) * 2;
+                    s[0] = sd, s[1] = sdx;
+                }
                 s1 += w * sd;
                 s2 += w * sdx;
             }
@@ -88,7 +91,10 @@ TP_CLONES void groupnorm_backward(float *dinp, float *dweight, float *dbias,
     if (!params) return;
     for (int c = 0; c < C; c++) {
         double sb = 0, sw = 0;
-        for (int b = 0; b < B; b++) sb += sums[((size_t)b * C + c) * 2], sw += sums[((size_t)b * C + c) * 2 + 1];
+        for (int b = 0; b < B; b++) {
+            const double *s = sums + ((size_t)b * C + c) * 2;
+            sb += s[0], sw += s[1];
+        }
         if (dweight) dweight[c] += (float)sw;
         if (dbias) dbias[c] += (float)sb;
     }

@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* Parallelise only when a call has enough work to pay for the threads. */
-#define PAR_MIN 65536
+#define IMGOPS_PAR_MIN 65536
 
 void img_alloc(struct img *im, int c, int h, int w)
 {
@@ -92,7 +92,7 @@ static void resize_sep(float *out, const float *inp, int C, int H, int W, int OH
                        int OW, const struct taps *tx, const struct taps *ty)
 {
     float *tmp = tp_malloc(sizeof(float) * C * H * OW);
-#pragma omp parallel for if ((long)C * H * OW > PAR_MIN) schedule(static)
+#pragma omp parallel for if ((long)C * H * OW > IMGOPS_PAR_MIN) schedule(static)
     for (int r = 0; r < C * H; r++) {
         const float *src = inp + (size_t)r * W;
         float *dst = tmp + (size_t)r * OW;
@@ -104,7 +104,7 @@ static void resize_sep(float *out, const float *inp, int C, int H, int W, int OH
             dst[o] = (float)acc;
         }
     }
-#pragma omp parallel for if ((long)C * OH * OW > PAR_MIN) schedule(static)
+#pragma omp parallel for if ((long)C * OH * OW > IMGOPS_PAR_MIN) schedule(static)
     for (int r = 0; r < C * OH; r++) {
         int c = r / OH, o = r % OH;
         const double *w = ty->w + (size_t)o * ty->k;
@@ -145,7 +145,7 @@ void img_resize_bilinear(float *out, const float *inp, int C, int H, int W, int 
 void img_crop_pad(float *out, const float *inp, int C, int H, int W, int y0,
                   int x0, int OH, int OW, float value)
 {
-#pragma omp parallel for if ((long)C * OH * OW > PAR_MIN) schedule(static)
+#pragma omp parallel for if ((long)C * OH * OW > IMGOPS_PAR_MIN) schedule(static)
     for (int r = 0; r < C * OH; r++) {
         int c = r / OH, y = r % OH, sy = y + y0;
         float *dst = out + (size_t)r * OW;
@@ -170,7 +170,7 @@ int img_crop_offset(int in, int out, int random, uint64_t u)
 
 void img_flip_h(float *x, int C, int H, int W)
 {
-#pragma omp parallel for if ((long)C * H * W > PAR_MIN) schedule(static)
+#pragma omp parallel for if ((long)C * H * W > IMGOPS_PAR_MIN) schedule(static)
     for (int r = 0; r < C * H; r++) {
         float *row = x + (size_t)r * W;
         for (int i = 0, j = W - 1; i < j; i++, j--) {
@@ -202,7 +202,7 @@ void img_patchify(float *out, const float *inp, int B, int C, int H, int W, int 
 {
     TP_ASSERT(P > 0 && H % P == 0 && W % P == 0);
     int GW = W / P, N = (H / P) * GW, D = C * P * P;
-#pragma omp parallel for if ((long)B * N * D > PAR_MIN) schedule(static)
+#pragma omp parallel for if ((long)B * N * D > IMGOPS_PAR_MIN) schedule(static)
     for (int bn = 0; bn < B * N; bn++) {
         int b = bn / N, n = bn % N, py = n / GW, px = n % GW;
         float *dst = out + (size_t)bn * D;
@@ -219,7 +219,7 @@ void img_unpatchify(float *out, const float *inp, int B, int C, int H, int W, in
     TP_ASSERT(P > 0 && H % P == 0 && W % P == 0);
     int GW = W / P, N = (H / P) * GW, D = C * P * P;
     /* parallel over output rows (b, c, y): each thread owns its writes */
-#pragma omp parallel for if ((long)B * N * D > PAR_MIN) schedule(static)
+#pragma omp parallel for if ((long)B * N * D > IMGOPS_PAR_MIN) schedule(static)
     for (int r = 0; r < B * C * H; r++) {
         int b = r / (C * H), c = (r / H) % C, y = r % H, py = y / P, i = y % P;
         float *dst = out + (size_t)r * W;

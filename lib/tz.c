@@ -322,6 +322,8 @@ int tz_reader_seek(struct tz_reader *r, long i)
 
 /* ---- writer ------------------------------------------------------------------ */
 
+static int adaptive(int level) { return level == TZ_LEVEL_AUTO || level == TZ_LEVEL_AUTO_FLOATS; }
+
 struct tz_writer {
     int fd;
     char *name;
@@ -349,7 +351,7 @@ struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_t
      * only a copy while zstd's effort costs the step: the adaptive levels
      * keep to the fast one there (tz.h). */
     struct stat sb;
-    if ((level == TZ_LEVEL_AUTO || level == TZ_LEVEL_AUTO_FLOATS) && fstat(fd, &sb) == 0 &&
+    if (adaptive(level) && fstat(fd, &sb) == 0 &&
         (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
         level = TZ_LEVEL_FAST;
     w->level = level;
@@ -374,7 +376,7 @@ int tz_writer_put(struct tz_writer *w, const struct st *rec)
         w->cbuf = tp_malloc_record(bound);
         w->cbuf_cap = bound;
     }
-    const int adapt = w->level == TZ_LEVEL_AUTO || w->level == TZ_LEVEL_AUTO_FLOATS;
+    const int adapt = adaptive(w->level);
     const int probe = adapt && (!w->fast || w->fast_run == TZ_PROBE_EVERY - 1);
     if (adapt) /* a parameter of the next frame: setting it costs nothing */
         ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, probe ? TZ_LEVEL_DEFAULT : TZ_LEVEL_FAST);

@@ -424,28 +424,33 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
 }
 
 void block_stack_infer(float *out, const float *inp, const struct block_params *w, int L,
-                       const struct block_cfg *cfg, int B, int T)
+                       const struct block_cfg *cfg, int B, int T, const struct block_tail *tail)
 {
-    TP_ASSERT(L >= 1 && B >= 1 && out != inp);
-    const int chunks = chunks_of(B, T), seqs = (B + chunks - 1) / chunks;
+    const int unit = tail ? tail->unit : 1;
+    TP_ASSERT(L >= 1 && B >= 1 && unit >= 1 && B % unit == 0 && (tail || out) && out != inp);
+    const int units = B / unit, chunks = chunk_count(units, (size_t)unit * T, BLOCK_CHUNK_ROWS);
+    const int seqs = (units + chunks - 1) / chunks * unit;
     const size_t row = (size_t)T * cfg->C, nacts = block_acts_floats(cfg, seqs, T, 0);
+    const size_t ntail = tail ? seqs * tail->seq_floats : 0;
     const struct drops off = drops_of(cfg, 0, 0);
 #pragma omp parallel num_threads(chunk_threads(chunks))
     {
-        float *mem = tp_aligned_alloc((nacts + 2 * seqs * row) * sizeof(float));
+        float *mem = tp_aligned_alloc((nacts + 2 * seqs * row + ntail) * sizeof(float));
         float *hid[2] = {mem + nacts, mem + nacts + seqs * row};
 #pragma omp for schedule(static)
         for (int c = 0; c < chunks; c++) {
-            int b0, nb;
-            chunk_range(B, chunks, c, &b0, &nb);
+            int u0, nu;
+            chunk_range(units, chunks, c, &u0, &nu);
+            const int b0 = u0 * unit, nb = nu * unit;
             struct block_acts a;
             block_acts_point(&a, mem, cfg, nb, T, 0);
             const float *x = inp + b0 * row;
             for (int l = 0; l < L; l++) {
-                float *y = l == L - 1 ? out + b0 * row : hid[l % 2];
+                float *y = l == L - 1 && !tail ? out + b0 * row : hid[l % 2];
                 run_forward(y, &a, x, &w[l], cfg, nb, T, off);
                 x = y;
             }
+            if (tail) tail->fn(tail->ctx, x, b0, nb, hid[1] + seqs * row);
         }
         free(mem);
     }

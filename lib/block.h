@@ -131,7 +131,20 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
  * next, and no batch-sized activations are needed. */
 #define BLOCK_CHUNK_ROWS 512
 #define BLOCK_DW_PARTS 2
+/* What a model does next with a chunk's output, on the chunk's thread while
+ * the output is in its cache (a head, say), instead of block_stack_infer
+ * writing it to out: fn(ctx, y, s0, ns, scratch) with y [ns*T,C] the
+ * outputs of sequences [s0, s0+ns), scratch ns * seq_floats floats of the
+ * thread's own. A chunk holds whole units of `unit` sequences (a guided
+ * sample's two passes, side by side); B is a multiple of it. */
+struct block_tail {
+    void (*fn)(void *ctx, const float *y, int s0, int ns, float *scratch);
+    void *ctx;
+    int unit;
+    size_t seq_floats;
+};
+/* tail NULL: out as above; else out is not written (may be NULL). */
 void block_stack_infer(float *out, const float *inp, const struct block_params *w, int L,
-                       const struct block_cfg *cfg, int B, int T);
+                       const struct block_cfg *cfg, int B, int T, const struct block_tail *tail);
 
 #endif

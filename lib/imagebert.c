@@ -1,6 +1,7 @@
 /* imagebert.c - the MaskGIT generator module (see imagebert.h). */
 #include "imagebert.h"
 #include "block.h"
+#include "chunks.h"
 #include "dropout.h"
 #include "embedding.h"
 #include "err.h"
@@ -99,10 +100,9 @@ struct ib {
     int cap_R, cap_train; /* what the buffers below are sized for */
     int32_t *tok;         /* [R,T] */
     float *x, *mean, *rstd; /* [R,T,W] embedding sum (LayerNorm input), [R*T] stats */
-    float *h;             /* [L+1][R,T,W]: h0 (after dropout) .. hL; inference: 2, in turn */
-    float *hk;            /* [R*K,W] hL without position 0: lm_head's input */
-    float *acts;          /* block activations: L of them in training, 1 otherwise */
-    float *both;          /* [R*K,V] guided and unguided logits, inference with guidance */
+    float *h;             /* [L+1][R,T,W]: h0 (after dropout) .. hL; inference: h0 */
+    float *hk;            /* [R*K,W] hL without position 0: lm_head's input (training) */
+    float *acts;          /* block activations: L of them (training) */
     struct block_acts *a; /* [L] */
     /* backward scratch (training size) */
     float *dh, *dx, *dhk, *sm;
@@ -129,8 +129,8 @@ static void point_w(struct ib_w *w, float *mem, const struct params *p, const st
 static void free_bufs(struct ib *ib)
 {
     free(ib->tok), free(ib->x), free(ib->mean), free(ib->rstd), free(ib->h), free(ib->hk);
-    free(ib->acts), free(ib->dh), free(ib->dx), free(ib->dhk), free(ib->sm), free(ib->both);
-    ib->tok = NULL, ib->x = ib->mean = ib->rstd = ib->h = ib->hk = ib->acts = ib->both = NULL;
+    free(ib->acts), free(ib->dh), free(ib->dx), free(ib->dhk), free(ib->sm);
+    ib->tok = NULL, ib->x = ib->mean = ib->rstd = ib->h = ib->hk = ib->acts = NULL;
     ib->dh = ib->dx = ib->dhk = ib->sm = NULL;
     ib->cap_R = 0, ib->cap_train = 0;
 }
@@ -165,8 +165,8 @@ static int ib_build(struct module *m, const struct st *meta)
 static float *falloc(size_t n) { return tp_aligned_alloc(n * sizeof(float)); }
 
 /* Buffers for R rows; training keeps every layer's activations, inference
- * only the layers' input and output (block_stack_infer's chunks keep their
- * own activations). */
+ * only the layers' input (block_stack_infer's chunks keep their own
+ * activations, and the head's logits; lm_tail). */
 static void reserve(struct ib *ib, int R, int train)
 {
     if (R <= ib->cap_R && (!train || ib->cap_train)) return;
@@ -176,10 +176,10 @@ static void reserve(struct ib *ib, int R, int train)
     size_t BT = (size_t)R * ib->T, n = BT * ib->W;
     ib->tok = tp_malloc(BT * sizeof(int32_t));
     ib->x = falloc(n), ib->mean = falloc(BT), ib->rstd = falloc(BT);
-    ib->h = falloc(n * (size_t)(train ? ib->L + 1 : 2));
-    ib->hk = falloc((size_t)R * ib->K * ib->W);
-    ib->acts = NULL;
+    ib->h = falloc(n * (size_t)(train ? ib->L + 1 : 1));
+    ib->hk = ib->acts = NULL;
     if (train) {
+        ib->hk = falloc((size_t)R * ib->K * ib->W);
         ib->acts = falloc(block_acts_floats(&ib->bc, R, ib->T, train) * (size_t)ib->L);
         ib->dh = falloc(2 * n), ib->dx = falloc(n), ib->dhk = falloc((size_t)R * ib->K * ib->W);
         ib->sm = falloc(block_acts_floats(&ib->bc, R, ib->T, 0));
@@ -213,7 +213,8 @@ static int guidance_of(const struct st *rec, enum maskgit_guidance *kind, double
     return 0;
 }
 
-/* tok rows: pass 0 with the labels, pass 1 (guidance) with the null class. */
+/* tok rows: pass 0 with the labels, pass 1 (guidance) with the null class,
+ * a sample's passes side by side (lm_tail takes them together). */
 static int fill_tokens(struct ib *ib, const struct st_tensor *ids, const struct st_tensor *lab, int B, int passes)
 {
     const int32_t *id = ids->data, *lb = lab ? lab->data : NULL;
@@ -225,37 +226,73 @@ static int fill_tokens(struct ib *ib, const struct st_tensor *ids, const struct 
         if (lb && lb[b] >= NC) return tp_err_set("field 'label': %d of sample %d is not below %d classes", (int)lb[b], b, NC);
     for (int p = 0; p < passes; p++)
         for (int b = 0; b < B; b++) {
-            int32_t *t = ib->tok + ((size_t)p * B + b) * T;
+            int32_t *t = ib->tok + ((size_t)b * passes + p) * T;
             t[0] = p == 0 && lb && lb[b] >= 0 ? V + 1 + lb[b] : V + NC + 1;
             memcpy(t + 1, id + (size_t)b * K, sizeof(int32_t) * K);
         }
     return 0;
 }
 
-/* Embeddings, layers and the gather of positions 1..K: tok to hk. */
-static void run_net(struct ib *ib, int R, int train, uint64_t seed)
+/* Embeddings and the layer norm: tok to h0. */
+static void embed(struct ib *ib, int R, int train, uint64_t seed)
 {
-    int T = ib->T, W = ib->W, K = ib->K, BT = R * T;
-    size_t n = (size_t)BT * W;
+    int T = ib->T, W = ib->W, BT = R * T;
     embedding_forward(ib->x, ib->tok, ib->w.word, BT, ib->NV, W);
     embedding_pos_forward(ib->x, ib->x, ib->w.tt, BT, 1, W); /* token type 0 on every row */
     embedding_pos_forward(ib->x, ib->x, ib->w.pos, R, T, W);
     layernorm_forward(ib->h, ib->mean, ib->rstd, ib->x, ib->w.ln_w, ib->w.ln_b, BT, W, LN_EPS_BERT);
-    if (train && ib->c.dropout > 0) dropout_forward(ib->h, ib->h, n, ib->c.dropout, rng_hash(seed, 0));
-    if (train) {
-        float *am = ib->acts;
-        for (int l = 0; l < ib->L; l++) {
-            am = block_acts_point(&ib->a[l], am, &ib->bc, R, T, train);
-            block_forward(ib->h + (size_t)(l + 1) * n, &ib->a[l], ib->h + (size_t)l * n, &ib->w.layer[l], &ib->bc,
-                          R, T, train, rng_hash(seed, (uint64_t)l + 1));
-        }
-    } else {
-        block_stack_infer(ib->h + n, ib->h, ib->w.layer, ib->L, &ib->bc, R, T);
+    if (train && ib->c.dropout > 0) dropout_forward(ib->h, ib->h, (size_t)BT * W, ib->c.dropout, rng_hash(seed, 0));
+}
+
+/* Training: the layers with their activations kept, then the gather of
+ * positions 1..K (lm_head's input, hk) and the head. */
+static void run_train(struct ib *ib, float *logits, int R, uint64_t seed)
+{
+    int T = ib->T, W = ib->W, K = ib->K;
+    size_t n = (size_t)R * T * W;
+    embed(ib, R, 1, seed);
+    float *am = ib->acts;
+    for (int l = 0; l < ib->L; l++) {
+        am = block_acts_point(&ib->a[l], am, &ib->bc, R, T, 1);
+        block_forward(ib->h + (size_t)(l + 1) * n, &ib->a[l], ib->h + (size_t)l * n, &ib->w.layer[l], &ib->bc, R,
+                      T, 1, rng_hash(seed, (uint64_t)l + 1));
     }
-    const float *hl = ib->h + (train ? (size_t)ib->L : 1) * n;
-#pragma omp parallel for if (n > 16384) schedule(static)
+    const float *hl = ib->h + (size_t)ib->L * n;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
     for (int r = 0; r < R; r++)
         memcpy(ib->hk + (size_t)r * K * W, hl + ((size_t)r * T + 1) * W, sizeof(float) * K * W);
+    linear_forward(logits, ib->hk, ib->w.head_w, ib->w.head_b, R * K, W, ib->V);
+}
+
+/* Inference's head, on each chunk of block_stack_infer while its last
+ * hidden states are in cache: the logits of every position (the class
+ * position's 1/T of the work is thrown away: per-sequence products of K
+ * rows would cost more), then each sample's K positions to out, its two
+ * passes combined under guidance. The batch's hidden states and logits of
+ * both passes are never all in memory. */
+struct lm_tail {
+    const struct ib *ib;
+    float *out; /* [B,K,V] */
+    int passes;
+    enum maskgit_guidance kind;
+    float scale;
+};
+
+static void lm_chunk(void *ctx, const float *y, int s0, int ns, float *logits)
+{
+    const struct lm_tail *t = ctx;
+    const struct ib *ib = t->ib;
+    const int T = ib->T, K = ib->K, V = ib->V;
+    const size_t nk = (size_t)K * V;
+    linear_forward(logits, y, ib->w.head_w, ib->w.head_b, ns * T, ib->W, V);
+    for (int s = 0; s < ns; s += t->passes) {
+        float *o = t->out + (size_t)((s0 + s) / t->passes) * nk;
+        const float *c = logits + ((size_t)s * T + 1) * V;
+        if (t->passes == 1)
+            memcpy(o, c, sizeof(float) * nk);
+        else
+            maskgit_cfg_combine(o, c, c + (size_t)T * V, nk, t->kind, t->scale);
+    }
 }
 
 static int ib_forward(struct module *m, struct st *rec, int train)
@@ -270,7 +307,7 @@ static int ib_forward(struct module *m, struct st *rec, int train)
     struct st_tensor *lab = st_find(rec, "label");
     if (lab && !(lab = st_require(rec, "label", ST_I32, 1))) return -1;
     if (lab && lab->shape[0] != B) return tp_err_set("field 'label': %lld labels for %d samples", (long long)lab->shape[0], B);
-    enum maskgit_guidance kind;
+    enum maskgit_guidance kind = MASKGIT_CFG_LINEAR;
     double scale = 0;
     if (!train && guidance_of(rec, &kind, &scale) != 0) return -1;
     int passes = scale != 0 ? 2 : 1, R = passes * B;
@@ -279,19 +316,18 @@ static int ib_forward(struct module *m, struct st *rec, int train)
     reserve(ib, !train && st_meta_get(rec, "guidance") ? 2 * B : R, train);
     if (fill_tokens(ib, ids, lab, B, passes) != 0) return -1;
     ib->R = R, ib->train = train, ib->seed = module_seed(rec, IMAGEBERT_SALT);
-    run_net(ib, R, train, ib->seed);
     int64_t shape[ST_MAX_DIMS];
     memcpy(shape, ids->shape, sizeof shape);
     shape[ids->ndim] = V;
     struct st_tensor *out = st_put(rec, "logits", ST_F32, ids->ndim + 1, shape);
-    size_t nl = (size_t)B * K * V;
-    if (passes == 1) {
-        linear_forward(out->data, ib->hk, ib->w.head_w, ib->w.head_b, B * K, ib->W, V);
+    if (train) {
+        run_train(ib, out->data, R, ib->seed);
         return 0;
     }
-    if (!ib->both) ib->both = falloc((size_t)ib->cap_R * K * V); /* until the next reserve */
-    linear_forward(ib->both, ib->hk, ib->w.head_w, ib->w.head_b, R * K, ib->W, V);
-    maskgit_cfg_combine(out->data, ib->both, ib->both + nl, nl, kind, (float)scale);
+    embed(ib, R, 0, ib->seed);
+    struct lm_tail lt = {ib, out->data, passes, kind, (float)scale};
+    struct block_tail tail = {lm_chunk, &lt, passes, (size_t)ib->T * V};
+    block_stack_infer(NULL, ib->h, ib->w.layer, ib->L, &ib->bc, R, ib->T, &tail);
     return 0;
 }
 

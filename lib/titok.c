@@ -174,7 +174,7 @@ const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B, i
         for (int i = 0; i < t->L; i++)
             block_forward(t->xs + (i + 1) * BTE, &t->acts[i], t->xs + i * BTE, &t->bp[i], &t->bc, B, T, 0, 0);
     } else {
-        block_stack_infer(t->xs + BTE, t->xs, t->bp, t->L, &t->bc, B, T);
+        block_stack_infer(t->xs + BTE, t->xs, t->bp, t->L, &t->bc, B, T, NULL);
     }
     const float *last = t->xs + (train ? (size_t)t->L : 1) * BTE;
     for (int b = 0; b < B; b++)

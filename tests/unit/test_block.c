@@ -270,6 +270,24 @@ static void test_chunks(void **state)
 
 /* ---- block_stack_infer ---- */
 
+/* A tail that copies each chunk's output to its place, through the
+ * scratch, and counts the visits of every sequence. */
+struct copy_tail {
+    float *out;
+    int *visits, unit;
+    size_t row;
+};
+
+static void copy_chunk(void *ctx, const float *y, int s0, int ns, float *scratch)
+{
+    struct copy_tail *t = ctx;
+    assert_int_equal(s0 % t->unit, 0);
+    assert_int_equal(ns % t->unit, 0);
+    memcpy(scratch, y, sizeof(float) * ns * t->row);
+    memcpy(t->out + (size_t)s0 * t->row, scratch, sizeof(float) * ns * t->row);
+    for (int s = s0; s < s0 + ns; s++) t->visits[s]++;
+}
+
 /* L blocks through block_stack_infer against block_forward block by block
  * over the whole batch, within 1e-6 (OpenBLAS's rounding depends on the
  * row count with its Haswell and small-matrix kernels), and the same bits
@@ -297,10 +315,22 @@ static void stack_same(struct block_cfg cfg, int L, int B, int T)
     for (int k = 0; k < 2; k++) {
         tp_threads_set(k + 1);
         got[k] = tp_calloc(t.n, sizeof(float));
-        block_stack_infer(got[k], t.x, bp, L, &cfg, B, T);
+        block_stack_infer(got[k], t.x, bp, L, &cfg, B, T, NULL);
         check_close("stack", got[k], want, t.n, 1e-6, 1e-5);
     }
     if (B > 1) assert_memory_equal(got[0], got[1], sizeof(float) * t.n);
+    /* with a tail: one unit the same chunks, the same bits; pairs of
+     * sequences kept together where B allows */
+    for (int unit = 1; unit <= 2 && B % unit == 0; unit++) {
+        float *tailed = tp_calloc(t.n, sizeof(float));
+        struct copy_tail ct = {tailed, tp_calloc((size_t)B, sizeof(int)), unit, (size_t)T * cfg.C};
+        struct block_tail tail = {copy_chunk, &ct, unit, ct.row};
+        block_stack_infer(NULL, t.x, bp, L, &cfg, B, T, &tail);
+        for (int b = 0; b < B; b++) assert_int_equal(ct.visits[b], 1);
+        if (unit == 1) assert_memory_equal(tailed, got[1], sizeof(float) * t.n);
+        check_close("stack tail", tailed, want, t.n, 1e-6, 1e-5);
+        free(tailed), free(ct.visits);
+    }
     tp_threads_set(2);
     free(want), free(got[0]), free(got[1]), free(bp), free(w);
     net_free(&t);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_d_stableOutBuffer's name */
 #include <zstd.h>
 
 #define ZSTD_MAGIC 0xFD2FB528u
@@ -87,6 +88,11 @@ struct tz_reader *tz_reader_open(int fd, const char *name)
     r->in = tp_malloc(INBUF);
     r->max_rec = max_record();
     if (!r->dctx) TP_ASSERT(!"ZSTD_createDCtx failed");
+    /* read_record hands zstd one output buffer of the record's exact size
+     * for the whole frame: zstd decodes straight into it, without a window
+     * buffer of its own and the copy out of it (an experimental parameter
+     * through the stable setter: the shared library takes it) */
+    ZSTD_DCtx_setParameter(r->dctx, ZSTD_d_stableOutBuffer, 1);
     return r;
 }
 

@@ -28,6 +28,28 @@ int io_write_all(int fd, const void *buf, size_t n, const char *name)
     return 0;
 }
 
+int io_writev_all(int fd, const struct iovec *iov, int n, const char *name)
+{
+    struct iovec v[64];
+    while (n > 0) {
+        int k = n < 64 ? n : 64; /* a copy to advance in, within IOV_MAX */
+        memcpy(v, iov, sizeof(struct iovec) * (size_t)k);
+        int i = 0;
+        while (i < k) {
+            ssize_t w = writev(fd, v + i, k - i);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                return tp_err_errno("%s: write error", name);
+            }
+            size_t left = (size_t)w; /* past the pieces written whole */
+            while (i < k && left >= v[i].iov_len) left -= v[i++].iov_len;
+            if (i < k) v[i].iov_base = (char *)v[i].iov_base + left, v[i].iov_len -= left;
+        }
+        iov += k, n -= k;
+    }
+    return 0;
+}
+
 long io_read_full(int fd, void *buf, size_t n, const char *name)
 {
     char *p = buf;

@@ -12,10 +12,13 @@
 #define TP_IO_H
 
 #include <stddef.h>
+#include <sys/uio.h>
 #include <stdint.h>
 
 /* Write all n bytes, retrying on EINTR/short writes. -1 on error. */
 int io_write_all(int fd, const void *buf, size_t n, const char *name);
+/* The same for n pieces in order (writev), partial writes resumed. */
+int io_writev_all(int fd, const struct iovec *iov, int n, const char *name);
 /* Read up to n bytes, retrying until n or EOF. Returns bytes read, -1 on error. */
 long io_read_full(int fd, void *buf, size_t n, const char *name);
 /* Read a whole file (or fd) into a malloc'd buffer with a size cap. */

@@ -611,50 +611,64 @@ static void build_header(const struct st *s, const int *ord, struct sbuf *h)
     while (h->n % 8) sb_put(h, " ", 1);
 }
 
-/* What precedes the tensor data: the writer order, the header and its
- * length (u64 little-endian); returns the whole file's size. The caller
- * frees *ord and h->p. */
-static size_t prefix(const struct st *s, int **ord, struct sbuf *h, unsigned char len[8])
+int st_pieces(const struct st *s, struct st_pieces *p)
 {
-    *ord = write_order(s);
-    *h = (struct sbuf){0};
-    build_header(s, *ord, h);
-    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)h->n >> (8 * i));
-    size_t total = 8 + h->n;
-    for (int i = 0; i < s->n; i++) total += s->t[i].nbytes;
-    return total;
+    int *ord = write_order(s);
+    struct sbuf h = {0};
+    build_header(s, ord, &h);
+    /* the length, then the header, in one piece */
+    unsigned char *head = tp_malloc(8 + h.n);
+    for (int i = 0; i < 8; i++) head[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
+    memcpy(head + 8, h.p, h.n);
+    free(h.p);
+    p->head = head;
+    p->v = tp_malloc(((size_t)s->n + 1) * sizeof *p->v);
+    p->v[0] = (struct iovec){head, 8 + h.n};
+    p->n = 1;
+    p->total = 8 + h.n;
+    for (int k = 0; k < s->n; k++) {
+        const struct st_tensor *t = &s->t[ord[k]];
+        if (t->nbytes) p->v[p->n++] = (struct iovec){t->data, t->nbytes};
+        p->total += t->nbytes;
+    }
+    free(ord);
+    return 0;
+}
+
+void st_pieces_free(struct st_pieces *p)
+{
+    free(p->head);
+    free(p->v);
+    *p = (struct st_pieces){0};
 }
 
 size_t st_serialized_size(const struct st *s)
 {
-    int *ord;
-    struct sbuf h;
-    unsigned char len[8];
-    size_t total = prefix(s, &ord, &h, len);
-    free(h.p);
-    free(ord);
+    struct st_pieces p;
+    st_pieces(s, &p);
+    size_t total = p.total;
+    st_pieces_free(&p);
     return total;
+}
+
+void *st_pieces_join(const struct st_pieces *p)
+{
+    unsigned char *out = tp_malloc_record(p->total ? p->total : 1);
+    size_t pos = 0;
+    for (int i = 0; i < p->n; i++) {
+        memcpy(out + pos, p->v[i].iov_base, p->v[i].iov_len);
+        pos += p->v[i].iov_len;
+    }
+    return out;
 }
 
 int st_serialize(const struct st *s, void **buf, size_t *size)
 {
-    int *ord;
-    struct sbuf h;
-    unsigned char len[8];
-    size_t total = prefix(s, &ord, &h, len);
-    unsigned char *out = tp_malloc_record(total);
-    memcpy(out, len, 8);
-    memcpy(out + 8, h.p, h.n);
-    size_t pos = 8 + h.n;
-    for (int k = 0; k < s->n; k++) {
-        const struct st_tensor *t = &s->t[ord[k]];
-        if (t->nbytes) memcpy(out + pos, t->data, t->nbytes);
-        pos += t->nbytes;
-    }
-    free(h.p);
-    free(ord);
-    *buf = out;
-    *size = total;
+    struct st_pieces p;
+    st_pieces(s, &p);
+    *buf = st_pieces_join(&p);
+    *size = p.total;
+    st_pieces_free(&p);
     return 0;
 }
 
@@ -663,21 +677,13 @@ int st_serialize(const struct st *s, void **buf, size_t *size)
  * could leave the heap fragmented in a long run. */
 int st_save(const struct st *s, const char *path)
 {
-    int *ord;
-    struct sbuf h;
-    unsigned char len[8];
-    prefix(s, &ord, &h, len);
+    struct st_pieces p;
+    st_pieces(s, &p);
     struct io_out o;
     int rc = io_out_open(&o, path), opened = rc == 0;
-    if (rc == 0) rc = io_write_all(o.fd, len, 8, path);
-    if (rc == 0) rc = io_write_all(o.fd, h.p, h.n, path);
-    for (int k = 0; rc == 0 && k < s->n; k++) {
-        const struct st_tensor *t = &s->t[ord[k]];
-        if (t->nbytes) rc = io_write_all(o.fd, t->data, t->nbytes, path);
-    }
+    if (rc == 0) rc = io_writev_all(o.fd, p.v, p.n, path);
     if (rc == 0) rc = io_out_commit(&o);
     else if (opened) io_out_abort(&o);
-    free(h.p);
-    free(ord);
+    st_pieces_free(&p);
     return rc;
 }

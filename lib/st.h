@@ -27,6 +27,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define ST_MAX_DIMS 8
 #define ST_MAX_HEADER 100000000u /* bytes; the reference reader's limit */
@@ -88,6 +89,19 @@ int st_parse(struct st **out, void *blob, size_t size, int mapped);
 /* Load a safetensors file by memory-mapping it (MAP_PRIVATE: tensors may be
  * modified in memory without touching the file). */
 int st_load(struct st **out, const char *path);
+
+/* The serialization as pieces in order, the tensors' data not copied: v[0]
+ * the length and header (in head), then each tensor's data; total bytes. */
+struct st_pieces {
+    struct iovec *v;
+    int n;
+    size_t total;
+    void *head;
+};
+int st_pieces(const struct st *s, struct st_pieces *p);
+void st_pieces_free(struct st_pieces *p);
+/* The pieces in one buffer (tp_malloc_record; free()). */
+void *st_pieces_join(const struct st_pieces *p);
 
 /* Serialize to a malloc'd buffer. */
 int st_serialize(const struct st *s, void **buf, size_t *size);

@@ -97,7 +97,8 @@ _Noreturn static void usage(const struct stage_tool *t)
            "  --ckpt-dir DIR       checkpoints every --ckpt-every N steps\n"
            "  --start-step S       resume from DIR's checkpoint of step S\n"
            "  -l N                 zstd level of written streams (-1; 3 after a record\n"
-           "                       that compresses even so, token ids, except on a pipe)\n"
+           "                       that compresses even so, token ids, except on a pipe;\n"
+           "                       stored after one below 1.1x)\n"
            "  -j N                 threads (all cores)\n"
            "  --progress           progress on stderr\n"
            "  -h, --version\n");

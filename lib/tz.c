@@ -9,6 +9,7 @@
 #include "tz.h"
 #include "err.h"
 #include "io.h"
+#include "xxh64.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -330,6 +331,11 @@ int tz_reader_seek(struct tz_reader *r, long i)
 
 static int adaptive(int level) { return level == TZ_LEVEL_AUTO || level == TZ_LEVEL_AUTO_FLOATS; }
 
+/* How the adaptive levels write the next record (tz.h); LEVEL_STORE, no
+ * zstd level, is raw blocks. */
+#define LEVEL_STORE 1000
+enum tz_mode { MODE_DEFAULT, MODE_FAST, MODE_STORE };
+
 struct tz_writer {
     int fd;
     char *name;
@@ -341,9 +347,10 @@ struct tz_writer {
     uint64_t bytes_in, bytes_out;
     void *cbuf;
     size_t cbuf_cap;
-    int level; /* the level asked for; TZ_LEVEL_AUTO(_FLOATS): adapt (tz.h) */
-    int fast;  /* adapting: at TZ_LEVEL_FAST, the last probe hardly compressed */
-    int fast_run; /* records at TZ_LEVEL_FAST since the last probe */
+    int level;  /* the level asked for; TZ_LEVEL_AUTO(_FLOATS): adapt (tz.h) */
+    int on_pipe; /* adapting between processes: never above TZ_LEVEL_FAST */
+    enum tz_mode mode;
+    int run; /* records in this mode since it began or since its last probe */
 };
 
 struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_table)
@@ -357,13 +364,10 @@ struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_t
      * only a copy while zstd's effort costs the step: the adaptive levels
      * keep to the fast one there (tz.h). */
     struct stat sb;
-    if (adaptive(level) && fstat(fd, &sb) == 0 &&
-        (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
-        level = TZ_LEVEL_FAST;
+    w->on_pipe = adaptive(level) && fstat(fd, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode));
     w->level = level;
-    w->fast = level == TZ_LEVEL_AUTO_FLOATS;
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel,
-                           level == TZ_LEVEL_AUTO ? TZ_LEVEL_DEFAULT : level == TZ_LEVEL_AUTO_FLOATS ? TZ_LEVEL_FAST : level);
+    w->mode = level == TZ_LEVEL_AUTO && !w->on_pipe ? MODE_DEFAULT : MODE_FAST;
+    if (!adaptive(level)) ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
     w->seek_table = seek_table;
@@ -371,37 +375,113 @@ struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_t
     return w;
 }
 
+/* A zstd frame of raw blocks (RFC 8878): the pieces as they are, no copy,
+ * with the content size and checksum a compressed frame has, so that every
+ * zstd reader takes it. The window (128 KiB, a block) is what a decoder
+ * would allocate; the .tz reader decodes into the record's buffer. */
+#define STORE_BLOCK ((size_t)128 << 10)
+static int put_stored(struct tz_writer *w, const struct st_pieces *p, size_t *csize)
+{
+    size_t n = p->total, nblocks = n ? (n + STORE_BLOCK - 1) / STORE_BLOCK : 1;
+    unsigned char head[14], sum[4], *bh = tp_malloc(3 * nblocks);
+    int wide = n > UINT32_MAX; /* content size in 8 bytes, else 4 */
+    wr32(head, ZSTD_MAGIC);
+    head[4] = (unsigned char)((wide ? 3 : 2) << 6 | 1 << 2); /* size field, checksum; not single-segment */
+    head[5] = (17 - 10) << 3;                                  /* window 2^17 */
+    for (int i = 0; i < (wide ? 8 : 4); i++) head[6 + i] = (unsigned char)((uint64_t)n >> (8 * i));
+    size_t hn = wide ? 14 : 10;
+    /* iovecs: the header, per block its header and the pieces' parts in it, the checksum */
+    struct iovec *v = tp_malloc((2 + 2 * nblocks + (size_t)p->n) * sizeof *v);
+    int nv = 0;
+    v[nv++] = (struct iovec){head, hn};
+    double t0 = now_s(); /* the checksum: what storing costs of zstd's work */
+    struct xxh64 h;
+    xxh64_init(&h, 0);
+    int pi = 0;
+    size_t off = 0; /* into piece pi */
+    for (size_t b = 0; b < nblocks; b++) {
+        size_t bs = n - b * STORE_BLOCK < STORE_BLOCK ? n - b * STORE_BLOCK : STORE_BLOCK;
+        uint32_t bhv = (uint32_t)(bs << 3) | (b == nblocks - 1); /* raw block, last flag */
+        for (int i = 0; i < 3; i++) bh[3 * b + i] = (unsigned char)(bhv >> (8 * i));
+        v[nv++] = (struct iovec){bh + 3 * b, 3};
+        for (size_t left = bs; left > 0;) {
+            size_t k = p->v[pi].iov_len - off < left ? p->v[pi].iov_len - off : left;
+            v[nv++] = (struct iovec){(char *)p->v[pi].iov_base + off, k};
+            xxh64_update(&h, (char *)p->v[pi].iov_base + off, k);
+            left -= k, off += k;
+            if (off == p->v[pi].iov_len) pi++, off = 0;
+        }
+    }
+    wr32(sum, (uint32_t)xxh64_digest(&h));
+    zstd_seconds += now_s() - t0;
+    v[nv++] = (struct iovec){sum, 4};
+    int rc = io_writev_all(w->fd, v, nv, w->name);
+    free(v);
+    free(bh);
+    *csize = hn + 3 * nblocks + n + 4;
+    return rc;
+}
+
+/* The next record's level: the mode's, but for every TZ_PROBE_EVERY-th
+ * record of the fast and stored modes, which measures again at the level
+ * above (tz.h). */
+static int next_level(const struct tz_writer *w)
+{
+    if (!adaptive(w->level)) return w->level;
+    const int probe = w->run == TZ_PROBE_EVERY - 1;
+    switch (w->mode) {
+    case MODE_DEFAULT: return TZ_LEVEL_DEFAULT;
+    case MODE_FAST: return probe && !w->on_pipe ? TZ_LEVEL_DEFAULT : TZ_LEVEL_FAST;
+    case MODE_STORE: return probe ? TZ_LEVEL_FAST : LEVEL_STORE;
+    }
+    return TZ_LEVEL_DEFAULT;
+}
+
+/* The mode after a record of n bytes written in c at level. */
+static void adapt(struct tz_writer *w, int level, size_t n, size_t c)
+{
+    enum tz_mode m = w->mode;
+    if (level == TZ_LEVEL_DEFAULT)
+        m = (double)n >= TZ_COMPRESSES * (double)c ? MODE_DEFAULT : MODE_FAST;
+    else if (level == TZ_LEVEL_FAST)
+        m = (double)n >= TZ_COMPRESSES * (double)c ? (w->on_pipe ? MODE_FAST : MODE_DEFAULT)
+            : (double)n < TZ_STORE_BELOW * (double)c ? MODE_STORE
+                                                     : MODE_FAST;
+    const int probed = w->run == TZ_PROBE_EVERY - 1 && w->mode != MODE_DEFAULT;
+    w->run = m != w->mode || probed ? 0 : w->run + 1;
+    w->mode = m;
+}
+
 int tz_writer_put(struct tz_writer *w, const struct st *rec)
 {
-    void *raw;
-    size_t n;
-    st_serialize(rec, &raw, &n);
-    size_t bound = ZSTD_compressBound(n);
-    if (bound > w->cbuf_cap) {
-        free(w->cbuf);
-        w->cbuf = tp_malloc_record(bound);
-        w->cbuf_cap = bound;
+    struct st_pieces p;
+    st_pieces(rec, &p);
+    size_t n = p.total, c;
+    const int level = next_level(w);
+    if (level == LEVEL_STORE) {
+        int rc = put_stored(w, &p, &c);
+        st_pieces_free(&p);
+        if (rc != 0) return -1;
+    } else {
+        void *raw = st_pieces_join(&p);
+        st_pieces_free(&p);
+        size_t bound = ZSTD_compressBound(n);
+        if (bound > w->cbuf_cap) {
+            free(w->cbuf);
+            w->cbuf = tp_malloc_record(bound);
+            w->cbuf_cap = bound;
+        }
+        if (adaptive(w->level)) /* a parameter of the next frame: setting it costs nothing */
+            ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
+        double t0 = now_s();
+        c = ZSTD_compress2(w->cctx, w->cbuf, bound, raw, n);
+        zstd_seconds += now_s() - t0;
+        free(raw);
+        if (ZSTD_isError(c))
+            return tp_err_set("%s: record %ld: zstd: %s", w->name, w->count, ZSTD_getErrorName(c));
+        if (io_write_all(w->fd, w->cbuf, c, w->name) != 0) return -1;
     }
-    const int adapt = adaptive(w->level);
-    const int probe = adapt && (!w->fast || w->fast_run == TZ_PROBE_EVERY - 1);
-    if (adapt) /* a parameter of the next frame: setting it costs nothing */
-        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, probe ? TZ_LEVEL_DEFAULT : TZ_LEVEL_FAST);
-    double t0 = now_s();
-    size_t c = ZSTD_compress2(w->cctx, w->cbuf, bound, raw, n);
-    zstd_seconds += now_s() - t0;
-    free(raw);
-    if (ZSTD_isError(c))
-        return tp_err_set("%s: record %ld: zstd: %s", w->name, w->count, ZSTD_getErrorName(c));
-    if (adapt) {
-        const int hardly = (double)n < 1.25 * (double)c; /* a ratio below 1.25 */
-        if (probe)
-            w->fast = hardly, w->fast_run = 0;
-        else if (!hardly) /* compresses even at the fast level */
-            w->fast = 0, w->fast_run = 0;
-        else
-            w->fast_run++;
-    }
-    if (io_write_all(w->fd, w->cbuf, c, w->name) != 0) return -1;
+    if (adaptive(w->level)) adapt(w, level, n, c);
     if (w->count == w->cap) {
         w->cap = w->cap ? 2 * w->cap : 64;
         w->csize = tp_realloc(w->csize, w->cap * sizeof(uint32_t));

@@ -23,26 +23,37 @@
 #include "st.h"
 
 #define TZ_LEVEL_DEFAULT 3
-/* The tools' default (-l not given): TZ_LEVEL_DEFAULT while records compress,
- * TZ_LEVEL_FAST for the records after one that hardly does (floats:
- * activations, logits, gradients), with a record at TZ_LEVEL_DEFAULT again
- * every TZ_PROBE_EVERY records to notice a change. MaskGIT's logits (8.4 MB a
- * record) compress 1.15x at level 3 and 1.002x at -1; in a MaskGIT training
- * step the transformer's and the loss's zstd CPU time went from 77 to 39 ms
- * (bench/levers.md). */
-#define TZ_LEVEL_AUTO 100
-/* TZ_LEVEL_AUTO from the fast level on: the trainable stages and the loss,
- * whose records are floats (activations, logits, gradients). A record at
- * the fast level that still compresses 1.25x or more (token ids) brings
- * TZ_LEVEL_DEFAULT back for the next. In a sampling run the first two
- * logits records took 45 ms to compress and 50 to decompress at level 3
- * (logits of the all-masked first step compress 7x, slowly). */
-#define TZ_LEVEL_AUTO_FLOATS 101
-/* Both adaptive levels become TZ_LEVEL_FAST on a pipe, FIFO or socket: there
- * the bytes only cross to the next process, and level 3's ratio (1.93
- * against 1.75 at -1 for a VQGAN decoder's output with its passed-through
- * fields) costs three times the CPU, on the training step's path. */
 #define TZ_LEVEL_FAST (-1)
+/* The tools' default (-l not given) adapts each record's level to how the
+ * last ones compressed, in three modes:
+ *   default  TZ_LEVEL_DEFAULT, while records compress TZ_COMPRESSES times
+ *            or more;
+ *   fast     TZ_LEVEL_FAST, after a record that did not (floats:
+ *            activations, logits, gradients); back to default after a fast
+ *            record that compresses TZ_COMPRESSES times (token ids);
+ *   stored   no compression (zstd's raw blocks: a valid frame any zstd
+ *            reads, with its content size and checksum), after a fast
+ *            record below TZ_STORE_BELOW: compression that saves less than
+ *            a tenth costs more CPU than the bytes it saves.
+ * Every TZ_PROBE_EVERY-th record of the fast and stored modes is a probe at
+ * the mode above, to notice a change. MaskGIT's logits (8.4 MB a record)
+ * compress 1.15x at level 3 and 1.002x at -1; in a MaskGIT training step
+ * the transformer's and the loss's zstd CPU time went from 77 to 39 ms
+ * with the fast mode; in MaskGIT's sampling loop the transformer's and
+ * mask's from 34-103 to 31-32 ms with the stored one (bench/levers.md). */
+#define TZ_LEVEL_AUTO 100
+/* TZ_LEVEL_AUTO from the fast mode on: the trainable stages and the loss,
+ * whose records are floats. In a sampling run the first two logits
+ * records took 45 ms to compress and 50 to decompress at level 3 (logits
+ * of the all-masked first step compress 7x, slowly). */
+#define TZ_LEVEL_AUTO_FLOATS 101
+/* On a pipe, FIFO or socket both adaptive levels keep below the default
+ * mode: there the bytes only cross to the next process, and level 3's
+ * ratio (1.93 against 1.75 at -1 for a VQGAN decoder's output with its
+ * passed-through fields) costs three times the CPU, on the training step's
+ * path. */
+#define TZ_COMPRESSES 1.25
+#define TZ_STORE_BELOW 1.1
 #define TZ_PROBE_EVERY 16
 /* A record may not decompress to more than this (bytes); the limit keeps a
  * hostile frame header from asking for 2^60 bytes. TZ_MAX_RECORD env var

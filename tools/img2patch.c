@@ -73,7 +73,7 @@ static void usage(void)
            "  --member GLOB        only archive/directory members matching GLOB\n"
            "  --skip-bad           skip unreadable samples (counted at the end)\n"
            "  -l LEVEL             zstd level (default %d; -1 after a record that hardly\n"
-           "                       compresses, or on a pipe)\n"
+           "                       compresses, or on a pipe; stored below 1.1x at -1)\n"
            "  -j N                 threads (default: all cores)\n"
            "  --progress           progress and images/s on stderr\n"
            "  -h, --version        this help; the version\n",

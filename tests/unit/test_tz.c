@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct st *make_record(int i)
@@ -229,15 +230,27 @@ static struct st *level_record(int noise)
 }
 
 /* The compressed size of each record of kinds[] (1 noise, 0 zeros) at level,
- * and the records read back. */
+ * written to a file or a pipe (drained into the file by a child), and the
+ * records read back. */
 static void sizes_to(int level, const int *kinds, int n, uint64_t *csize, int on_pipe)
 {
     char path[128];
     snprintf(path, sizeof path, "%s/lv.tz", tmpdir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644), pfd[2] = {-1, -1};
-    if (on_pipe) { /* a pipe wide enough for the n records: nothing blocks */
+    pid_t child = -1;
+    if (on_pipe) {
         assert_int_equal(pipe(pfd), 0);
-        assert_true(fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20) >= 1 << 20);
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+            close(pfd[1]);
+            char buf[65536];
+            ssize_t k;
+            while ((k = read(pfd[0], buf, sizeof buf)) > 0)
+                if (write(fd, buf, (size_t)k) != k) _exit(1);
+            _exit(k == 0 ? 0 : 1);
+        }
+        close(pfd[0]);
     }
     struct tz_writer *w = tz_writer_open(on_pipe ? pfd[1] : fd, path, level, 0);
     uint64_t prev = 0;
@@ -249,9 +262,14 @@ static void sizes_to(int level, const int *kinds, int n, uint64_t *csize, int on
         prev = tz_writer_bytes_out(w);
     }
     assert_int_equal(tz_writer_close(w), 0);
+    if (on_pipe) {
+        int status;
+        close(pfd[1]);
+        assert_int_equal(waitpid(child, &status, 0), child);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
     close(fd);
-    if (on_pipe) close(pfd[1]);
-    struct tz_reader *rd = on_pipe ? tz_reader_open(pfd[0], "pipe") : tz_reader_open_path(path);
+    struct tz_reader *rd = tz_reader_open_path(path);
     struct st *rec;
     for (int i = 0; i < n; i++) {
         assert_int_equal(tz_reader_next(rd, &rec), 1);
@@ -262,7 +280,6 @@ static void sizes_to(int level, const int *kinds, int n, uint64_t *csize, int on
     }
     assert_int_equal(tz_reader_next(rd, &rec), 0);
     tz_reader_close(rd);
-    if (on_pipe) close(pfd[0]);
 }
 
 static void sizes_at(int level, const int *kinds, int n, uint64_t *csize)
@@ -270,79 +287,184 @@ static void sizes_at(int level, const int *kinds, int n, uint64_t *csize)
     sizes_to(level, kinds, n, csize, 0);
 }
 
-/* On a pipe both adaptive levels keep to the fast level, even for records
- * that compress (zeros) and at the probe; an explicit level is kept. */
-static void test_auto_on_pipe(void **state)
+/* A record stored: the frame header (10 bytes), a 3-byte header per block
+ * of 128 KiB, the record, the checksum. */
+static uint64_t stored_size(void)
 {
-    (void)state;
-    enum { N = TZ_PROBE_EVERY + 1 };
-    int kinds[N];
-    for (int i = 0; i < N; i++) kinds[i] = i % 3 == 1; /* zeros, noise, zeros, ... */
-    uint64_t a[N], af[N], fast[N], fixed[N], fixed_pipe[N];
-    sizes_to(TZ_LEVEL_AUTO, kinds, N, a, 1);
-    sizes_to(TZ_LEVEL_AUTO_FLOATS, kinds, N, af, 1);
-    sizes_at(TZ_LEVEL_FAST, kinds, N, fast);
-    sizes_at(TZ_LEVEL_DEFAULT, kinds, N, fixed);
-    sizes_to(TZ_LEVEL_DEFAULT, kinds, N, fixed_pipe, 1);
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(a[i], fast[i]);
-        assert_int_equal(af[i], fast[i]);
-        assert_int_equal(fixed_pipe[i], fixed[i]);
-    }
-    assert_true(fixed[0] < fast[0]); /* the levels differ on zeros */
+    struct st *r = level_record(1);
+    size_t n = st_serialized_size(r);
+    st_free(r);
+    return 10 + 3 * ((n + (128 << 10) - 1) / (128 << 10)) + n + 4;
 }
 
+/* What each record of an adaptive stream must be: 'D' level 3, 'F' level
+ * -1, 'S' stored. */
+static void expect_modes(const char *what, const uint64_t *got, const char *modes, const int *kinds)
+{
+    int n = (int)strlen(modes);
+    uint64_t *fast = tp_malloc(n * sizeof *fast), *fixed = tp_malloc(n * sizeof *fixed), st = stored_size();
+    sizes_at(TZ_LEVEL_FAST, kinds, n, fast);
+    sizes_at(TZ_LEVEL_DEFAULT, kinds, n, fixed);
+    for (int i = 0; i < n; i++) {
+        uint64_t want = modes[i] == 'D' ? fixed[i] : modes[i] == 'F' ? fast[i] : st;
+        if (got[i] != want) fail_msg("%s: record %d: %llu bytes, want %llu (mode %c)", what, i,
+                                     (unsigned long long)got[i], (unsigned long long)want, modes[i]);
+    }
+    free(fast), free(fixed);
+}
+
+/* TZ_LEVEL_AUTO on a file: level 3 first; noise compresses below 1.25x
+ * there, so -1 next; below 1.1x at -1, stored; a probe at -1 every 16th
+ * record of the stored mode; zeros at a probe bring level 3 back, and the
+ * noise after them goes down the same way. */
 static void test_auto_level(void **state)
 {
     (void)state;
-    enum { N = 18 };
+    const char *modes = "DFSSSSSSSSSSSSSSSFSSSSSSSSSSSSSSSFDFS";
+    enum { N = 37 };
     int kinds[N];
-    for (int i = 0; i < N; i++) kinds[i] = i != TZ_PROBE_EVERY; /* zeros at the probe */
-    uint64_t a[N], fixed[N];
+    for (int i = 0; i < N; i++) kinds[i] = i != 33; /* zeros at the second probe */
+    uint64_t a[N], fixed[N], fast[N];
     sizes_at(TZ_LEVEL_AUTO, kinds, N, a);
+    expect_modes("auto", a, modes, kinds);
+    /* on noise level 3 compresses a little, -1 not at all: stored is as small */
     sizes_at(TZ_LEVEL_DEFAULT, kinds, N, fixed);
-    uint64_t raw = 16384 * 4;
-    /* the first record at level 3: noise compresses a little, below 1.25x */
-    assert_int_equal(a[0], fixed[0]);
-    assert_true(a[0] < raw && 5 * a[0] > 4 * raw);
-    /* then the fast level: about the raw size */
-    for (int i = 1; i < TZ_PROBE_EVERY; i++) {
-        assert_true(a[i] > a[0]);
-        assert_true(a[i] >= raw);
-    }
-    /* the probe finds a record that compresses: level 3 again from there */
-    assert_int_equal(a[TZ_PROBE_EVERY], fixed[TZ_PROBE_EVERY]);
-    assert_int_equal(a[TZ_PROBE_EVERY + 1], fixed[TZ_PROBE_EVERY + 1]);
+    sizes_at(TZ_LEVEL_FAST, kinds, N, fast);
+    assert_true(fixed[0] < fast[0] && fast[0] + 8 > stored_size());
     /* an explicit level is kept for every record */
     for (int i = 1; i < N; i++)
-        if (kinds[i]) assert_int_equal(fixed[i], fixed[0]);
+        if (kinds[i]) assert_int_equal(fixed[i], fixed[0]), assert_int_equal(fast[i], fast[0]);
 }
 
-/* TZ_LEVEL_AUTO_FLOATS: the fast level from the first record, a probe at
- * level 3 after TZ_PROBE_EVERY - 1 fast records, and level 3 again after a
- * fast record that compresses (zeros at record 3). */
+/* TZ_LEVEL_AUTO_FLOATS: the fast level first, then as TZ_LEVEL_AUTO. */
 static void test_auto_floats(void **state)
 {
     (void)state;
-    enum { N = 20 };
-    int noise[N], zeros_at_3[N];
-    for (int i = 0; i < N; i++) noise[i] = 1, zeros_at_3[i] = i != 3;
-    uint64_t a[N], fast[N], fixed[N], z[N], zfast[N], zfixed[N];
-    sizes_at(TZ_LEVEL_AUTO_FLOATS, noise, N, a);
-    sizes_at(TZ_LEVEL_FAST, noise, N, fast);
-    sizes_at(TZ_LEVEL_DEFAULT, noise, N, fixed);
-    for (int i = 0; i < N; i++)
-        assert_int_equal(a[i], i == TZ_PROBE_EVERY - 1 ? fixed[i] : fast[i]);
-    assert_true(fixed[0] < fast[0]); /* the levels differ on noise */
-    sizes_at(TZ_LEVEL_AUTO_FLOATS, zeros_at_3, N, z);
-    sizes_at(TZ_LEVEL_FAST, zeros_at_3, N, zfast);
-    sizes_at(TZ_LEVEL_DEFAULT, zeros_at_3, N, zfixed);
-    for (int i = 0; i < 4; i++) assert_int_equal(z[i], zfast[i]);
-    /* zeros compressed at the fast level: level 3 from the next, and the
-     * noise after it hardly compresses: the fast level again */
-    assert_int_equal(z[4], zfixed[4]);
-    assert_int_equal(z[5], zfast[5]);
-    assert_true(zfixed[4] < zfast[4]);
+    const char *modes = "FSSSSSSSSSSSSSSSFDFSS";
+    enum { N = 21 };
+    int kinds[N];
+    for (int i = 0; i < N; i++) kinds[i] = i != 16; /* zeros at the first probe */
+    uint64_t a[N];
+    sizes_at(TZ_LEVEL_AUTO_FLOATS, kinds, N, a);
+    expect_modes("auto floats", a, modes, kinds);
+}
+
+/* On a pipe both adaptive levels keep below level 3, even for records that
+ * compress (zeros); an explicit level is kept. */
+static void test_auto_on_pipe(void **state)
+{
+    (void)state;
+    const char *modes = "FFSSSSSSSSSSSSSSSFF";
+    enum { N = 19 };
+    int kinds[N];
+    for (int i = 0; i < N; i++) kinds[i] = i % 3 == 1; /* zeros, noise, zeros, ... */
+    uint64_t a[N], af[N], fixed[N], fixed_pipe[N];
+    sizes_to(TZ_LEVEL_AUTO, kinds, N, a, 1);
+    expect_modes("auto on a pipe", a, modes, kinds);
+    sizes_to(TZ_LEVEL_AUTO_FLOATS, kinds, N, af, 1);
+    expect_modes("auto floats on a pipe", af, modes, kinds);
+    sizes_at(TZ_LEVEL_DEFAULT, kinds, N, fixed);
+    sizes_to(TZ_LEVEL_DEFAULT, kinds, N, fixed_pipe, 1);
+    for (int i = 0; i < N; i++) assert_int_equal(fixed_pipe[i], fixed[i]);
+}
+
+/* Stored records of any size and any number of tensors read back the same
+ * (the checksum runs across the pieces, the blocks cut across tensors):
+ * after a noise record at -1 the writer stores, and zstd checks each one. */
+static struct st *odd_record(int i)
+{
+    static const size_t sizes[][3] = {{0, 0, 0}, {1, 0, 0}, {7, 33, 0}, {131072 - 80, 5, 0},
+                                      {300001, 31, 64}, {131072, 131072, 1}};
+    struct st *s = level_record(1);
+    uint32_t h = 777u + (uint32_t)i;
+    for (int k = 0; k < 3 && sizes[i][k]; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%d", k);
+        unsigned char *d = st_put_v(s, name, ST_U8, 1, (int64_t)sizes[i][k])->data;
+        for (size_t j = 0; j < sizes[i][k]; j++) h = h * 1664525u + 1013904223u, d[j] = (unsigned char)(h >> 24);
+    }
+    return s;
+}
+
+static void test_stored_shapes(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    char path[128];
+    snprintf(path, sizeof path, "%s/odd.tz", tmpdir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    struct tz_writer *w = tz_writer_open(fd, path, TZ_LEVEL_AUTO_FLOATS, 1);
+    uint64_t prev = 0;
+    for (int i = 0; i < N; i++) {
+        struct st *r = odd_record(i);
+        size_t n = st_serialized_size(r);
+        assert_int_equal(tz_writer_put(w, r), 0);
+        st_free(r);
+        uint64_t c = tz_writer_bytes_out(w) - prev;
+        prev = tz_writer_bytes_out(w);
+        if (i > 0) assert_int_equal(c, 10 + 3 * ((n + (128 << 10) - 1) / (128 << 10)) + n + 4);
+    }
+    assert_int_equal(tz_writer_close(w), 0);
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "zstd -q -t %s", path);
+    assert_int_equal(system(cmd), 0);
+    struct tz_reader *r = tz_reader_open_path(path);
+    assert_int_equal(tz_reader_count(r), N);
+    assert_int_equal(tz_reader_seek(r, 4), 0); /* the seek table's sizes are the stored ones */
+    for (int i = 4; i < N; i++) {
+        struct st *rec, *want = odd_record(i);
+        assert_int_equal(tz_reader_next(r, &rec), 1);
+        assert_int_equal(rec->n, want->n);
+        for (int k = 0; k < want->n; k++) {
+            struct st_tensor *a = st_find(rec, want->t[k].name);
+            assert_non_null(a);
+            assert_int_equal(a->nbytes, want->t[k].nbytes);
+            if (a->nbytes) assert_memory_equal(a->data, want->t[k].data, a->nbytes);
+        }
+        st_free(rec), st_free(want);
+    }
+    tz_reader_close(r);
+    r = tz_reader_open_path(path);
+    struct st *rec;
+    for (int i = 0; i < N; i++) assert_int_equal(tz_reader_next(r, &rec), 1), st_free(rec);
+    assert_int_equal(tz_reader_next(r, &rec), 0);
+    tz_reader_close(r);
+}
+
+/* A stored record is checked as a compressed one: a byte changed in its
+ * data is a corrupted record (the checksum), a cut one truncated. */
+static void test_stored_faults(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/st.tz", tmpdir);
+    for (int cut = 0; cut < 2; cut++) {
+        int kinds[2] = {1, 1};
+        uint64_t c[2];
+        sizes_at(TZ_LEVEL_AUTO_FLOATS, kinds, 2, c); /* the second stored */
+        snprintf(path, sizeof path, "%s/lv.tz", tmpdir);
+        int fd = open(path, O_RDWR);
+        assert_true(fd >= 0);
+        if (cut) {
+            assert_int_equal(ftruncate(fd, (off_t)(c[0] + c[1] - 5)), 0);
+        } else {
+            unsigned char b;
+            off_t at = (off_t)(c[0] + c[1] / 2);
+            assert_int_equal(pread(fd, &b, 1, at), 1);
+            b ^= 0x10;
+            assert_int_equal(pwrite(fd, &b, 1, at), 1);
+        }
+        close(fd);
+        struct tz_reader *r = tz_reader_open_path(path);
+        struct st *rec;
+        assert_int_equal(tz_reader_next(r, &rec), 1);
+        st_free(rec);
+        assert_int_equal(tz_reader_next(r, &rec), -1);
+        assert_non_null(strstr(tp_err(), cut ? "truncated" : "corrupted"));
+        assert_non_null(strstr(tp_err(), "record 1"));
+        tz_reader_close(r);
+    }
 }
 
 static void test_missing_file(void **state)
@@ -365,6 +487,8 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_auto_level),
         cmocka_unit_test(test_auto_on_pipe),
+        cmocka_unit_test(test_stored_faults),
+        cmocka_unit_test(test_stored_shapes),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -11,6 +11,9 @@
 
 /* GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (torch default, HF BERT) */
 void gelu_forward(float *out, const float *inp, size_t n);
+/* pre [rows,F] += bias (a linear layer's output without its bias), then
+ * out = gelu(pre): the bias in GELU's pass instead of a pass of its own. */
+void gelu_bias_forward(float *out, float *pre, const float *bias, int rows, int F);
 void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 /* GELU, tanh approximation (torch approximate="tanh", Flax default) */
 void gelu_tanh_forward(float *out, const float *inp, size_t n);

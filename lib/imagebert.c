@@ -284,14 +284,12 @@ static void lm_chunk(void *ctx, const float *y, int s0, int ns, float *logits)
     const struct ib *ib = t->ib;
     const int T = ib->T, K = ib->K, V = ib->V;
     const size_t nk = (size_t)K * V;
-    linear_forward(logits, y, ib->w.head_w, ib->w.head_b, ns * T, ib->W, V);
+    linear_forward(logits, y, ib->w.head_w, NULL, ns * T, ib->W, V); /* the bias in the combine */
     for (int s = 0; s < ns; s += t->passes) {
         float *o = t->out + (size_t)((s0 + s) / t->passes) * nk;
         const float *c = logits + ((size_t)s * T + 1) * V;
-        if (t->passes == 1)
-            memcpy(o, c, sizeof(float) * nk);
-        else
-            maskgit_cfg_combine(o, c, c + (size_t)T * V, nk, t->kind, t->scale);
+        maskgit_cfg_combine(o, c, t->passes == 2 ? c + (size_t)T * V : NULL, ib->w.head_b, K, V, t->kind,
+                            t->scale);
     }
 }
 

@@ -1,6 +1,7 @@
 /* maskgit.c - masking schedules, training masks, the sampler step,
  * guidance and region masks (see maskgit.h). */
 #include "maskgit.h"
+#include "chunks.h"
 #include "err.h"
 #include "rng.h"
 #include "softmax.h"
@@ -193,14 +194,25 @@ double maskgit_cfg_scale(enum maskgit_guidance k, double g, int step, int steps,
     return g;
 }
 
-void maskgit_cfg_combine(float *out, const float *cond, const float *uncond, size_t n,
-                         enum maskgit_guidance k, float scale)
+void maskgit_cfg_combine(float *out, const float *cond, const float *uncond, const float *bias, int rows,
+                         int V, enum maskgit_guidance k, float scale)
 {
-    int pc = k == MASKGIT_CFG_POWER_COSINE;
-#pragma omp parallel for if (n > 16384) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float c = cond[i], u = uncond[i];
-        out[i] = (pc ? u : c) + (c - u) * scale;
+    const int pc = k == MASKGIT_CFG_POWER_COSINE;
+#pragma omp parallel for if ((size_t)rows * V > PAR_MIN) schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const size_t o = (size_t)r * V;
+        const float *cr = cond + o, *ur = uncond ? uncond + o : NULL;
+        float *y = out + o;
+#pragma omp simd
+        for (int v = 0; v < V; v++) {
+            float b = bias ? bias[v] : 0.0f, c = cr[v] + b;
+            if (!ur) {
+                y[v] = c;
+                continue;
+            }
+            float u = ur[v] + b;
+            y[v] = (pc ? u : c) + (c - u) * scale;
+        }
     }
 }
 

@@ -120,9 +120,11 @@ void maskgit_sample_step(int32_t *ids, uint8_t *mask, const float *logits, const
 /* The guidance scale at step of steps for guidance g: constant g; linear
  * (step/steps) g; power-cosine (g-1) (1 - cos(pi (step/steps)^pw)) / 2 + 1. */
 double maskgit_cfg_scale(enum maskgit_guidance k, double g, int step, int steps, double pw);
-/* out[n] from cond and uncond as above; out may alias cond or uncond. */
-void maskgit_cfg_combine(float *out, const float *cond, const float *uncond, size_t n,
-                         enum maskgit_guidance k, float scale);
+/* out [rows,V] from cond and uncond [rows,V] as above, each with bias [V]
+ * added first (a head's, which its product left out; NULL: none); uncond
+ * NULL: cond + bias, no guidance. out may alias cond or uncond. */
+void maskgit_cfg_combine(float *out, const float *cond, const float *uncond, const float *bias, int rows,
+                         int V, enum maskgit_guidance k, float scale);
 
 /* Region masks on a g x g token grid of an S x S image (raster order).
  * Box (x,y,w,h) in pixels, upstream's 1-token margin (MaskGIT inference.py),

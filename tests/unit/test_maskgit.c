@@ -244,12 +244,23 @@ static void test_cfg(void **state)
     assert_true(fabs(maskgit_cfg_scale(MASKGIT_CFG_POWER_COSINE, 6.9, 32, 64, 3) - pc) < 1e-12);
     const float c[3] = {1, 2, -1}, u[3] = {0.5f, 2, 1};
     float out[3];
-    maskgit_cfg_combine(out, c, u, 3, MASKGIT_CFG_LINEAR, 2.0f);
+    maskgit_cfg_combine(out, c, u, NULL, 1, 3, MASKGIT_CFG_LINEAR, 2.0f);
     const float w1[3] = {2, 2, -5}; /* c + 2 (c - u) */
     assert_memory_equal(out, w1, sizeof w1);
-    maskgit_cfg_combine(out, c, u, 3, MASKGIT_CFG_POWER_COSINE, 2.0f);
+    maskgit_cfg_combine(out, c, u, NULL, 1, 3, MASKGIT_CFG_POWER_COSINE, 2.0f);
     const float w2[3] = {1.5f, 2, -3}; /* u + 2 (c - u) */
     assert_memory_equal(out, w2, sizeof w2);
+    /* a bias on both before: (c + b) + 2 (c - u) by rows of 3 and 1 */
+    const float b3[3] = {0.25f, -4, 8}, w3[3] = {2.25f, -2, 3};
+    maskgit_cfg_combine(out, c, u, b3, 1, 3, MASKGIT_CFG_LINEAR, 2.0f);
+    assert_memory_equal(out, w3, sizeof w3);
+    const float b1[1] = {0.25f}, w4[3] = {2.25f, 2.25f, -4.75f};
+    maskgit_cfg_combine(out, c, u, b1, 3, 1, MASKGIT_CFG_LINEAR, 2.0f);
+    assert_memory_equal(out, w4, sizeof w4);
+    /* no uncond: cond + bias */
+    const float w5[3] = {1.25f, -2, 7};
+    maskgit_cfg_combine(out, c, NULL, b3, 1, 3, MASKGIT_CFG_LINEAR, 2.0f);
+    assert_memory_equal(out, w5, sizeof w5);
 }
 
 /* rows [t,b), cols [l,r) of a g x g mask must be set, nothing else */

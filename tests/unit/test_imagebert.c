@@ -204,8 +204,8 @@ static void test_guidance_by_hand(void **state)
     module_free(&m);
 }
 
-/* Inference keeps fewer buffers than training (the layers' input and
- * output, block_stack_infer's chunks, the guided logits kept): the same
+/* Inference keeps fewer buffers than training (the layers' input,
+ * block_stack_infer's chunks with the head on each): the same
  * bits whatever ran before it, a guided step after a training forward or
  * after an unguided step included. */
 static void test_inference_after_training(void **state)

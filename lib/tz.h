@@ -40,7 +40,7 @@
  * compress 1.15x at level 3 and 1.002x at -1; in a MaskGIT training step
  * the transformer's and the loss's zstd CPU time went from 77 to 39 ms
  * with the fast mode; in MaskGIT's sampling loop the transformer's and
- * mask's from 34-103 to 31-32 ms with the stored one (bench/levers.md). */
+ * mask's from 34-103 to 32-33 ms with the stored one (bench/levers.md). */
 #define TZ_LEVEL_AUTO 100
 /* TZ_LEVEL_AUTO from the fast mode on: the trainable stages and the loss,
  * whose records are floats. In a sampling run the first two logits

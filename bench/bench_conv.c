@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "conv2d.h"
 #include "conv2d_tile.h"
+#include "simd.h"
 #include "err.h"
 #include "rng.h"
 
@@ -58,8 +59,8 @@ int main(int argc, char **argv)
         const double gf = 2.0 * s.B * OC * C * 9 * H * H / 1e9;
         const int widths[] = {16, 8, 0};
         for (int i = 0; i < 3; i++) {
-            if (widths[i] > conv2d_tile_cpu_vl()) continue;
-            conv2d_tile_set_vl(widths[i]);
+            if (widths[i] > simd_cpu_vl()) continue;
+            simd_set_vl(widths[i]);
             double best[3] = {1e30, 1e30, 1e30}, diff = 0;
             for (int rep = 0; rep < reps; rep++) {
                 memset(dx, 0, ni * sizeof(float));
@@ -81,7 +82,7 @@ int main(int argc, char **argv)
             printf("| B32 %d->%d %dx%d | %s | %.2f | %.0f | %.2f | %.0f | %.2f | %.0f | %.2g |\n", C, OC, H, H, path,
                    best[0] * 1e3, gf / best[0], best[1] * 1e3, gf / best[1], best[2] * 1e3, gf / best[2], diff);
         }
-        conv2d_tile_set_vl(-1);
+        simd_set_vl(-1);
         free(x), free(w), free(dy), free(y), free(yr), free(dx), free(dxr), free(dw), free(dwr);
     }
     return 0;

@@ -64,13 +64,18 @@ void attention_forward_at(float *out, struct attention_acts *acts, const float *
                           const struct attention_params *w, int B, int T, int C,
                           int NH, float p, uint64_t seed, int b0)
 {
+    linear_forward(acts->qkv, inp, w->in_proj_weight, w->in_proj_bias, B * T, C, 3 * C);
+    attention_mix_forward(acts, B, T, C, NH, p, seed, b0);
+    linear_forward(out, acts->y, w->out_proj_weight, w->out_proj_bias, B * T, C, C);
+}
+
+void attention_mix_forward(struct attention_acts *acts, int B, int T, int C, int NH, float p, uint64_t seed, int b0)
+{
     TP_ASSERT(C % NH == 0);
     TP_ASSERT(p == 0.0f || (p > 0.0f && p <= 1.0f && acts->att_drop));
     int HD = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HD);
     size_t TT = (size_t)T * T;
-    linear_forward(acts->qkv, inp, w->in_proj_weight, w->in_proj_bias, B * T, C, C3);
-
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
@@ -92,7 +97,6 @@ void attention_forward_at(float *out, struct attention_acts *acts, const float *
         tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, pv, T, v,
                  C3, 0.0f, acts->y + (size_t)b * T * C + h * HD, C);
     }
-    linear_forward(out, acts->y, w->out_proj_weight, w->out_proj_bias, B * T, C, C);
 }
 
 /* Gradients of one (batch, head) pair: from dy_h to the q, k, v slices of

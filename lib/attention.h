@@ -90,6 +90,12 @@ void attention_backward(float *dinp, struct attention_params *dw,
 void attention_forward_at(float *out, struct attention_acts *acts, const float *inp,
                           const struct attention_params *w, int B, int T, int C,
                           int NH, float p, uint64_t seed, int b0);
+/* attention_forward_at's middle, from acts->qkv (the input projection's
+ * output, biases in) to acts->y (the heads' outputs side by side, before
+ * out_proj): for callers that run the two projections themselves
+ * (block_stack_infer's tiles). */
+void attention_mix_forward(struct attention_acts *acts, int B, int T, int C, int NH, float p,
+                           uint64_t seed, int b0);
 void attention_backward_at(float *dinp, struct attention_params *dw,
                            struct attention_acts *scratch, const float *dout,
                            const float *inp, const struct attention_params *w,

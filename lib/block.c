@@ -11,6 +11,7 @@
 #include "err.h"
 #include "layernorm.h"
 #include "linear.h"
+#include "linear_tile.h"
 
 /* One walk over the parameters in memory order serves the spec table and
  * the pointers: each entry may fill a spec (tab) and point a field (p). */
@@ -425,6 +426,82 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
     }
 }
 
+/* ---- inference by tiles (linear_tile.h) ------------------------------------------------ */
+
+/* A block's four weight matrices packed for the tiles. */
+struct block_packs {
+    float *qkv, *out, *fc, *proj;
+};
+
+/* floats of one block's packs; 0 when the tiles do not take all four */
+static size_t packs_floats(const struct block_cfg *cfg)
+{
+    const int C = cfg->C, F = cfg->F;
+    const size_t n[4] = {linear_tile_packed_floats(C, 3 * C), linear_tile_packed_floats(C, C),
+                         linear_tile_packed_floats(C, F), linear_tile_packed_floats(F, C)};
+    return n[0] && n[1] && n[2] && n[3] ? n[0] + n[1] + n[2] + n[3] : 0;
+}
+
+/* The L blocks' packs in mem (L * packs_floats), the 4L matrices shared
+ * among the threads: once per call, where sgemm packed the weights again
+ * for every chunk. */
+static void packs_make(struct block_packs *k, float *mem, const struct block_params *w, int L,
+                       const struct block_cfg *cfg)
+{
+    const int C = cfg->C, F = cfg->F;
+    for (int l = 0; l < L; l++) {
+        k[l].qkv = mem, mem += (size_t)3 * C * C;
+        k[l].out = mem, mem += (size_t)C * C;
+        k[l].fc = mem, mem += (size_t)F * C;
+        k[l].proj = mem, mem += (size_t)C * F;
+    }
+#pragma omp parallel for schedule(dynamic)
+    for (int j = 0; j < 4 * L; j++) {
+        const struct block_params *p = &w[j / 4];
+        const struct block_packs *q = &k[j / 4];
+        switch (j % 4) {
+        case 0: linear_tile_pack(q->qkv, p->attn.in_proj_weight, C, 3 * C); break;
+        case 1: linear_tile_pack(q->out, p->attn.out_proj_weight, C, C); break;
+        case 2: linear_tile_pack(q->fc, p->fc_w, C, F); break;
+        default: linear_tile_pack(q->proj, p->proj_w, F, C); break;
+        }
+    }
+}
+
+/* res = resid + out_proj(attention(in)), the biases and the residual in
+ * the tiles */
+static void tiled_attend(float *res, struct block_acts *a, const float *in, const float *resid,
+                         const struct block_params *w, const struct block_packs *k,
+                         const struct block_cfg *cfg, int B, int T)
+{
+    const int BT = B * T, C = cfg->C;
+    linear_tile_forward(a->attn.qkv, in, k->qkv, w->attn.in_proj_bias, NULL, BT, C, 3 * C, LINEAR_TILE_NONE);
+    attention_mix_forward(&a->attn, B, T, C, cfg->NH, 0.0f, 0, 0);
+    linear_tile_forward(res, a->attn.y, k->out, w->attn.out_proj_bias, resid, BT, C, C, LINEAR_TILE_NONE);
+}
+
+/* pre_forward and post_forward without dropout, by tiles: GELU in c_fc's
+ * tiles, each residual in the tiles of the product it joins. */
+static void tiled_forward(float *out, struct block_acts *a, const float *x, const struct block_params *w,
+                          const struct block_packs *k, const struct block_cfg *cfg, int B, int T)
+{
+    const int BT = B * T, C = cfg->C, F = cfg->F;
+    const enum linear_tile_act g = cfg->gelu_tanh ? LINEAR_TILE_GELU_TANH : LINEAR_TILE_GELU;
+    if (cfg->kind == BLOCK_PRE_LN) {
+        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
+        tiled_attend(a->res1, a, a->ln1, x, w, k, cfg, B, T);
+        layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
+        linear_tile_forward(a->fc_act, a->ln2, k->fc, w->fc_b, NULL, BT, C, F, g);
+        linear_tile_forward(out, a->fc_act, k->proj, w->proj_b, a->res1, BT, F, C, LINEAR_TILE_NONE);
+    } else {
+        tiled_attend(a->res1, a, x, x, w, k, cfg, B, T);
+        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
+        linear_tile_forward(a->fc_act, a->ln1, k->fc, w->fc_b, NULL, BT, C, F, g);
+        linear_tile_forward(a->res2, a->fc_act, k->proj, w->proj_b, a->ln1, BT, F, C, LINEAR_TILE_NONE);
+        layernorm_forward(out, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
+    }
+}
+
 void block_stack_infer(float *out, const float *inp, const struct block_params *w, int L,
                        const struct block_cfg *cfg, int B, int T, const struct block_tail *tail)
 {
@@ -435,6 +512,10 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
     const size_t row = (size_t)T * cfg->C, nacts = block_acts_floats(cfg, seqs, T, 0);
     const size_t ntail = tail ? seqs * tail->seq_floats : 0;
     const struct drops off = drops_of(cfg, 0, 0);
+    const size_t npk = packs_floats(cfg);
+    float *pmem = npk ? tp_aligned_alloc(L * npk * sizeof(float)) : NULL;
+    struct block_packs *packs = npk ? tp_malloc(L * sizeof *packs) : NULL;
+    if (npk) packs_make(packs, pmem, w, L, cfg);
 #pragma omp parallel num_threads(chunk_threads(chunks))
     {
         float *mem = tp_aligned_alloc((nacts + 2 * seqs * row + ntail) * sizeof(float));
@@ -449,11 +530,16 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
             const float *x = inp + b0 * row;
             for (int l = 0; l < L; l++) {
                 float *y = l == L - 1 && !tail ? out + b0 * row : hid[l % 2];
-                run_forward(y, &a, x, &w[l], cfg, nb, T, off);
+                if (packs)
+                    tiled_forward(y, &a, x, &w[l], &packs[l], cfg, nb, T);
+                else
+                    run_forward(y, &a, x, &w[l], cfg, nb, T, off);
                 x = y;
             }
             if (tail) tail->fn(tail->ctx, x, b0, nb, hid[1] + seqs * row);
         }
         free(mem);
     }
+    free(packs);
+    free(pmem);
 }

@@ -128,7 +128,14 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
  * block L-1 of ... block 0 of inp, out not aliasing inp, dropout off. Each
  * chunk goes through every block on its thread's own small buffers before
  * the next, so that its activations stay in cache from one block to the
- * next, and no batch-sized activations are needed. */
+ * next, and no batch-sized activations are needed.
+ * Where linear_tile.h's kernels take all four products (C, 3C and F
+ * multiples of their panel width), the weights are packed once per call
+ * and each chunk's products run by tiles, with the biases, GELU and the
+ * residuals inside them: no sgemm packing per chunk, no passes of their
+ * own. Those sums run in another order than sgemm's, so inference then
+ * matches the training forward to float rounding (tests/unit/test_block.c),
+ * not bit for bit; it still gives the same bits at any thread count. */
 #define BLOCK_CHUNK_ROWS 512
 #define BLOCK_DW_PARTS 2
 /* What a model does next with a chunk's output, on the chunk's thread while

@@ -13,6 +13,7 @@
 #include "blas.h"
 #include "cli.h"
 #include "err.h"
+#include "simd.h"
 
 /* Where a tile reads and writes. x: the padded image at channel 0, at the
  * tile's first input (row oh, column ow0); w: the packed weights of its
@@ -108,13 +109,6 @@ typedef void dw_fn(const struct dw_job *j);
 #define VSTORE(p, v) _mm256_storeu_ps(p, v)
 #include "conv2d_tile_impl.h"
 
-static int cpu_vl(void)
-{
-    if (__builtin_cpu_supports("avx512f")) return 16;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 8;
-    return 0;
-}
-
 static rows_fn *rows_for(int vl)
 {
     return vl == 16 ? rows_avx512 : vl == 8 ? rows_avx2 : NULL;
@@ -127,34 +121,14 @@ static dw_fn *dw_for(int vl)
 
 #else
 
-static int cpu_vl(void) { return 0; }
 static rows_fn *rows_for(int vl) { (void)vl; return NULL; }
 static dw_fn *dw_for(int vl) { (void)vl; return NULL; }
 
 #endif
 
-static int vl_forced = -1; /* conv2d_tile_set_vl; -1: what the CPU has */
-
-int conv2d_tile_cpu_vl(void)
-{
-    return cpu_vl();
-}
-
-void conv2d_tile_set_vl(int vl)
-{
-    TP_ASSERT(vl == -1 || vl == 0 || vl == 8 || vl == 16);
-    TP_ASSERT(vl <= cpu_vl());
-    vl_forced = vl;
-}
-
-static int tile_vl(void)
-{
-    return vl_forced >= 0 ? vl_forced : cpu_vl();
-}
-
 int conv2d_tile_applies(const struct conv2d_shape *s)
 {
-    const int vl = tile_vl();
+    const int vl = simd_vl();
     return vl > 0 && s->stride_h == 1 && s->stride_w == 1 && s->groups == 1 && s->OC % vl == 0 &&
            s->C * s->KH * s->KW >= CONV2D_TILE_K_MIN;
 }
@@ -204,7 +178,7 @@ void conv2d_tile_forward(float *out, float beta, const float *inp, const float *
                          const struct conv2d_shape *s)
 {
     TP_ASSERT(conv2d_tile_applies(s) && (beta == 0.0f || beta == 1.0f));
-    const int vl = tile_vl();
+    const int vl = simd_vl();
     rows_fn *rows = rows_for(vl);
     const int nv = vectors_per_tile(s, vl, 4), nvl = nv * vl, NB = s->OC / nvl;
     const struct tile_geom g = geom_of(s, beta);
@@ -265,7 +239,7 @@ void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
                          const struct conv2d_shape *s)
 {
     TP_ASSERT(conv2d_tile_applies(s));
-    const int vl = tile_vl();
+    const int vl = simd_vl();
     dw_fn *dwf = dw_for(vl);
     /* at most two vectors: each tile streams its block of dout^T over all
      * positions, and four vectors' (64 KB at 16x16) leave the L1 cache

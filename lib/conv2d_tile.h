@@ -7,7 +7,7 @@
  *
  * Applies when stride is 1, groups 1, OC a multiple of the vector length
  * (16 floats with AVX-512, 8 with AVX2 + FMA, as the CPU says at run
- * time; without either, never), and C*KH*KW at least CONV2D_TILE_K_MIN:
+ * time, simd.h; without either, never), and C*KH*KW at least CONV2D_TILE_K_MIN:
  * with fewer terms per output the tile's stores outweigh its sums, and
  * im2col + sgemm ran up to 2x faster (the first convolution of a 1-channel
  * image, K = 9; bench/bench_conv.c).
@@ -30,11 +30,5 @@ void conv2d_tile_forward(float *out, float beta, const float *inp, const float *
  * ranges of conv2d.c (CONV2D_DW_PARTS): bit-identical at any thread count. */
 void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
                          const struct conv2d_shape *s);
-
-/* For tests and benchmarks: use vectors of vl floats (16, 8; 0 turns the
- * tile path off), at most what the CPU has; -1 goes back to what it has. */
-void conv2d_tile_set_vl(int vl);
-/* what the CPU has: 16, 8 or 0 */
-int conv2d_tile_cpu_vl(void);
 
 #endif

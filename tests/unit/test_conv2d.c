@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "conv2d.h"
 #include "conv2d_tile.h"
+#include "simd.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -207,8 +208,8 @@ static void test_tile_paths(void **state)
     const int widths[] = {16, 8, 0};
     int ran = 0;
     for (int i = 0; i < 3; i++) {
-        if (widths[i] > conv2d_tile_cpu_vl()) continue;
-        conv2d_tile_set_vl(widths[i]);
+        if (widths[i] > simd_cpu_vl()) continue;
+        simd_set_vl(widths[i]);
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
             const struct conv2d_shape *t = &shapes[k];
             assert_int_equal(conv2d_tile_applies(t), widths[i] > 0 && t->OC % widths[i] == 0 &&
@@ -217,12 +218,12 @@ static void test_tile_paths(void **state)
         }
         ran += widths[i] > 0;
     }
-    conv2d_tile_set_vl(-1);
+    simd_set_vl(-1);
     /* a stride of 2, or groups, never take the tiles */
     struct conv2d_shape ok = conv2d_shape_same(2, 32, 8, 8, 32, 3, 3, 1, 1);
     struct conv2d_shape strided = conv2d_shape_same(2, 32, 8, 8, 32, 3, 3, 2, 1);
     struct conv2d_shape grouped = conv2d_shape_same(2, 32, 8, 8, 32, 3, 3, 1, 2);
-    assert_int_equal(conv2d_tile_applies(&ok), conv2d_tile_cpu_vl() > 0);
+    assert_int_equal(conv2d_tile_applies(&ok), simd_cpu_vl() > 0);
     assert_false(conv2d_tile_applies(&strided));
     assert_false(conv2d_tile_applies(&grouped));
     print_message("tile widths tested: %d\n", ran);

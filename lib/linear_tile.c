@@ -1,0 +1,97 @@
+/* linear_tile.c - a linear layer's inference product by register tiles
+ * (see linear_tile.h). The kernel is compiled for AVX-512 and for AVX2 +
+ * FMA (linear_tile_impl.h, by function attributes, as conv2d_tile.c) and
+ * chosen by simd_vl(). */
+#include "linear_tile.h"
+
+#include "act.h"
+#include "err.h"
+#include "simd.h"
+
+#define LT_RMAX 6 /* rows per tile: 6 x 4 accumulators of 32 AVX-512 registers (6 x 2 of AVX2's 16) */
+
+/* where one tile reads and writes */
+struct lt_at {
+    const float *x, *w, *bias, *add;
+    float *out;
+};
+
+/* one call's operands */
+struct lt_call {
+    float *out;
+    const float *inp, *packed, *bias, *add;
+    int BT, C, OC;
+    enum linear_tile_act act;
+};
+
+typedef void rows_fn(const struct lt_call *k);
+
+#define LT_CAT_(a, b) a##b
+#define LT_CAT(a, b) LT_CAT_(a, b)
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define LT_VL 16
+#define LT_NV 4
+#define LT_TARGET __attribute__((target("avx512f")))
+#define LT_ROWS rows_avx512
+#define vec __m512
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VBCAST(x) _mm512_set1_ps(x)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VADD(a, b) _mm512_add_ps(a, b)
+#define VSTORE(p, v) _mm512_storeu_ps(p, v)
+#include "linear_tile_impl.h"
+
+#define LT_VL 8
+#define LT_NV 2
+#define LT_TARGET __attribute__((target("avx2,fma")))
+#define LT_ROWS rows_avx2
+#define vec __m256
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VBCAST(x) _mm256_set1_ps(x)
+#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VADD(a, b) _mm256_add_ps(a, b)
+#define VSTORE(p, v) _mm256_storeu_ps(p, v)
+#include "linear_tile_impl.h"
+
+static rows_fn *rows_for(int vl) { return vl == 16 ? rows_avx512 : vl == 8 ? rows_avx2 : NULL; }
+
+#else
+
+static rows_fn *rows_for(int vl) { (void)vl; return NULL; }
+
+#endif
+
+/* outputs per panel at vector width vl: 4 vectors of AVX-512, 2 of AVX2 */
+static int panel_width(int vl) { return vl == 16 ? 64 : vl == 8 ? 16 : 0; }
+
+size_t linear_tile_packed_floats(int C, int OC)
+{
+    const int pw = panel_width(simd_vl());
+    return pw && rows_for(simd_vl()) && OC % pw == 0 ? (size_t)C * OC : 0;
+}
+
+void linear_tile_pack(float *packed, const float *weight, int C, int OC)
+{
+    const int pw = panel_width(simd_vl());
+    TP_ASSERT(pw > 0 && OC % pw == 0);
+    for (int p = 0; p < OC / pw; p++)
+        for (int j = 0; j < pw; j++) {
+            const float *wr = weight + (size_t)(p * pw + j) * C;
+            float *d = packed + (size_t)p * C * pw + j;
+            for (int c = 0; c < C; c++) d[(size_t)c * pw] = wr[c];
+        }
+}
+
+void linear_tile_forward(float *out, const float *inp, const float *packed, const float *bias,
+                         const float *add, int BT, int C, int OC, enum linear_tile_act act)
+{
+    rows_fn *fn = rows_for(simd_vl());
+    TP_ASSERT(fn && OC % panel_width(simd_vl()) == 0 && BT >= 0 && C >= 1);
+    const struct lt_call k = {out, inp, packed, bias, add, BT, C, OC, act};
+    fn(&k);
+}

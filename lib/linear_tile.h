@@ -1,0 +1,38 @@
+/* linear_tile.h - a linear layer's inference product by register tiles,
+ * with its weights packed once and the pass that follows it fused in.
+ *
+ * out[BT,OC] = act(inp[BT,C] W^T + bias (+ add)), W [OC,C] as linear.h's.
+ * A tile is R <= 6 rows times one panel of LINEAR_TILE_PW(vl) outputs (64
+ * with AVX-512, 16 with AVX2 + FMA; simd.h): its accumulators start at the
+ * bias, take C broadcast inputs times the panel's packed weights, get add
+ * (a residual) and the activation (GELU) in registers, and are stored once.
+ * sgemm packs both operands again at every call (on the transformer's
+ * chunks of 528 rows that was 11% of inference) and needs a pass of its own
+ * for the bias (rows copied under the product), the residual and GELU.
+ *
+ * Applies when the kernels exist (simd_vl() > 0) and OC is a multiple of
+ * the panel width. Single-threaded: the callers' chunks are the threads.
+ * Every output is summed by one pass over c in order, bias first: the same
+ * bits at any thread count and chunking; not sgemm's bits (its kernels sum
+ * in blocks), equal to the double-precision product to float rounding
+ * (tests/unit/test_linear_tile.c, against direct loops). */
+#ifndef TP_LINEAR_TILE_H
+#define TP_LINEAR_TILE_H
+
+#include <stddef.h>
+
+enum linear_tile_act { LINEAR_TILE_NONE, LINEAR_TILE_GELU, LINEAR_TILE_GELU_TANH };
+
+/* floats of the packed weights of a [OC,C] layer, 0 where the tiles do not
+ * apply (no kernel, or OC not a multiple of the panel width) */
+size_t linear_tile_packed_floats(int C, int OC);
+/* packed = weight [OC,C] as panels [OC/PW][C][PW]: a panel's weights of one
+ * input feature side by side, as the tile loads them */
+void linear_tile_pack(float *packed, const float *weight, int C, int OC);
+/* out = act(inp W^T + bias + add); bias and add may be NULL; add is
+ * [BT,OC] and may be out itself; out must not overlap inp. packed: made
+ * with linear_tile_pack at the same vector width. */
+void linear_tile_forward(float *out, const float *inp, const float *packed, const float *bias,
+                         const float *add, int BT, int C, int OC, enum linear_tile_act act);
+
+#endif

@@ -1,0 +1,112 @@
+/* test_linear_tile.c - the tile kernel's product against direct loops in
+ * double, at every vector width the CPU has, over row counts that leave
+ * every tile remainder, with and without bias, residual and GELU; the
+ * residual read from out itself; and a chunk's rows giving the bits of the
+ * whole batch's. */
+#include "test.h"
+#include "act.h"
+#include "linear_tile.h"
+#include "rng.h"
+#include "simd.h"
+
+/* want = act(x W^T + bias + add) in double, then rounded */
+static void direct(float *want, const float *x, const float *w, const float *bias, const float *add, int BT, int C,
+                   int OC, enum linear_tile_act act)
+{
+    for (int r = 0; r < BT; r++)
+        for (int o = 0; o < OC; o++) {
+            double s = bias ? bias[o] : 0.0;
+            for (int c = 0; c < C; c++) s += (double)x[(size_t)r * C + c] * w[(size_t)o * C + c];
+            if (add) s += add[(size_t)r * OC + o];
+            float f = (float)s;
+            want[(size_t)r * OC + o] = act == LINEAR_TILE_GELU ? act_gelu(f) : act == LINEAR_TILE_GELU_TANH ? act_gelu_tanh(f) : f;
+        }
+}
+
+static void one_shape(int BT, int C, int OC, int with_bias, int with_add, enum linear_tile_act act)
+{
+    struct rng r;
+    rng_seed(&r, (uint64_t)(BT * 131 + C * 7 + OC));
+    size_t nx = (size_t)BT * C, nw = (size_t)OC * C, no = (size_t)BT * OC;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *packed = malloc(nw * 4), *bias = malloc((size_t)OC * 4);
+    float *add = malloc(no * 4), *out = malloc(no * 4), *want = malloc(no * 4);
+    fill_uniform(&r, x, nx, -1, 1);
+    fill_uniform(&r, w, nw, -0.2f, 0.2f);
+    fill_uniform(&r, bias, OC, -1, 1);
+    fill_uniform(&r, add, no, -2, 2);
+    assert_int_equal(linear_tile_packed_floats(C, OC), nw);
+    linear_tile_pack(packed, w, C, OC);
+    direct(want, x, w, with_bias ? bias : NULL, with_add ? add : NULL, BT, C, OC, act);
+    linear_tile_forward(out, x, packed, with_bias ? bias : NULL, with_add ? add : NULL, BT, C, OC, act);
+    /* float sums of C terms of size up to 0.2 against double: C ulps of the
+     * partial sums at most, far less in practice */
+    check_close("tile", out, want, no, 2e-6 * C, 1e-5);
+    if (with_add) { /* the residual read from out itself, as the blocks do */
+        memcpy(out, add, no * 4);
+        linear_tile_forward(out, x, packed, with_bias ? bias : NULL, out, BT, C, OC, act);
+        check_close("tile, add in place", out, want, no, 2e-6 * C, 1e-5);
+    }
+    free(x), free(w), free(packed), free(bias), free(add), free(out), free(want);
+}
+
+static void test_shapes(void **state)
+{
+    (void)state;
+    const int widths[] = {16, 8};
+    int ran = 0;
+    for (int i = 0; i < 2; i++) {
+        if (widths[i] > simd_cpu_vl()) continue;
+        simd_set_vl(widths[i]);
+        for (int bt = 1; bt <= 13; bt++) one_shape(bt, 32, 64, 1, 0, LINEAR_TILE_NONE);
+        one_shape(33, 256, 192, 1, 1, LINEAR_TILE_NONE);
+        one_shape(35, 96, 128, 0, 0, LINEAR_TILE_NONE);
+        one_shape(17, 64, 256, 1, 0, LINEAR_TILE_GELU);
+        one_shape(19, 64, 64, 1, 1, LINEAR_TILE_GELU_TANH);
+        one_shape(7, 1024, 64, 1, 1, LINEAR_TILE_NONE);
+        ran++;
+    }
+    simd_set_vl(-1);
+    if (!ran) skip();
+}
+
+/* rows are independent: a chunk of the batch gives the bits of its rows in
+ * the whole batch's product */
+static void test_chunk_bits(void **state)
+{
+    (void)state;
+    if (!simd_cpu_vl()) skip();
+    enum { BT = 66, C = 128, OC = 128 };
+    static float x[BT * C], w[OC * C], packed[OC * C], bias[OC], whole[BT * OC], part[BT * OC];
+    struct rng r;
+    rng_seed(&r, 3);
+    fill_uniform(&r, x, BT * C, -1, 1);
+    fill_uniform(&r, w, OC * C, -0.1f, 0.1f);
+    fill_uniform(&r, bias, OC, -1, 1);
+    linear_tile_pack(packed, w, C, OC);
+    linear_tile_forward(whole, x, packed, bias, NULL, BT, C, OC, LINEAR_TILE_GELU);
+    linear_tile_forward(part, x, packed, bias, NULL, 29, C, OC, LINEAR_TILE_GELU);
+    linear_tile_forward(part + 29 * OC, x + 29 * C, packed, bias, NULL, BT - 29, C, OC, LINEAR_TILE_GELU);
+    assert_memory_equal(part, whole, sizeof whole);
+}
+
+static void test_applies(void **state)
+{
+    (void)state;
+    int vl = simd_cpu_vl();
+    assert_int_equal(linear_tile_packed_floats(256, 768), vl ? (size_t)256 * 768 : 0);
+    assert_int_equal(linear_tile_packed_floats(256, 72), 0); /* not a multiple of any panel */
+    if (vl == 16) assert_int_equal(linear_tile_packed_floats(256, 48), 0); /* of AVX2's, not AVX-512's */
+    simd_set_vl(0);
+    assert_int_equal(linear_tile_packed_floats(256, 768), 0);
+    simd_set_vl(-1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_chunk_bits),
+        cmocka_unit_test(test_applies),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

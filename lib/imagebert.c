@@ -7,6 +7,7 @@
 #include "err.h"
 #include "layernorm.h"
 #include "linear.h"
+#include "linear_tile.h"
 #include "maskgit.h"
 
 #include <stdio.h>
@@ -273,6 +274,7 @@ static void run_train(struct ib *ib, float *logits, int R, uint64_t seed)
 struct lm_tail {
     const struct ib *ib;
     float *out; /* [B,K,V] */
+    const float *head; /* lm_head.weight packed for linear_tile, or NULL: sgemm */
     int passes;
     enum maskgit_guidance kind;
     float scale;
@@ -284,7 +286,10 @@ static void lm_chunk(void *ctx, const float *y, int s0, int ns, float *logits)
     const struct ib *ib = t->ib;
     const int T = ib->T, K = ib->K, V = ib->V;
     const size_t nk = (size_t)K * V;
-    linear_forward(logits, y, ib->w.head_w, NULL, ns * T, ib->W, V); /* the bias in the combine */
+    if (t->head) /* the bias in the combine */
+        linear_tile_forward(logits, y, t->head, NULL, NULL, ns * T, ib->W, V, LINEAR_TILE_NONE);
+    else
+        linear_forward(logits, y, ib->w.head_w, NULL, ns * T, ib->W, V);
     for (int s = 0; s < ns; s += t->passes) {
         float *o = t->out + (size_t)((s0 + s) / t->passes) * nk;
         const float *c = logits + ((size_t)s * T + 1) * V;
@@ -323,9 +328,14 @@ static int ib_forward(struct module *m, struct st *rec, int train)
         return 0;
     }
     embed(ib, R, 0, ib->seed);
-    struct lm_tail lt = {ib, out->data, passes, kind, (float)scale};
+    /* the head by tiles, as the blocks (block.h): packed once per call */
+    const size_t nh = linear_tile_packed_floats(ib->W, V);
+    float *head = nh ? tp_aligned_alloc(nh * sizeof(float)) : NULL;
+    if (head) linear_tile_pack(head, ib->w.head_w, ib->W, V);
+    struct lm_tail lt = {ib, out->data, head, passes, kind, (float)scale};
     struct block_tail tail = {lm_chunk, &lt, passes, (size_t)ib->T * V};
     block_stack_infer(NULL, ib->h, ib->w.layer, ib->L, &ib->bc, R, ib->T, &tail);
+    free(head);
     return 0;
 }
 

@@ -10,6 +10,8 @@
 
 #include "cli.h"
 #include "imagebert.h"
+#include "linear_tile.h"
+#include "simd.h"
 #include "maskgit.h"
 
 /* Metadata from "k=v k=v ..." (the presets' syntax). */
@@ -236,6 +238,49 @@ static void test_inference_after_training(void **state)
     module_free(&a), module_free(&b);
 }
 
+/* Widths the tiles take (linear_tile.h: 64 codes, width 64, 3 x 64 and
+ * 128 wide products), at each vector width the CPU has: inference (blocks
+ * and head by tiles) against the training forward without dropout (sgemm
+ * throughout), guided and not. */
+static void test_inference_tiles(void **state)
+{
+    (void)state;
+    enum { TB = 3, TK = 5, TV = 64 };
+    const int widths[] = {16, 8};
+    int ran = 0;
+    for (int w = 0; w < 2; w++) {
+        if (widths[w] > simd_cpu_vl()) continue;
+        simd_set_vl(widths[w]);
+        assert_true(linear_tile_packed_floats(64, TV) > 0);
+        struct module m;
+        build(&m, "arch=imagebert codes=64 classes=3 tokens=5 width=64 layers=2 heads=2 mlp=128 dropout=0 attn_drop=0");
+        params_fill_init(&m.params, 4);
+        for (size_t i = 0; i < m.params.total; i++) m.params.data[i] += 0.02f * (float)((i * 7919) % 13) / 13;
+        int32_t ids[TB * TK], label[TB] = {2, 0, 1}, null[TB] = {-1, -1, -1};
+        for (int i = 0; i < TB * TK; i++) ids[i] = i % 3 == 0 ? TV : (i * 37) % TV; /* some masked */
+        size_t n = (size_t)TB * TK * TV;
+        struct st *tc = record(ids, label, TB, TK, 0), *tu = record(ids, null, TB, TK, 0);
+        struct st *ic = record(ids, label, TB, TK, 0), *g = record(ids, label, TB, TK, 0);
+        assert_int_equal(m.ops->forward(&m, tc, 1), 0);
+        assert_int_equal(m.ops->forward(&m, tu, 1), 0);
+        assert_int_equal(m.ops->forward(&m, ic, 0), 0);
+        check_close("tiles", logits_of(ic), logits_of(tc), n, 1e-5, 1e-4);
+        st_meta_set(g, "guidance", "2");
+        st_meta_set(g, "guidance_schedule", "constant");
+        assert_int_equal(m.ops->forward(&m, g, 0), 0);
+        float *want = tp_malloc(n * sizeof(float));
+        const float *c = logits_of(tc), *u = logits_of(tu);
+        for (size_t i = 0; i < n; i++) want[i] = c[i] + 2.0f * (c[i] - u[i]);
+        check_close("tiles, guided", logits_of(g), want, n, 1e-4, 1e-4);
+        free(want);
+        st_free(tc), st_free(tu), st_free(ic), st_free(g);
+        module_free(&m);
+        ran++;
+    }
+    simd_set_vl(-1);
+    if (!ran) skip();
+}
+
 /* ---- finite differences through the whole model ---- */
 
 struct gc {
@@ -449,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_ref_eval),      cmocka_unit_test(test_ref_dropout),
         cmocka_unit_test(test_ref_guidance),  cmocka_unit_test(test_guidance_by_hand),
         cmocka_unit_test(test_inference_after_training),
+        cmocka_unit_test(test_inference_tiles),
         cmocka_unit_test(test_gradcheck),     cmocka_unit_test(test_ids_2d),
         cmocka_unit_test(test_table),         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_deterministic),

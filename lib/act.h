@@ -14,7 +14,7 @@
 
 /* One value's GELU, exact and tanh form: the passes below and the fused
  * epilogues of linear_tile.h compute the same bits. */
-static inline float act_gelu(float x) { return 0.5f * x * (1.0f + vm_erff(x * (float)M_SQRT1_2)); }
+VM_INLINE float act_gelu(float x) { return 0.5f * x * (1.0f + vm_erff(x * (float)M_SQRT1_2)); }
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 static inline float act_gelu_tanh(float x) { return 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x))); }

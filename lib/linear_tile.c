@@ -71,8 +71,8 @@ static int panel_width(int vl) { return vl == 16 ? 64 : vl == 8 ? 16 : 0; }
 
 size_t linear_tile_packed_floats(int C, int OC)
 {
-    const int pw = panel_width(simd_vl());
-    return pw && rows_for(simd_vl()) && OC % pw == 0 ? (size_t)C * OC : 0;
+    const int pw = panel_width(simd_vl()); /* 0 where no kernel is built: simd_vl() is 0 there */
+    return pw && OC % pw == 0 ? (size_t)C * OC : 0;
 }
 
 void linear_tile_pack(float *packed, const float *weight, int C, int OC)

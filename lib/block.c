@@ -442,19 +442,29 @@ static size_t packs_floats(const struct block_cfg *cfg)
     return n[0] && n[1] && n[2] && n[3] ? n[0] + n[1] + n[2] + n[3] : 0;
 }
 
-/* The L blocks' packs in mem (L * packs_floats), the 4L matrices shared
- * among the threads: once per call, where sgemm packed the weights again
- * for every chunk. */
-static void packs_make(struct block_packs *k, float *mem, const struct block_params *w, int L,
-                       const struct block_cfg *cfg)
+size_t block_stack_packed_floats(const struct block_cfg *cfg, int L) { return (size_t)L * packs_floats(cfg); }
+
+/* each block's four matrices in mem: the layout block_stack_pack writes */
+static void packs_point(struct block_packs *k, const float *mem, int L, const struct block_cfg *cfg)
 {
     const int C = cfg->C, F = cfg->F;
+    float *m = (float *)mem;
     for (int l = 0; l < L; l++) {
-        k[l].qkv = mem, mem += (size_t)3 * C * C;
-        k[l].out = mem, mem += (size_t)C * C;
-        k[l].fc = mem, mem += (size_t)F * C;
-        k[l].proj = mem, mem += (size_t)C * F;
+        k[l].qkv = m, m += (size_t)3 * C * C;
+        k[l].out = m, m += (size_t)C * C;
+        k[l].fc = m, m += (size_t)F * C;
+        k[l].proj = m, m += (size_t)C * F;
     }
+}
+
+/* The 4L matrices shared among the threads, where sgemm packed the
+ * weights again for every chunk. */
+void block_stack_pack(float *packed, const struct block_params *w, int L, const struct block_cfg *cfg)
+{
+    const int C = cfg->C, F = cfg->F;
+    TP_ASSERT(packs_floats(cfg) > 0);
+    struct block_packs *k = tp_malloc(L * sizeof *k);
+    packs_point(k, packed, L, cfg);
 #pragma omp parallel for schedule(dynamic)
     for (int j = 0; j < 4 * L; j++) {
         const struct block_params *p = &w[j / 4];
@@ -466,6 +476,18 @@ static void packs_make(struct block_packs *k, float *mem, const struct block_par
         default: linear_tile_pack(q->proj, p->proj_w, F, C); break;
         }
     }
+    free(k);
+}
+
+const float *block_stack_cached(struct linear_tile_cache *c, const struct block_params *w, int L,
+                                const struct block_cfg *cfg, unsigned long version)
+{
+    const size_t n = block_stack_packed_floats(cfg, L);
+    if (!n) return NULL;
+    int stale;
+    float *p = linear_tile_cache_get(c, n, version, &stale);
+    if (stale) block_stack_pack(p, w, L, cfg);
+    return p;
 }
 
 /* res = resid + out_proj(attention(in)), the biases and the residual in
@@ -502,7 +524,7 @@ static void tiled_forward(float *out, struct block_acts *a, const float *x, cons
     }
 }
 
-void block_stack_infer(float *out, const float *inp, const struct block_params *w, int L,
+void block_stack_infer(float *out, const float *inp, const struct block_params *w, const float *packed, int L,
                        const struct block_cfg *cfg, int B, int T, const struct block_tail *tail)
 {
     const int unit = tail ? tail->unit : 1;
@@ -512,10 +534,14 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
     const size_t row = (size_t)T * cfg->C, nacts = block_acts_floats(cfg, seqs, T, 0);
     const size_t ntail = tail ? seqs * tail->seq_floats : 0;
     const struct drops off = drops_of(cfg, 0, 0);
-    const size_t npk = packs_floats(cfg);
-    float *pmem = npk ? tp_aligned_alloc(L * npk * sizeof(float)) : NULL;
+    const size_t npk = block_stack_packed_floats(cfg, L);
+    float *pmem = NULL;
+    if (npk && !packed) { /* packed for this call alone */
+        packed = pmem = tp_aligned_alloc(npk * sizeof(float));
+        block_stack_pack(pmem, w, L, cfg);
+    }
     struct block_packs *packs = npk ? tp_malloc(L * sizeof *packs) : NULL;
-    if (npk) packs_make(packs, pmem, w, L, cfg);
+    if (npk) packs_point(packs, packed, L, cfg);
 #pragma omp parallel num_threads(chunk_threads(chunks))
     {
         float *mem = tp_aligned_alloc((nacts + 2 * seqs * row + ntail) * sizeof(float));

@@ -67,6 +67,7 @@
 #include <stdint.h>
 
 #include "attention.h"
+#include "linear_tile.h"
 #include "params.h"
 
 enum block_kind { BLOCK_PRE_LN, BLOCK_POST_LN };
@@ -130,8 +131,9 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
  * the next, so that its activations stay in cache from one block to the
  * next, and no batch-sized activations are needed.
  * Where linear_tile.h's kernels take all four products (C, 3C and F
- * multiples of their panel width), the weights are packed once per call
- * and each chunk's products run by tiles, with the biases, GELU and the
+ * multiples of their panel width), the weights are packed once (per call,
+ * or kept by the caller: block_stack_pack) and each chunk's products run
+ * by tiles, with the biases, GELU and the
  * residuals inside them: no sgemm packing per chunk, no passes of their
  * own. Those sums run in another order than sgemm's, so inference then
  * matches the training forward to float rounding (tests/unit/test_block.c),
@@ -150,8 +152,20 @@ struct block_tail {
     int unit;
     size_t seq_floats;
 };
-/* tail NULL: out as above; else out is not written (may be NULL). */
-void block_stack_infer(float *out, const float *inp, const struct block_params *w, int L,
+/* tail NULL: out as above; else out is not written (may be NULL).
+ * packed: block_stack_pack's of w, kept by the caller between calls
+ * (linear_tile_cache), or NULL to pack them for this call where the tiles
+ * apply; ignored where they do not. */
+void block_stack_infer(float *out, const float *inp, const struct block_params *w, const float *packed, int L,
                        const struct block_cfg *cfg, int B, int T, const struct block_tail *tail);
+/* Floats of L blocks' weights packed for the tiles: 0 where they do not
+ * take all four products (block_stack_infer runs sgemm then). */
+size_t block_stack_packed_floats(const struct block_cfg *cfg, int L);
+/* packed = the four matrices of the L blocks w, packed (linear_tile_pack). */
+void block_stack_pack(float *packed, const struct block_params *w, int L, const struct block_cfg *cfg);
+/* The same from c, packed into it when stale (version: w's params');
+ * NULL where the tiles do not apply. */
+const float *block_stack_cached(struct linear_tile_cache *c, const struct block_params *w, int L,
+                                const struct block_cfg *cfg, unsigned long version);
 
 #endif

@@ -39,6 +39,7 @@ int chain_step(struct chain *c, struct st *rec)
     for (int k = 0; k < c->n && rc == 0; k++) {
         struct optim_report rep;
         rc = optim_step(c->opt, c->wv[k], c->gv[k], c->state[k], &rep);
+        params_changed(&c->m[k]->params);
     }
     return rc;
 }

@@ -200,6 +200,7 @@ double gan_discriminator_step(struct gan *g, const float *real, const float *fak
     params_zero_grad(&g->d.params);
     disc_backward(&g->d, NULL, g->d.params.grad, g->dlogits, g->x);
     if (optim_step(g->opt, g->wv, g->gv, g->state, &rep.opt) != 0) return NAN;
+    params_changed(&g->d.params);
     if (c->lecam_weight > 0) {
         /* torch: buffer * decay + mean * (1 - decay), float32 operations */
         const float dk = (float)c->lecam_decay, om = (float)(1.0 - c->lecam_decay);

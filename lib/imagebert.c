@@ -108,6 +108,9 @@ struct ib {
     /* backward scratch (training size) */
     float *dh, *dx, *dhk, *sm;
     struct block_acts s;
+    /* inference: the blocks' and the head's weights packed for the tiles,
+     * kept while the weights stay */
+    struct linear_tile_cache pk_blocks, pk_head;
 };
 
 static void point_w(struct ib_w *w, float *mem, const struct params *p, const struct ib *ib)
@@ -141,6 +144,7 @@ static void ib_destroy(struct module *m)
     struct ib *ib = m->impl;
     if (!ib) return;
     free_bufs(ib);
+    linear_tile_cache_free(&ib->pk_blocks), linear_tile_cache_free(&ib->pk_head);
     free(ib->w.layer), free(ib->dw.layer), free(ib->a);
     free(ib);
     m->impl = NULL;
@@ -328,14 +332,12 @@ static int ib_forward(struct module *m, struct st *rec, int train)
         return 0;
     }
     embed(ib, R, 0, ib->seed);
-    /* the head by tiles, as the blocks (block.h): packed once per call */
-    const size_t nh = linear_tile_packed_floats(ib->W, V);
-    float *head = nh ? tp_aligned_alloc(nh * sizeof(float)) : NULL;
-    if (head) linear_tile_pack(head, ib->w.head_w, ib->W, V);
+    /* the blocks and the head by tiles (block.h), their weights packed once */
+    const float *blocks = block_stack_cached(&ib->pk_blocks, ib->w.layer, ib->L, &ib->bc, m->params.version);
+    const float *head = linear_tile_cached(&ib->pk_head, ib->w.head_w, ib->W, V, m->params.version);
     struct lm_tail lt = {ib, out->data, head, passes, kind, (float)scale};
     struct block_tail tail = {lm_chunk, &lt, passes, (size_t)ib->T * V};
-    block_stack_infer(NULL, ib->h, ib->w.layer, ib->L, &ib->bc, R, ib->T, &tail);
-    free(head);
+    block_stack_infer(NULL, ib->h, ib->w.layer, blocks, ib->L, &ib->bc, R, ib->T, &tail);
     return 0;
 }
 

@@ -8,6 +8,9 @@
 #include "err.h"
 #include "simd.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #define LT_RMAX 6 /* rows per tile: 6 x 4 accumulators of 32 AVX-512 registers (6 x 2 of AVX2's 16) */
 
 /* where one tile reads and writes */
@@ -94,4 +97,30 @@ void linear_tile_forward(float *out, const float *inp, const float *packed, cons
     TP_ASSERT(fn && OC % panel_width(simd_vl()) == 0 && BT >= 0 && C >= 1);
     const struct lt_call k = {out, inp, packed, bias, add, BT, C, OC, act};
     fn(&k);
+}
+
+float *linear_tile_cache_get(struct linear_tile_cache *c, size_t n, unsigned long version, int *stale)
+{
+    *stale = !c->mem || c->floats != n || c->version != version || c->vl != simd_vl();
+    if (c->mem && c->floats != n) linear_tile_cache_free(c);
+    if (!c->mem) c->mem = tp_aligned_alloc(n * sizeof(float)), c->floats = n;
+    c->version = version, c->vl = simd_vl();
+    return c->mem;
+}
+
+void linear_tile_cache_free(struct linear_tile_cache *c)
+{
+    free(c->mem);
+    memset(c, 0, sizeof *c);
+}
+
+const float *linear_tile_cached(struct linear_tile_cache *c, const float *weight, int C, int OC,
+                                unsigned long version)
+{
+    const size_t n = linear_tile_packed_floats(C, OC);
+    if (!n) return NULL;
+    int stale;
+    float *p = linear_tile_cache_get(c, n, version, &stale);
+    if (stale) linear_tile_pack(p, weight, C, OC);
+    return p;
 }

@@ -35,4 +35,22 @@ void linear_tile_pack(float *packed, const float *weight, int C, int OC);
 void linear_tile_forward(float *out, const float *inp, const float *packed, const float *bias,
                          const float *add, int BT, int C, int OC, enum linear_tile_act act);
 
+/* Packed weights kept between calls (a sampling run's steps, an encoder's
+ * records), remade only when the weights moved: version is their params'
+ * (params.h), and the vector width the packing was for counts too. */
+struct linear_tile_cache {
+    float *mem;
+    size_t floats;
+    unsigned long version;
+    int vl;
+};
+/* The cache's memory of n floats; *stale = 1 when the caller must pack
+ * into it (new, resized, other weights or width), 0 when it holds them. */
+float *linear_tile_cache_get(struct linear_tile_cache *c, size_t n, unsigned long version, int *stale);
+void linear_tile_cache_free(struct linear_tile_cache *c);
+/* weight [OC,C] packed, from c (packed into it when stale); NULL where the
+ * tiles do not apply */
+const float *linear_tile_cached(struct linear_tile_cache *c, const float *weight, int C, int OC,
+                                unsigned long version);
+
 #endif

@@ -120,6 +120,7 @@ void params_fill_init(struct params *p, uint64_t seed)
             }
         }
     }
+    params_changed(p);
 }
 
 static char *shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
@@ -152,6 +153,7 @@ int params_load(struct params *p, const struct st *w, int allow_extra)
             }
         memcpy(p->data + s->offset, t->data, s->numel * sizeof(float));
     }
+    params_changed(p);
     if (!allow_extra)
         for (int i = 0; i < w->n; i++)
             if (!params_find(p, w->t[i].name))

@@ -44,6 +44,10 @@ struct params {
     size_t total;   /* floats */
     float *data;    /* [total] values */
     float *grad;    /* [total] gradients (accumulated by backward passes) */
+    /* Moves whenever data is written (load, init, an optimizer step): what
+     * is made from the values and kept between calls (weights packed for
+     * the tiles, linear_tile.h) is remade when it moved. */
+    unsigned long version;
 };
 
 void params_init_table(struct params *p);
@@ -65,6 +69,8 @@ void params_view(const struct params *p, struct st *out, int grad);
 /* Save data (with metadata copied from meta, may be NULL) atomically. */
 int params_save(const struct params *p, const char *path, const struct st *meta);
 void params_zero_grad(struct params *p);
+/* Say data was written (by anything but init and load, which say it). */
+static inline void params_changed(struct params *p) { p->version++; }
 const struct param_spec *params_find(const struct params *p, const char *name);
 /* Number of scalar parameters whose name starts with prefix ("" for all). */
 size_t params_count(const struct params *p, const char *prefix);

@@ -341,6 +341,7 @@ int perceptual_train(const char *data_tz, const char *out_path, int steps, uint6
             rc = tp_err_prefix("step %d", step);
             break;
         }
+        params_changed(&p.params);
         sum_loss += cs.loss, sum_acc += cs.acc, window++;
         if (window == 100 || step == steps - 1) {
             last_loss = sum_loss / window, last_acc = sum_acc / window;

@@ -207,6 +207,7 @@ static void init_from(struct module *m, const char *spec)
         memcpy(m->params.data + p->offset, t->data, p->numel * sizeof(float));
         taken++;
     }
+    params_changed(&m->params);
     if (taken == 0) die("%s: no tensor of it is a parameter of this model", path);
     fprintf(stderr, "%s: %ld tensors from %s\n", tp_progname, taken, spec);
     st_free(w);
@@ -478,6 +479,7 @@ static int do_train(const struct stage_tool *t, const struct opts *o)
             st_free(ig), st_free(grad), st_free(rec);
             die("step %ld: %s", step, tp_err());
         }
+        params_changed(&m.params);
         step = rep.step;
         if (ema && optim_ema_update(opt, ema, wv, step, o->ema_decay) != 0) die_err();
         if (o->ckpt_every && step % o->ckpt_every == 0) checkpoint(o, &m, state, ema, step);

@@ -108,6 +108,7 @@ void titok_trunk_init(struct titok_trunk *t, struct params *p, const char *prefi
 void titok_trunk_bind(struct titok_trunk *t, const struct params *p)
 {
     int E = t->bc.C;
+    t->params = p;
     t->pre_w = p->data + t->off_pre, t->pre_b = t->pre_w + E;
     t->dpre_w = p->grad + t->off_pre, t->dpre_b = t->dpre_w + E;
     t->post_w = p->data + t->off_post, t->post_b = t->post_w + E;
@@ -125,6 +126,7 @@ void titok_trunk_free(struct titok_trunk *t)
     free(t->dbp);
     free(t->acts);
     free(t->mem);
+    linear_tile_cache_free(&t->pk);
     memset(t, 0, sizeof *t);
 }
 
@@ -174,7 +176,8 @@ const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B, i
         for (int i = 0; i < t->L; i++)
             block_forward(t->xs + (i + 1) * BTE, &t->acts[i], t->xs + i * BTE, &t->bp[i], &t->bc, B, T, 0, 0);
     } else {
-        block_stack_infer(t->xs + BTE, t->xs, t->bp, t->L, &t->bc, B, T, NULL);
+        const float *packed = block_stack_cached(&t->pk, t->bp, t->L, &t->bc, t->params->version);
+        block_stack_infer(t->xs + BTE, t->xs, t->bp, packed, t->L, &t->bc, B, T, NULL);
     }
     const float *last = t->xs + (train ? (size_t)t->L : 1) * BTE;
     for (int b = 0; b < B; b++)

@@ -64,6 +64,7 @@
 #include <stddef.h>
 
 #include "block.h"
+#include "linear_tile.h"
 #include "module.h"
 #include "seqnet.h"
 #include "vqgan.h"
@@ -142,6 +143,8 @@ struct titok_trunk {
     float *sel, *post_mean, *post_rstd;   /* [B*nrows,E] ln_post input, stats */
     float *out, *dsel, *g0, *g1;          /* [B*nrows,E] x2, [B,T,E] x2 */
     struct block_acts *acts, scratch;
+    const struct params *params;          /* bound: their version says when pk is stale */
+    struct linear_tile_cache pk;          /* inference: the blocks' weights packed (block_stack_pack) */
 };
 
 void titok_trunk_init(struct titok_trunk *t, struct params *p, const char *prefix, const struct titok_cfg *c,

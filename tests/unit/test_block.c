@@ -324,7 +324,7 @@ static void stack_same(struct block_cfg cfg, int L, int B, int T)
     for (int k = 0; k < 2; k++) {
         tp_threads_set(k + 1);
         got[k] = tp_calloc(t.n, sizeof(float));
-        block_stack_infer(got[k], t.x, bp, L, &cfg, B, T, NULL);
+        block_stack_infer(got[k], t.x, bp, NULL, L, &cfg, B, T, NULL);
         /* the tiles sum in another order than sgemm: outputs of unit scale
          * (LayerNorm's) agree to 1e-5 */
         check_close("stack", got[k], want, t.n, 1e-5, 1e-5);
@@ -336,7 +336,7 @@ static void stack_same(struct block_cfg cfg, int L, int B, int T)
         float *tailed = tp_calloc(t.n, sizeof(float));
         struct copy_tail ct = {tailed, tp_calloc((size_t)B, sizeof(int)), unit, (size_t)T * cfg.C};
         struct block_tail tail = {copy_chunk, &ct, unit, ct.row};
-        block_stack_infer(NULL, t.x, bp, L, &cfg, B, T, &tail);
+        block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, &tail);
         for (int b = 0; b < B; b++) assert_int_equal(ct.visits[b], 1);
         if (unit == 1) assert_memory_equal(tailed, got[1], sizeof(float) * t.n);
         check_close("stack tail", tailed, want, t.n, 1e-5, 1e-5);

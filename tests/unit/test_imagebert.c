@@ -281,6 +281,60 @@ static void test_inference_tiles(void **state)
     if (!ran) skip();
 }
 
+/* The packed weights kept between inference calls follow the weights (a
+ * step's params_changed) and the vector width: the same bits as a module
+ * that packs them afresh. */
+static void infer_logits(struct module *m, const int32_t *ids, const int32_t *label, float *out, size_t n)
+{
+    struct st *r = record(ids, label, 3, 5, 0);
+    assert_int_equal(m->ops->forward(m, r, 0), 0);
+    memcpy(out, logits_of(r), n * sizeof(float));
+    st_free(r);
+}
+
+static void test_pack_cache(void **state)
+{
+    (void)state;
+    enum { TB = 3, TK = 5, TV = 64 };
+    const char *arch = "arch=imagebert codes=64 classes=3 tokens=5 width=64 layers=2 heads=2 mlp=128 dropout=0";
+    const size_t n = (size_t)TB * TK * TV;
+    int32_t ids[TB * TK], label[TB] = {1, 2, 0};
+    for (int i = 0; i < TB * TK; i++) ids[i] = i % 4 == 0 ? TV : (i * 29) % TV;
+    float *first = tp_malloc(n * sizeof(float)), *again = tp_malloc(n * sizeof(float));
+    float *fresh = tp_malloc(n * sizeof(float));
+    struct module m, f;
+    build(&m, arch);
+    params_fill_init(&m.params, 9);
+    simd_set_vl(simd_cpu_vl());
+    infer_logits(&m, ids, label, first, n);
+    infer_logits(&m, ids, label, again, n);
+    assert_memory_equal(first, again, n * sizeof(float));
+    /* an optimizer step's worth of change */
+    for (size_t i = 0; i < m.params.total; i++) m.params.data[i] *= 1.0f + 0.01f * (float)(i % 7);
+    params_changed(&m.params);
+    infer_logits(&m, ids, label, again, n);
+    build(&f, arch);
+    memcpy(f.params.data, m.params.data, m.params.total * sizeof(float));
+    params_changed(&f.params);
+    infer_logits(&f, ids, label, fresh, n);
+    assert_memory_equal(again, fresh, n * sizeof(float));
+    assert_memory_not_equal(first, again, n * sizeof(float));
+    /* another width: packed again for it */
+    if (simd_cpu_vl() == 16) {
+        simd_set_vl(8);
+        infer_logits(&m, ids, label, again, n);
+        module_free(&f);
+        build(&f, arch);
+        memcpy(f.params.data, m.params.data, m.params.total * sizeof(float));
+        params_changed(&f.params);
+        infer_logits(&f, ids, label, fresh, n);
+        assert_memory_equal(again, fresh, n * sizeof(float));
+    }
+    simd_set_vl(-1);
+    module_free(&m), module_free(&f);
+    free(first), free(again), free(fresh);
+}
+
 /* ---- finite differences through the whole model ---- */
 
 struct gc {
@@ -494,7 +548,7 @@ int main(void)
         cmocka_unit_test(test_ref_eval),      cmocka_unit_test(test_ref_dropout),
         cmocka_unit_test(test_ref_guidance),  cmocka_unit_test(test_guidance_by_hand),
         cmocka_unit_test(test_inference_after_training),
-        cmocka_unit_test(test_inference_tiles),
+        cmocka_unit_test(test_inference_tiles), cmocka_unit_test(test_pack_cache),
         cmocka_unit_test(test_gradcheck),     cmocka_unit_test(test_ids_2d),
         cmocka_unit_test(test_table),         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_deterministic),

@@ -364,7 +364,14 @@ struct tz_writer *tz_writer_open(int fd, const char *name, int level, int seek_t
      * only a copy while zstd's effort costs the step: the adaptive levels
      * keep to the fast one there (tz.h). */
     struct stat sb;
-    w->on_pipe = adaptive(level) && fstat(fd, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode));
+    const int fstat_ok = fstat(fd, &sb) == 0;
+    w->on_pipe = adaptive(level) && fstat_ok && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode));
+    /* A record of logits is megabytes: through the default 64 KiB of a pipe
+     * both sides took turns at its lock 130 times a record (a tenth of mask's
+     * time in a sampling loop, spinning). Refused above
+     * /proc/sys/fs/pipe-max-size: the pipe keeps what it has. */
+    if (fstat_ok && S_ISFIFO(sb.st_mode) && fcntl(fd, F_GETPIPE_SZ) < TZ_PIPE_BYTES)
+        (void)fcntl(fd, F_SETPIPE_SZ, TZ_PIPE_BYTES);
     w->level = level;
     w->mode = level == TZ_LEVEL_AUTO && !w->on_pipe ? MODE_DEFAULT : MODE_FAST;
     if (!adaptive(level)) ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);

@@ -88,7 +88,9 @@ void tz_reader_close(struct tz_reader *r);
 
 /* Writer on fd (not closed by the writer). level: zstd level (1..19,
  * negative for fast modes), TZ_LEVEL_AUTO or TZ_LEVEL_AUTO_FLOATS. seek_table: append a seek
- * table on close (only meaningful for files). */
+ * table on close (only meaningful for files). A pipe or FIFO is made to
+ * hold TZ_PIPE_BYTES where the system allows. */
+#define TZ_PIPE_BYTES (1 << 20)
 struct tz_writer *tz_writer_open(int fd, const char *name, int level,
                                  int seek_table);
 int tz_writer_put(struct tz_writer *w, const struct st *rec);

@@ -107,23 +107,25 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Noise of element i of a step: the hook's array, a seeded draw, or none. */
-static float noise_at(const float *given, uint64_t seed, uint64_t i, int on)
+/* Noise of element i of a step: the hook's array, a seeded draw (of
+ * index at), or none. */
+static float noise_at(const float *given, uint64_t seed, uint64_t i, uint64_t at, int on)
 {
     if (!on) return 0.0f;
-    return given ? given[i] : gumbel(seed, i);
+    return given ? given[i] : gumbel(seed, at);
 }
 
 /* Sample one position: the chosen id and its confidence before noise. The
- * choice noise of its V codes: the hook's (g), else drawn into scratch. */
-static int32_t choose(float *conf, const float *x, int V, const struct maskgit_sample_opts *o,
-                      float tau, float st, const float *g, uint64_t gseed, uint64_t base, float *scratch)
+ * choice noise of its V codes: the hook's (g, from base), else drawn from
+ * index at into scratch. */
+static int32_t choose(float *conf, const float *x, int V, const struct maskgit_sample_opts *o, float tau,
+                      float st, const float *g, uint64_t gseed, uint64_t base, uint64_t at, float *scratch)
 {
     const float *noise = NULL;
     if (o->noise && g)
         noise = g + base;
     else if (o->noise)
-        gumbel_row(scratch, gseed, base, V), noise = scratch;
+        gumbel_row(scratch, gseed, at, V), noise = scratch;
     int best = 0;
     float bestv = -INFINITY, bestx = 0;
     for (int v = 0; v < V; v++) {
@@ -161,8 +163,9 @@ void maskgit_sample_step(int32_t *ids, uint8_t *mask, const float *logits, const
             }
             nmask++;
             float c;
-            id[k] = choose(&c, logits + bk * V, V, o, tau, st, nz->choice, sc, bk * V, gn);
-            float g = noise_at(nz->conf, sf, bk, o->noise);
+            const uint64_t at = (uint64_t)nz->first * K + bk; /* the draws' index */
+            id[k] = choose(&c, logits + bk * V, V, o, tau, st, nz->choice, sc, bk * V, at * V, gn);
+            float g = noise_at(nz->conf, sf, bk, at, o->noise);
             /* TiTok: the annealed logit plus tau G'; JAX: log p plus
              * choice_temperature (1 - ratio) G', the same product */
             conf[k] = c + tau * g;

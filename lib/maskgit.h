@@ -100,11 +100,14 @@ struct maskgit_sample_opts {
 /* The Gumbel draws of a step: the token choice's G of element (b,k,v) is
  * choice[(b*K+k)*V+v] if choice is given (a test hook for upstream's own
  * noise), else maskgit_gumbel(rng_hash(seed, 0), that index); the
- * confidence's G' of (b,k) likewise from conf or rng_hash(seed, 1). */
+ * confidence's G' of (b,k) likewise from conf or rng_hash(seed, 1). The
+ * drawn ones are those of sample first + b: a part of a batch draws what
+ * the whole would at its samples. */
 struct maskgit_noise {
     uint64_t seed;
     const float *choice; /* [B,K,V] or NULL */
     const float *conf;   /* [B,K] or NULL */
+    int64_t first;
 };
 
 /* -log(-log(u)), u = rng_hash_uniform(seed, i), logs clamped at 1e-20. */

@@ -12,6 +12,7 @@
  *
  * The arithmetic is lib/maskgit.c's and lib/composite.c's; this file moves
  * record fields. */
+#include "batch.h"
 #include "cli.h"
 #include "composite.h"
 #include "io.h"
@@ -21,6 +22,7 @@
 #include "rng.h"
 #include "tz.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -40,6 +42,7 @@ struct cmdline {
     enum mode mode;
     const char *in, *out;
     const char *loop, *from; /* --sample --loop FIFO --from START.tz */
+    long in_flight;          /* --loop: records in flight, 1 or 2 */
     int level, threads, progress;
     long vocab, seed;
     int sem, schedule; /* -1: the semantics' default */
@@ -60,7 +63,7 @@ enum {
     O_TRAIN = 0x100, O_SAMPLE, O_INIT, O_VOCAB, O_SEMANTICS, O_SCHEDULE, O_CLASS_DROPOUT, O_SEED, O_STEP,
     O_STEPS, O_START_STEP, O_TEMPERATURE, O_ANNEAL, O_NO_ANNEAL, O_NO_NOISE, O_GUIDANCE, O_GSCHED, O_GPOW,
     O_TOKENS, O_GRID, O_CLASS, O_CLASSES, O_NULL, O_BOX, O_MASK_PNG, O_IMAGE_SIZE, O_OUTSIDE, O_PROGRESS,
-    O_VERSION, O_COMPOSITE, O_BLUR, O_GREY, O_LOOP, O_FROM,
+    O_VERSION, O_COMPOSITE, O_BLUR, O_GREY, O_LOOP, O_FROM, O_IN_FLIGHT,
 };
 
 static const struct option options[] = {
@@ -96,6 +99,7 @@ static const struct option options[] = {
     {"grey", required_argument, 0, O_GREY},
     {"loop", required_argument, 0, O_LOOP},
     {"from", required_argument, 0, O_FROM},
+    {"in-flight", required_argument, 0, O_IN_FLIGHT},
     {"progress", no_argument, 0, O_PROGRESS},
     {"version", no_argument, 0, O_VERSION},
     {"help", no_argument, 0, 'h'},
@@ -129,6 +133,9 @@ _Noreturn static void usage(void)
            "  --loop FIFO          every step in one process: records from --from go round\n"
            "                       through FIFO (the transformer's input) until decoded\n"
            "  --from FILE          the records to decode with --loop (mask --init-sample's)\n"
+           "  --in-flight N        --loop: 2 halves of each record go round at once, the\n"
+           "                       transformer on one while mask samples the other (2);\n"
+           "                       1: each record whole, the processes taking turns\n"
            "first record, region masks:\n"
            "  --tokens K | --grid g  ids [N,K] or [N,g,g] (region masks: g from the ids)\n"
            "  -n N, -b B           samples, per record (B = N)\n"
@@ -174,6 +181,7 @@ static void parse(struct cmdline *c, int argc, char **argv)
 {
     memset(c, 0, sizeof *c);
     c->level = TZ_LEVEL_AUTO;
+    c->in_flight = 2;
     c->vocab = c->step = c->steps = c->start_step = c->tokens = c->grid = c->n = c->batch = -1;
     c->classes = c->image_size = -1;
     c->klass = LONG_MIN;
@@ -227,6 +235,7 @@ static void parse(struct cmdline *c, int argc, char **argv)
         case O_GREY: c->grey = cli_double("--grey", optarg, 0, 1); break;
         case O_LOOP: c->loop = optarg; break;
         case O_FROM: c->from = optarg; break;
+        case O_IN_FLIGHT: c->in_flight = cli_long("--in-flight", optarg, 1, 2); break;
         case O_PROGRESS: c->progress = 1; break;
         case O_VERSION: cli_version();
         default: die_usage("unknown option");
@@ -245,6 +254,7 @@ static void parse(struct cmdline *c, int argc, char **argv)
         if (c->has_box && c->image_size < 0) die_usage("--box needs --image-size S");
     }
     if ((c->loop || c->from) && c->mode != M_SAMPLE) die_usage("--loop and --from go with --sample");
+    if (c->in_flight != 2 && !c->loop) die_usage("--in-flight goes with --loop");
     if (!c->loop != !c->from) die_usage("--loop FIFO and --from FILE go together");
     if (c->loop) {
         struct stat sb;
@@ -363,7 +373,9 @@ static long step_arg(const struct st *rec, long opt, const char *key)
 
 /* One decoding step of a record: 1 when it was the last, 0 when more follow,
  * -1 on error. */
-static int do_sample(const struct cmdline *c, struct st *rec)
+/* One step on rec, whose samples are those from `first` on of the batch
+ * their noise is drawn for (a part of a record, sample_loop). */
+static int do_sample(const struct cmdline *c, struct st *rec, long first)
 {
     struct st_tensor *lt = st_require(rec, "logits", ST_F32, -1), *t;
     if (!lt) return -1;
@@ -392,7 +404,7 @@ static int do_sample(const struct cmdline *c, struct st *rec)
     struct maskgit_sample_opts o = {c->sem, c->schedule, (int)step, (int)steps, (float)c->temperature,
                                     c->anneal, c->noise};
     struct maskgit_noise nz = {rng_hash(rng_hash(module_seed(rec, SALT_SAMPLE), (uint64_t)c->seed), (uint64_t)step),
-                               NULL, NULL};
+                               NULL, NULL, first};
     maskgit_sample_step(ids, m, logits, masked0, (int)B, (int)K, (int)V, &o, &nz);
     st_remove(rec, "logits");
     st_meta_set_long(rec, "sample_step", step + 1);
@@ -530,10 +542,56 @@ static void init_sample(const struct cmdline *c, struct tz_out *o)
 }
 
 /* --sample --loop: each record of --from goes round (FIFO -> transformer ->
- * stdin) until its last step, then to the output; the next one starts then.
- * One record in flight at a time: each side reads a whole record before it
- * writes the next, so the cycle of pipes cannot fill up and deadlock. Closing
- * the FIFO ends the transformer's input, and so this tool's. */
+ * stdin) until its last step, then to the output. A record of two samples
+ * or more goes round as two halves, both in flight: the transformer works on
+ * one while this tool samples the other, where one at a time left each
+ * process idle while the other worked. A half's noise is drawn at its
+ * samples' places in the whole record (maskgit_noise.first), and the
+ * transformer's logits of a sample do not depend on the others, so the
+ * output is the same bits as one record going round whole.
+ *
+ * Deadlock: the transformer blocks writing logits to us while we block
+ * writing a record into a full FIFO. A record shares the FIFO only if two
+ * of them fit in it (the FIFO made 1 MiB where the system allows, tz.h): then the
+ * FIFO holds at most the one the transformer has yet to read and the one we
+ * write. A record too big for that goes round alone. Closing the FIFO ends
+ * the transformer's input, and so this tool's. */
+
+#define LOOP_HEADER_BYTES (16 << 10) /* a record's JSON header and framing, at most */
+
+/* a record of --from on its way round, in one or two parts */
+struct start {
+    long index;
+    int parts, left; /* parts not yet at their last step */
+    struct st *done[2];
+};
+
+/* a part in the FIFO or the transformer, in the order they went in */
+struct flight {
+    struct start *s;
+    int k;       /* part k of s */
+    long first;  /* its first sample in s's record */
+    int shared;  /* small enough to share the FIFO */
+};
+
+/* A bound on the bytes in the FIFO of a part of n of the B samples of rec:
+ * its share of the fields, those the first step adds (mask [n,K] u8,
+ * masked0 [n] i32), the header; zstd's worst case. */
+static size_t part_bytes(const struct st *rec, long B, long n)
+{
+    const struct st_tensor *ids = st_find(rec, "ids");
+    size_t bytes = st_serialized_size(rec) / (size_t)B * (size_t)n + LOOP_HEADER_BYTES;
+    if (ids) bytes += (size_t)(st_numel(ids) / B + 4) * (size_t)n;
+    return bytes + bytes / 128;
+}
+
+/* what the FIFO holds (its writer made it TZ_PIPE_BYTES where allowed) */
+static size_t fifo_capacity(int fd)
+{
+    int n = fcntl(fd, F_GETPIPE_SZ);
+    return n > 0 ? (size_t)n : 0;
+}
+
 static void sample_loop(const struct cmdline *c)
 {
     struct tz_reader *from = tz_reader_open_path(c->from);
@@ -542,31 +600,93 @@ static void sample_loop(const struct cmdline *c)
     out_open(&o, c);
     /* blocks until the transformer opens the FIFO for reading */
     if (tz_out_open(&loop, c->loop, c->level) != 0) die_err();
+    const size_t cap = fifo_capacity(loop.io.fd);
     struct tz_reader *in = tz_reader_open_path(c->in);
     if (!in) die_err();
     struct progress p;
     progress_init(&p, "records", tz_reader_count(from), c->progress);
-    struct st *rec;
-    int rc;
-    while ((rc = tz_reader_next(from, &rec)) == 1) {
-        long first = tz_reader_index(from) - 1;
-        int last;
-        do {
+    struct start act[2]; /* the records on their way, oldest first */
+    int nact = 0, from_end = 0;
+    struct flight q[2]; /* the parts in flight, in FIFO order */
+    int nq = 0;
+    struct st *unsent[2]; /* parts of act[nact - 1] not yet in the FIFO */
+    long unsent_first[2];
+    int nunsent = 0, unsent_shared = 0;
+    for (;;) {
+        /* fill: a part goes in alone, or beside one that shares the FIFO */
+        while (nq < 2) {
+            if (nunsent == 0) {
+                struct st *rec;
+                int rc = from_end || nact == 2 ? 0 : tz_reader_next(from, &rec);
+                if (rc < 0) die_err();
+                if (rc == 0) {
+                    from_end |= nact < 2;
+                    break;
+                }
+                struct start *s = &act[nact++];
+                long B = batch_samples(rec);
+                if (B < 0) die("%s: record %ld: %s", c->from, tz_reader_index(from) - 1, tp_err());
+                if (B == 0) B = 1; /* no samples: do_sample says what is wrong */
+                memset(s, 0, sizeof *s);
+                s->index = tz_reader_index(from) - 1;
+                /* a half, or the whole of one */
+                unsent_shared = c->in_flight == 2 && 2 * part_bytes(rec, B, B - B / 2) <= cap;
+                s->parts = s->left = B >= 2 && unsent_shared ? 2 : 1;
+                if (s->parts == 1) {
+                    unsent[0] = rec, unsent_first[0] = 0;
+                } else {
+                    for (int k = 0; k < 2; k++) {
+                        unsent_first[k] = k * B / 2;
+                        unsent[k] = batch_slice(rec, unsent_first[k], (k + 1) * B / 2 - unsent_first[k]);
+                        if (!unsent[k]) die("%s: record %ld: %s", c->from, s->index, tp_err());
+                    }
+                    st_free(rec);
+                }
+                nunsent = s->parts;
+            }
+            if (nq > 0 && !(unsent_shared && q[0].shared)) break;
+            struct start *s = &act[nact - 1];
+            const int k = s->parts - nunsent;
+            out_put(&loop, unsent[k]);
+            st_free(unsent[k]);
+            q[nq++] = (struct flight){s, k, unsent_first[k], unsent_shared};
+            nunsent--;
+        }
+        if (nq == 0) break;
+        struct flight f = q[0];
+        q[0] = q[1], nq--;
+        struct st *rec;
+        int k = tz_reader_next(in, &rec);
+        if (k < 0) die_err();
+        if (k == 0)
+            die("%s: record %ld of %s: the stream ended before its last step (did the transformer fail?)",
+                tz_reader_name(in), f.s->index, c->from);
+        int last = do_sample(c, rec, f.first);
+        if (last < 0) die("%s: record %ld of %s: %s", tz_reader_name(in), f.s->index, c->from, tp_err());
+        if (!last) { /* round again, behind the other part in flight */
             out_put(&loop, rec);
             st_free(rec);
-            int k = tz_reader_next(in, &rec);
-            if (k < 0) die_err();
-            if (k == 0) die("%s: record %ld of %s: the stream ended before its last step (did the transformer fail?)",
-                            tz_reader_name(in), first, c->from);
-            if ((last = do_sample(c, rec)) < 0)
-                die("%s: record %ld of %s: %s", tz_reader_name(in), first, c->from, tp_err());
-        } while (!last);
-        out_put(&o, rec);
-        st_free(rec);
-        progress_step(&p, 1);
+            q[nq++] = f;
+            continue;
+        }
+        f.s->done[f.k] = rec;
+        f.s->left--;
+        /* the records whose parts are all done, in order */
+        while (nact > 0 && act[0].left == 0) {
+            struct st *whole = act[0].parts == 1 ? act[0].done[0] : batch_concat(act[0].done, 2);
+            if (!whole) die("%s: record %ld: %s", c->from, act[0].index, tp_err());
+            out_put(&o, whole);
+            for (int j = 0; j < act[0].parts; j++) st_free(act[0].done[j]);
+            if (act[0].parts > 1) st_free(whole);
+            progress_step(&p, 1);
+            for (int j = 0; j < nq; j++)
+                if (q[j].s == &act[1]) q[j].s = &act[0];
+            act[0] = act[1], nact--;
+        }
     }
-    if (rc < 0) die_err();
     out_close(&loop);
+    struct st *rec;
+    int rc;
     if ((rc = tz_reader_next(in, &rec)) != 0) {
         if (rc < 0) die_err();
         die("%s: a record the loop did not send", tz_reader_name(in));
@@ -602,7 +722,7 @@ int main(int argc, char **argv)
     struct st *rec;
     int rc;
     while ((rc = tz_reader_next(r, &rec)) == 1) {
-        int k = c.mode == M_TRAIN ? do_train(&c, rec) : c.mode == M_SAMPLE ? do_sample(&c, rec)
+        int k = c.mode == M_TRAIN ? do_train(&c, rec) : c.mode == M_SAMPLE ? do_sample(&c, rec, 0)
               : c.mode == M_REGION ? do_region(&c, rec) : do_composite(&c, rec);
         if (k < 0) die("%s: record %ld: %s", tz_reader_name(r), tz_reader_index(r) - 1, tp_err());
         out_put(&o, rec);

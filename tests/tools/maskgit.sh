@@ -122,6 +122,15 @@ mkfifo lp
 ok "--loop: 4 steps of 2 records with one transformer and one mask" \
     timeout 120 sh -c 'transformer -w step.st -j 2 < lp | mask --sample --loop lp --from l0.tz -o loop.tz'
 eq "--loop gives the bits of 4 rounds of processes" "$(cmp loop.tz run1.tz && echo same)" same
+ok "--loop --in-flight 1: each record whole, one at a time" \
+    timeout 120 sh -c 'transformer -w step.st -j 2 < lp | mask --sample --loop lp --from l0.tz --in-flight 1 -o loop1.tz'
+eq "--in-flight 1: the same bits as two halves in flight" "$(cmp loop1.tz run1.tz && echo same)" same
+mask --init-sample --tokens 16 --vocab $V -n 5 -b 5 --classes 3 --steps 3 --seed 4 > l5.tz
+cp l5.tz r5.tz
+for t in 0 1 2; do transformer -w step.st < r5.tz | mask --sample --step $t --steps 3 > nxt.tz; mv nxt.tz r5.tz; done
+ok "--loop: a record of 5 samples, halved (2 + 3)" \
+    timeout 120 sh -c 'transformer -w step.st < lp | mask --sample --loop lp --from l5.tz -o o5.tz'
+eq "halves of 2 and 3: the bits of 3 rounds of processes" "$(cmp o5.tz r5.tz && echo same)" same
 ok "decode_loop (pipelines/lib.sh)" timeout 120 sh -c ". '$PIPELINES/lib.sh'; decode_loop l0.tz dl.tz '-w step.st -j 2' ''"
 eq "decode_loop: the same bits" "$(cmp dl.tz run1.tz && echo same)" same
 no_file "decode_loop removes its FIFO" dl.tz.loop
@@ -144,6 +153,8 @@ bad "--loop on a regular file" 2 mask --sample --loop l0.tz --from l0.tz
 has "names what is wrong" "is not a FIFO"
 bad "--loop with --steps" 2 mask --sample --loop lp --from l0.tz --steps 4
 bad "--from without --sample" 2 mask --train --vocab $V --loop lp --from l0.tz
+bad "--in-flight 3" 2 mask --sample --loop lp --from l0.tz --in-flight 3
+bad "--in-flight without --loop" 2 mask --sample --in-flight 1
 
 # guidance: the same ids with a null label and guidance 0 differ from guided logits
 mask --init-sample --tokens 16 --vocab $V -n 2 --class 1 --steps 4 --start-step 1 --guidance 3 > gi.tz

@@ -143,7 +143,7 @@ static void check_run(struct st *s, const char *c, enum maskgit_semantics sem, i
                                     anneal, 1};
     for (int i = 0; i < S; i++) {
         o.step = start + i;
-        struct maskgit_noise nz = {0, gc + (size_t)i * B * K * V, gf + (size_t)i * B * K};
+        struct maskgit_noise nz = {0, gc + (size_t)i * B * K * V, gf + (size_t)i * B * K, 0};
         maskgit_sample_step(ids, mask, lg + (size_t)i * B * K * V, masked0, B, K, V, &o, &nz);
         const int32_t *w = (const int32_t *)want->data + (size_t)i * B * K;
         for (int j = 0; j < B * K; j++) {
@@ -181,7 +181,7 @@ static void test_sampler_no_noise(void **state)
     int32_t ids[K] = {2, V, V, V};
     uint8_t mask[K];
     struct maskgit_sample_opts o = {MASKGIT_TITOK, MASKGIT_LINEAR, 0, 4, 9.5f, 0, 0};
-    struct maskgit_noise nz = {1, NULL, NULL};
+    struct maskgit_noise nz = {1, NULL, NULL, 0};
     /* step 0 of 4: floor(4 * 0.75) = 3, clamped to #masked - 1 = 2: the lowest two re-masked */
     maskgit_sample_step(ids, mask, logits, NULL, 1, K, V, &o, &nz);
     const int32_t want[K] = {2, V, V, 2};
@@ -203,7 +203,8 @@ static void test_sampler_no_noise(void **state)
     assert_memory_equal(j, jw, sizeof jw);
 }
 
-/* Seeded noise: the same seed the same ids, another seed others. */
+/* Seeded noise: the same seed the same ids, another seed others; parts of
+ * a batch the ids of the whole. */
 static void test_sampler_seeded(void **state)
 {
     (void)state;
@@ -217,12 +218,19 @@ static void test_sampler_seeded(void **state)
         struct maskgit_sample_opts o = {sem, sem ? MASKGIT_COSINE : MASKGIT_ARCCOS, 0, 8, 4.5f, 1, 1};
         int32_t m0[B] = {K, K, K, K};
         for (int i = 0; i < B * K; i++) a[i] = b[i] = c[i] = V;
-        struct maskgit_noise n1 = {7, NULL, NULL}, n2 = {8, NULL, NULL};
+        struct maskgit_noise n1 = {7, NULL, NULL, 0}, n2 = {8, NULL, NULL, 0};
         maskgit_sample_step(a, NULL, logits, m0, B, K, V, &o, &n1);
         maskgit_sample_step(b, NULL, logits, m0, B, K, V, &o, &n1);
         maskgit_sample_step(c, NULL, logits, m0, B, K, V, &o, &n2);
         assert_memory_equal(a, b, sizeof a);
         assert_memory_not_equal(a, c, sizeof a);
+        /* the batch in two parts (1 + 3 samples), each drawing at its samples'
+         * places: the whole batch's ids */
+        for (int i = 0; i < B * K; i++) b[i] = V;
+        struct maskgit_noise p1 = {7, NULL, NULL, 1};
+        maskgit_sample_step(b, NULL, logits, m0, 1, K, V, &o, &n1);
+        maskgit_sample_step(b + K, NULL, logits + (size_t)K * V, m0, B - 1, K, V, &o, &p1);
+        assert_memory_equal(a, b, sizeof a);
         int left = 0;
         for (int i = 0; i < K; i++) left += a[i] == V;
         assert_int_equal(left, maskgit_sample_count(o.schedule, 0, 8, K));

@@ -17,7 +17,7 @@
 VM_INLINE float act_gelu(float x) { return 0.5f * x * (1.0f + vm_erff(x * (float)M_SQRT1_2)); }
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
-static inline float act_gelu_tanh(float x) { return 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x))); }
+VM_INLINE float act_gelu_tanh(float x) { return 0.5f * x * (1.0f + vm_tanhf(GELU_K * (x + GELU_C * x * x * x))); }
 
 /* GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (torch default, HF BERT) */
 void gelu_forward(float *out, const float *inp, size_t n);

@@ -54,6 +54,26 @@ static void test_erff(void **state)
     assert_true(isnan(vm_erff(NAN)));
 }
 
+static void test_tanhf(void **state)
+{
+    (void)state;
+    double worst = 0;
+    for (int i = 0; i <= 2000000; i++) {
+        float x = -12.0f + 24.0f * (float)i / 2000000.0f;
+        double u = ulps(vm_tanhf(x), tanh((double)x));
+        if (u > worst) worst = u;
+    }
+    for (int i = 1; i <= 100000; i++) { /* small arguments, where tanh(x) ~ x */
+        float x = 1e-6f * (float)i;
+        double u = ulps(vm_tanhf(x), tanh((double)x));
+        if (u > worst) worst = u;
+    }
+    if (worst > 2.0) fail_msg("vm_tanhf: %.2f ulp", worst);
+    assert_true(vm_tanhf(0.0f) == 0.0f && vm_tanhf(-0.0f) == 0.0f);
+    assert_true(vm_tanhf(INFINITY) == 1.0f && vm_tanhf(-INFINITY) == -1.0f && vm_tanhf(-50.0f) == -1.0f);
+    assert_true(isnan(vm_tanhf(NAN)));
+}
+
 /* distance in ulps of y from libm's log(x), at the larger's exponent */
 static double log_ulps(double x)
 {
@@ -89,6 +109,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expf),
         cmocka_unit_test(test_erff),
+        cmocka_unit_test(test_tanhf),
         cmocka_unit_test(test_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

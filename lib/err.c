@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -96,17 +95,10 @@ void *tp_aligned_alloc(size_t n)
     size_t rounded = (n + 63) & ~(size_t)63;
     if (rounded >= TP_HUGE_MIN) {
         /* activations and weights: on 2 MiB pages where the kernel has them
-         * (transparent huge pages on request), one page fault instead of 512:
-         * the whole 2 MiB pages inside the buffer. Not 2 MiB aligned itself:
-         * glibc then found no freed buffer with room for the alignment's slack
-         * and grew the heap at every step of a training run, each step's
-         * records on fresh pages (the loss tool's 8 MB a step: a quarter of
-         * its time clearing pages). */
+         * (transparent huge pages on request), one page fault instead of 512 */
         rounded = (rounded + TP_HUGE_MIN - 1) & ~(TP_HUGE_MIN - 1);
-        if (posix_memalign(&p, 64, rounded) != 0) tp_out_of_memory(n);
-        uintptr_t a = ((uintptr_t)p + TP_HUGE_MIN - 1) & ~(uintptr_t)(TP_HUGE_MIN - 1);
-        uintptr_t e = ((uintptr_t)p + rounded) & ~(uintptr_t)(TP_HUGE_MIN - 1);
-        if (e > a) tp_advise_huge((void *)a, e - a);
+        if (posix_memalign(&p, TP_HUGE_MIN, rounded) != 0) tp_out_of_memory(n);
+        tp_advise_huge(p, rounded);
         return p;
     }
     if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) tp_out_of_memory(n);

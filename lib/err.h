@@ -54,7 +54,7 @@ void *tp_malloc_record(size_t n);
 /* What they call on exhaustion: a message, then abort. */
 void tp_out_of_memory(size_t n);
 /* 64-byte aligned allocation for tensor data (free with free()); from
- * TP_HUGE_MIN bytes on, in whole 2 MiB, its 2 MiB pages advised onto huge pages. */
+ * TP_HUGE_MIN bytes on, 2 MiB aligned and advised onto huge pages. */
 #define TP_HUGE_MIN ((size_t)2 << 20)
 void *tp_aligned_alloc(size_t n);
 /* madvise(MADV_HUGEPAGE) where the system has it. */

@@ -605,11 +605,13 @@ static void sample_loop(const struct cmdline *c)
     if (!in) die_err();
     struct progress p;
     progress_init(&p, "records", tz_reader_count(from), c->progress);
-    struct start act[2]; /* the records on their way, oldest first */
-    int nact = 0, from_end = 0;
+    /* the records on their way, oldest at act[head]: a ring, so that the
+     * parts in flight keep pointing at theirs */
+    struct start act[2];
+    int head = 0, nact = 0, from_end = 0;
     struct flight q[2]; /* the parts in flight, in FIFO order */
     int nq = 0;
-    struct st *unsent[2]; /* parts of act[nact - 1] not yet in the FIFO */
+    struct st *unsent[2]; /* parts of the newest record not yet in the FIFO */
     long unsent_first[2];
     int nunsent = 0, unsent_shared = 0;
     for (;;) {
@@ -623,7 +625,7 @@ static void sample_loop(const struct cmdline *c)
                     from_end |= nact < 2;
                     break;
                 }
-                struct start *s = &act[nact++];
+                struct start *s = &act[(head + nact++) % 2];
                 long B = batch_samples(rec);
                 if (B < 0) die("%s: record %ld: %s", c->from, tz_reader_index(from) - 1, tp_err());
                 if (B == 0) B = 1; /* no samples: do_sample says what is wrong */
@@ -645,7 +647,7 @@ static void sample_loop(const struct cmdline *c)
                 nunsent = s->parts;
             }
             if (nq > 0 && !(unsent_shared && q[0].shared)) break;
-            struct start *s = &act[nact - 1];
+            struct start *s = &act[(head + nact - 1) % 2];
             const int k = s->parts - nunsent;
             out_put(&loop, unsent[k]);
             st_free(unsent[k]);
@@ -672,16 +674,15 @@ static void sample_loop(const struct cmdline *c)
         f.s->done[f.k] = rec;
         f.s->left--;
         /* the records whose parts are all done, in order */
-        while (nact > 0 && act[0].left == 0) {
-            struct st *whole = act[0].parts == 1 ? act[0].done[0] : batch_concat(act[0].done, 2);
-            if (!whole) die("%s: record %ld: %s", c->from, act[0].index, tp_err());
+        while (nact > 0 && act[head].left == 0) {
+            struct start *s = &act[head];
+            struct st *whole = s->parts == 1 ? s->done[0] : batch_concat(s->done, 2);
+            if (!whole) die("%s: record %ld: %s", c->from, s->index, tp_err());
             out_put(&o, whole);
-            for (int j = 0; j < act[0].parts; j++) st_free(act[0].done[j]);
-            if (act[0].parts > 1) st_free(whole);
+            for (int j = 0; j < s->parts; j++) st_free(s->done[j]);
+            if (s->parts > 1) st_free(whole);
             progress_step(&p, 1);
-            for (int j = 0; j < nq; j++)
-                if (q[j].s == &act[1]) q[j].s = &act[0];
-            act[0] = act[1], nact--;
+            head ^= 1, nact--;
         }
     }
     out_close(&loop);

@@ -502,6 +502,44 @@ static void tiled_attend(float *res, struct block_acts *a, const float *in, cons
     linear_tile_forward(res, a->attn.y, k->out, w->attn.out_proj_bias, resid, BT, C, C, LINEAR_TILE_NONE);
 }
 
+/* dst [n,C] = the rows `rows` of src [.,C] */
+static void gather_rows(float *dst, const float *src, const int *rows, int n, int C)
+{
+    for (int i = 0; i < n; i++) memcpy(dst + (size_t)i * C, src + (size_t)rows[i] * C, sizeof(float) * C);
+}
+
+/* tiled_forward on the rows a tail reads (block_tail.keep): attention over
+ * every row, since all of them are keys and values, then out_proj, the
+ * norms and the MLP on the nk rows `rows` alone, gathered: out [nk,C]. Row
+ * by row the same sums as tiled_forward's, so the same bits. a->fc and
+ * a->ln2, which the tiles leave unused, hold the gathered rows. */
+static void tiled_forward_rows(float *out, struct block_acts *a, const float *x, const struct block_params *w,
+                               const struct block_packs *k, const struct block_cfg *cfg, int B, int T,
+                               const int *rows, int nk)
+{
+    const int BT = B * T, C = cfg->C, F = cfg->F;
+    const enum linear_tile_act g = cfg->gelu_tanh ? LINEAR_TILE_GELU_TANH : LINEAR_TILE_GELU;
+    const int pre = cfg->kind == BLOCK_PRE_LN;
+    if (pre) layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
+    linear_tile_forward(a->attn.qkv, pre ? a->ln1 : x, k->qkv, w->attn.in_proj_bias, NULL, BT, C, 3 * C,
+                        LINEAR_TILE_NONE);
+    attention_mix_forward(&a->attn, B, T, C, cfg->NH, 0.0f, 0, 0);
+    float *yk = a->fc, *xk = a->ln2;
+    gather_rows(yk, a->attn.y, rows, nk, C);
+    gather_rows(xk, x, rows, nk, C);
+    linear_tile_forward(a->res1, yk, k->out, w->attn.out_proj_bias, xk, nk, C, C, LINEAR_TILE_NONE);
+    if (pre) {
+        layernorm_forward(xk, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, nk, C, cfg->eps);
+        linear_tile_forward(a->fc_act, xk, k->fc, w->fc_b, NULL, nk, C, F, g);
+        linear_tile_forward(out, a->fc_act, k->proj, w->proj_b, a->res1, nk, F, C, LINEAR_TILE_NONE);
+    } else {
+        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, w->ln1_w, w->ln1_b, nk, C, cfg->eps);
+        linear_tile_forward(a->fc_act, a->ln1, k->fc, w->fc_b, NULL, nk, C, F, g);
+        linear_tile_forward(a->res2, a->fc_act, k->proj, w->proj_b, a->ln1, nk, F, C, LINEAR_TILE_NONE);
+        layernorm_forward(out, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b, nk, C, cfg->eps);
+    }
+}
+
 /* pre_forward and post_forward without dropout, by tiles: GELU in c_fc's
  * tiles, each residual in the tiles of the product it joins. */
 static void tiled_forward(float *out, struct block_acts *a, const float *x, const struct block_params *w,
@@ -529,6 +567,7 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
 {
     const int unit = tail ? tail->unit : 1;
     TP_ASSERT(L >= 1 && B >= 1 && unit >= 1 && B % unit == 0 && (tail || out) && out != inp);
+    const uint8_t *keep = tail ? tail->keep : NULL;
     const int units = B / unit, chunks = chunk_count(units, (size_t)unit * T, BLOCK_CHUNK_ROWS);
     const int seqs = (units + chunks - 1) / chunks * unit;
     const size_t row = (size_t)T * cfg->C, nacts = block_acts_floats(cfg, seqs, T, 0);
@@ -546,6 +585,7 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
     {
         float *mem = tp_aligned_alloc((nacts + 2 * seqs * row + ntail) * sizeof(float));
         float *hid[2] = {mem + nacts, mem + nacts + seqs * row};
+        int *rows = keep ? tp_malloc((size_t)seqs * T * sizeof(int)) : NULL;
 #pragma omp for schedule(static)
         for (int c = 0; c < chunks; c++) {
             int u0, nu;
@@ -553,17 +593,32 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
             const int b0 = u0 * unit, nb = nu * unit;
             struct block_acts a;
             block_acts_point(&a, mem, cfg, nb, T, 0);
+            /* the rows the tail reads, unless it reads them all */
+            int nk = nb * T;
+            const int *kept = NULL;
+            if (keep) {
+                nk = 0;
+                for (int i = 0; i < nb * T; i++)
+                    if (keep[(size_t)b0 * T + i]) rows[nk++] = i;
+                kept = nk < nb * T ? rows : NULL;
+            }
             const float *x = inp + b0 * row;
             for (int l = 0; l < L; l++) {
                 float *y = l == L - 1 && !tail ? out + b0 * row : hid[l % 2];
-                if (packs)
+                if (l == L - 1 && kept && packs) {
+                    if (nk) tiled_forward_rows(y, &a, x, &w[l], &packs[l], cfg, nb, T, kept, nk);
+                } else if (packs) {
                     tiled_forward(y, &a, x, &w[l], &packs[l], cfg, nb, T);
-                else
+                } else {
                     run_forward(y, &a, x, &w[l], cfg, nb, T, off);
+                    if (l == L - 1 && kept) /* all rows made: the kept ones gathered */
+                        gather_rows(a.res2, y, kept, nk, cfg->C), y = a.res2;
+                }
                 x = y;
             }
-            if (tail) tail->fn(tail->ctx, x, b0, nb, hid[1] + seqs * row);
+            if (tail) tail->fn(tail->ctx, x, b0, nb, kept, nk, hid[1] + seqs * row);
         }
+        free(rows);
         free(mem);
     }
     free(packs);

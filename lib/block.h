@@ -142,15 +142,23 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
 #define BLOCK_DW_PARTS 2
 /* What a model does next with a chunk's output, on the chunk's thread while
  * the output is in its cache (a head, say), instead of block_stack_infer
- * writing it to out: fn(ctx, y, s0, ns, scratch) with y [ns*T,C] the
- * outputs of sequences [s0, s0+ns), scratch ns * seq_floats floats of the
- * thread's own. A chunk holds whole units of `unit` sequences (a guided
- * sample's two passes, side by side); B is a multiple of it. */
+ * writing it to out: fn(ctx, y, s0, ns, rows, nr, scratch) with y [ns*T,C]
+ * the outputs of sequences [s0, s0+ns), scratch ns * seq_floats floats of
+ * the thread's own. A chunk holds whole units of `unit` sequences (a guided
+ * sample's two passes, side by side); B is a multiple of it.
+ * keep: NULL, or per row of the batch [B*T] nonzero where fn reads the
+ * output. The last block then runs its attention over every row (they are
+ * all keys and values) and the rest of it (out_proj, the norms, the MLP)
+ * on the kept rows alone, and fn gets y [nr,C]: those rows in order, rows
+ * their indices in the chunk (s*T + t for position t of sequence s0+s).
+ * Where a chunk keeps every row, rows is NULL and nr = ns*T, as without
+ * keep. With the tiles, a kept row has the bits it has without keep. */
 struct block_tail {
-    void (*fn)(void *ctx, const float *y, int s0, int ns, float *scratch);
+    void (*fn)(void *ctx, const float *y, int s0, int ns, const int *rows, int nr, float *scratch);
     void *ctx;
     int unit;
     size_t seq_floats;
+    const uint8_t *keep;
 };
 /* tail NULL: out as above; else out is not written (may be NULL).
  * packed: block_stack_pack's of w, kept by the caller between calls

@@ -100,6 +100,7 @@ struct ib {
     uint64_t seed;
     int cap_R, cap_train; /* what the buffers below are sized for */
     int32_t *tok;         /* [R,T] */
+    uint8_t *keep;        /* [R,T] inference under logits_at=masked: the rows lm_head reads */
     float *x, *mean, *rstd; /* [R,T,W] embedding sum (LayerNorm input), [R*T] stats */
     float *h;             /* [L+1][R,T,W]: h0 (after dropout) .. hL; inference: h0 */
     float *hk;            /* [R*K,W] hL without position 0: lm_head's input (training) */
@@ -132,9 +133,9 @@ static void point_w(struct ib_w *w, float *mem, const struct params *p, const st
 
 static void free_bufs(struct ib *ib)
 {
-    free(ib->tok), free(ib->x), free(ib->mean), free(ib->rstd), free(ib->h), free(ib->hk);
+    free(ib->tok), free(ib->keep), free(ib->x), free(ib->mean), free(ib->rstd), free(ib->h), free(ib->hk);
     free(ib->acts), free(ib->dh), free(ib->dx), free(ib->dhk), free(ib->sm);
-    ib->tok = NULL, ib->x = ib->mean = ib->rstd = ib->h = ib->hk = ib->acts = NULL;
+    ib->tok = NULL, ib->keep = NULL, ib->x = ib->mean = ib->rstd = ib->h = ib->hk = ib->acts = NULL;
     ib->dh = ib->dx = ib->dhk = ib->sm = NULL;
     ib->cap_R = 0, ib->cap_train = 0;
 }
@@ -180,6 +181,7 @@ static void reserve(struct ib *ib, int R, int train)
     free_bufs(ib);
     size_t BT = (size_t)R * ib->T, n = BT * ib->W;
     ib->tok = tp_malloc(BT * sizeof(int32_t));
+    ib->keep = tp_malloc(BT);
     ib->x = falloc(n), ib->mean = falloc(BT), ib->rstd = falloc(BT);
     ib->h = falloc(n * (size_t)(train ? ib->L + 1 : 1));
     ib->hk = ib->acts = NULL;
@@ -216,6 +218,25 @@ static int guidance_of(const struct st *rec, enum maskgit_guidance *kind, double
     }
     *scale = maskgit_cfg_scale(*kind, G, (int)s, (int)T, pw);
     return 0;
+}
+
+/* Whether the record asks for the logits of its masked positions alone
+ * (metadata logits_at, imagebert.h). */
+static int masked_only(const struct st *rec, int *on)
+{
+    const char *v = st_meta_get(rec, "logits_at");
+    *on = v && strcmp(v, "masked") == 0;
+    if (v && !*on && strcmp(v, "all") != 0)
+        return tp_err_set("metadata 'logits_at': '%s' is neither 'all' nor 'masked'", v);
+    return 0;
+}
+
+/* keep: the rows lm_head reads under logits_at=masked, those of the mask
+ * token (never the class position) */
+static void fill_keep(struct ib *ib, int R)
+{
+    const int T = ib->T;
+    for (size_t i = 0; i < (size_t)R * T; i++) ib->keep[i] = i % T != 0 && ib->tok[i] == ib->V;
 }
 
 /* tok rows: pass 0 with the labels, pass 1 (guidance) with the null class,
@@ -284,16 +305,45 @@ struct lm_tail {
     float scale;
 };
 
-static void lm_chunk(void *ctx, const float *y, int s0, int ns, float *logits)
+/* Kept rows (logits_at=masked): a sample's rows come sequence by sequence,
+ * a guided sample's two passes keeping the same positions (the same ids),
+ * never the class position; each row combined into its place in out,
+ * whose other rows stay 0. */
+static void lm_rows(const struct lm_tail *t, const float *logits, int s0, const int *rows, int nr)
+{
+    const struct ib *ib = t->ib;
+    const int T = ib->T, K = ib->K, V = ib->V;
+    for (int i = 0; i < nr;) {
+        const int s = rows[i] / T;
+        int n = 0;
+        while (i + n < nr && rows[i + n] / T == s) n++;
+        float *o = t->out + (size_t)((s0 + s) / t->passes) * K * V;
+        for (int j = i; j < i + n; j++) {
+            const int pos = rows[j] % T;
+            TP_ASSERT(pos >= 1 && (t->passes == 1 || rows[j + n] == rows[j] + T));
+            const float *c = logits + (size_t)j * V;
+            maskgit_cfg_combine(o + (size_t)(pos - 1) * V, c, t->passes == 2 ? c + (size_t)n * V : NULL,
+                                ib->w.head_b, 1, V, t->kind, t->scale);
+        }
+        i += n * t->passes;
+    }
+}
+
+static void lm_chunk(void *ctx, const float *y, int s0, int ns, const int *rows, int nr, float *logits)
 {
     const struct lm_tail *t = ctx;
     const struct ib *ib = t->ib;
     const int T = ib->T, K = ib->K, V = ib->V;
     const size_t nk = (size_t)K * V;
+    if (nr == 0) return;
     if (t->head) /* the bias in the combine */
-        linear_tile_forward(logits, y, t->head, NULL, NULL, ns * T, ib->W, V, LINEAR_TILE_NONE);
+        linear_tile_forward(logits, y, t->head, NULL, NULL, nr, ib->W, V, LINEAR_TILE_NONE);
     else
-        linear_forward(logits, y, ib->w.head_w, NULL, ns * T, ib->W, V);
+        linear_forward(logits, y, ib->w.head_w, NULL, nr, ib->W, V);
+    if (rows) {
+        lm_rows(t, logits, s0, rows, nr);
+        return;
+    }
     for (int s = 0; s < ns; s += t->passes) {
         float *o = t->out + (size_t)((s0 + s) / t->passes) * nk;
         const float *c = logits + ((size_t)s * T + 1) * V;
@@ -316,7 +366,8 @@ static int ib_forward(struct module *m, struct st *rec, int train)
     if (lab && lab->shape[0] != B) return tp_err_set("field 'label': %lld labels for %d samples", (long long)lab->shape[0], B);
     enum maskgit_guidance kind = MASKGIT_CFG_LINEAR;
     double scale = 0;
-    if (!train && guidance_of(rec, &kind, &scale) != 0) return -1;
+    int masked = 0;
+    if (!train && (guidance_of(rec, &kind, &scale) != 0 || masked_only(rec, &masked) != 0)) return -1;
     int passes = scale != 0 ? 2 : 1, R = passes * B;
     /* a guided run has two passes from its second step on (the first's scale
      * is 0): sized for them from the start, the buffers are made once */
@@ -336,7 +387,8 @@ static int ib_forward(struct module *m, struct st *rec, int train)
     const float *blocks = block_stack_cached(&ib->pk_blocks, ib->w.layer, ib->L, &ib->bc, m->params.version);
     const float *head = linear_tile_cached(&ib->pk_head, ib->w.head_w, ib->W, V, m->params.version);
     struct lm_tail lt = {ib, out->data, head, passes, kind, (float)scale};
-    struct block_tail tail = {lm_chunk, &lt, passes, (size_t)ib->T * V};
+    if (masked) fill_keep(ib, R);
+    struct block_tail tail = {lm_chunk, &lt, passes, (size_t)ib->T * V, masked ? ib->keep : NULL};
     block_stack_infer(NULL, ib->h, ib->w.layer, blocks, ib->L, &ib->bc, R, ib->T, &tail);
     return 0;
 }

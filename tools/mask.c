@@ -330,9 +330,12 @@ static void put_labels(const struct cmdline *c, struct st *rec, int64_t B, int64
         l[b] = c->klass != LONG_MIN ? (int32_t)c->klass : c->classes > 0 ? (int32_t)((first + b) % c->classes) : -1;
 }
 
-/* Decoding metadata for the transformer and mask --sample. */
+/* Decoding metadata for the transformer and mask --sample; logits_at:
+ * --sample reads the logits of masked positions alone, so the transformer
+ * need not make the others (transformer(1)). */
 static void put_decode_meta(const struct cmdline *c, struct st *rec)
 {
+    st_meta_set(rec, "logits_at", "masked");
     if (c->steps > 0) {
         st_meta_set_long(rec, "sample_steps", c->steps);
         st_meta_set_long(rec, "sample_step", c->start_step > 0 ? c->start_step : 0);

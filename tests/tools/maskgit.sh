@@ -107,7 +107,7 @@ assert (ids >= 0).all() and (ids < $V).all()
 assert (np.load("s3/label.npy") == [0, 1, 2, 0, 1, 2]).all()
 print("ok")
 EOF
-eq "no logits left in the output" "$(tz info run1.tz | grep -c logits)" 0
+eq "no logits left in the output" "$(tz info run1.tz | grep -c '^  logits ')" 0
 eq "the last record says step 4 of 4" "$(tz meta run1.tz | tail -1 | grep -c '"sample_step":"4"')" 1
 ok "the same run again" sample run2.tz
 eq "sampling is reproducible" "$(cmp run1.tz run2.tz && echo same)" same
@@ -133,6 +133,27 @@ ok "--loop: a record of 5 samples, halved (2 + 3)" \
 eq "halves of 2 and 3: the bits of 3 rounds of processes" "$(cmp o5.tz r5.tz && echo same)" same
 ok "decode_loop (pipelines/lib.sh)" timeout 120 sh -c ". '$PIPELINES/lib.sh'; decode_loop l0.tz dl.tz '-w step.st -j 2' ''"
 eq "decode_loop: the same bits" "$(cmp dl.tz run1.tz && echo same)" same
+eq "decoding records ask for the masked positions' logits" "$(tz meta --get logits_at l0.tz | sort -u)" masked
+transformer -w step.st < l0.tz | mask --sample > l1.tz # some ids known
+transformer -w step.st < l1.tz | tz pick logits,ids | tz npy -d lm
+tz meta --set logits_at=all l1.tz | transformer -w step.st | tz pick logits,ids | tz npy -d la
+py "logits_at=masked: 0 where the id is known, all's logits at masked positions" <<EOF
+import numpy as np
+m, a, ids = np.load("lm/logits.npy"), np.load("la/logits.npy"), np.load("lm/ids.npy")
+known = ids != $V
+assert known.any() and (~known).any()
+assert (m[known] == 0).all() and (a[known] != 0).any()
+assert np.allclose(m[~known], a[~known], rtol=1e-5, atol=1e-5), abs(m[~known] - a[~known]).max()
+print("ok")
+EOF
+tz meta --set logits_at=all l0.tz > la0.tz
+ok "--loop over records that ask for every position's logits" \
+    timeout 120 sh -c 'transformer -w step.st -j 2 < lp | mask --sample --loop lp --from la0.tz -o loopa.tz'
+eq "logits_at=all: the same samples" "$(tz pick ids,label loopa.tz | tz meta --delete logits_at | md5sum)" \
+    "$(tz pick ids,label run1.tz | tz meta --delete logits_at | md5sum)"
+tz meta --set logits_at=some l0.tz > lbad.tz
+bad "logits_at neither all nor masked" 1 transformer -w step.st -i lbad.tz
+has "names the key" "metadata 'logits_at'"
 no_file "decode_loop removes its FIFO" dl.tz.loop
 timeout 60 sh -c 'transformer -w missing.st < lp | mask --sample --loop lp --from l0.tz -o f1.tz' 2>f1.err
 rc=$?

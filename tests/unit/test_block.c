@@ -276,13 +276,27 @@ static void test_chunks(void **state)
  * scratch, and counts the visits of every sequence. */
 struct copy_tail {
     float *out;
-    int *visits, unit;
+    int *visits, unit, C, T;
     size_t row;
+    const uint8_t *keep;
 };
 
-static void copy_chunk(void *ctx, const float *y, int s0, int ns, float *scratch)
+static void copy_chunk(void *ctx, const float *y, int s0, int ns, const int *rows, int nr, float *scratch)
 {
     struct copy_tail *t = ctx;
+    if (rows) { /* the kept rows, in order, each to its place */
+        const uint8_t *k = t->keep + (size_t)s0 * t->T;
+        int n = 0;
+        for (int i = 0; i < ns * t->T; i++)
+            if (k[i]) assert_int_equal(rows[n++], i);
+        assert_int_equal(nr, n);
+        assert_true(nr < ns * t->T);
+        for (int i = 0; i < nr; i++)
+            memcpy(t->out + ((size_t)s0 * t->T + rows[i]) * t->C, y + (size_t)i * t->C, sizeof(float) * t->C);
+        for (int s = s0; s < s0 + ns; s++) t->visits[s]++;
+        return;
+    }
+    assert_int_equal(nr, ns * t->T);
     assert_int_equal(s0 % t->unit, 0);
     assert_int_equal(ns % t->unit, 0);
     memcpy(scratch, y, sizeof(float) * ns * t->row);
@@ -334,14 +348,38 @@ static void stack_same(struct block_cfg cfg, int L, int B, int T)
      * sequences kept together where B allows */
     for (int unit = 1; unit <= 2 && B % unit == 0; unit++) {
         float *tailed = tp_calloc(t.n, sizeof(float));
-        struct copy_tail ct = {tailed, tp_calloc((size_t)B, sizeof(int)), unit, (size_t)T * cfg.C};
-        struct block_tail tail = {copy_chunk, &ct, unit, ct.row};
+        struct copy_tail ct = {tailed, tp_calloc((size_t)B, sizeof(int)), unit, cfg.C, T, (size_t)T * cfg.C, NULL};
+        struct block_tail tail = {copy_chunk, &ct, unit, ct.row, NULL};
         block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, &tail);
         for (int b = 0; b < B; b++) assert_int_equal(ct.visits[b], 1);
         if (unit == 1) assert_memory_equal(tailed, got[1], sizeof(float) * t.n);
         check_close("stack tail", tailed, want, t.n, 1e-5, 1e-5);
         free(tailed), free(ct.visits);
     }
+    /* keeping some rows: those rows and no others reach the tail, with the
+     * bits they have without keep where the tiles run (else sgemm's
+     * rounding of another row count). Every other sequence keeps none, a
+     * third of the rest, or all (whole chunks of each where B allows). */
+    uint8_t *keep = tp_malloc((size_t)B * T);
+    for (int i = 0; i < B * T; i++) {
+        const int b = i / T, q = i % T;
+        keep[i] = b % 2 == 1 ? 0 : b % 4 == 2 ? 1 : q % 3 == 1;
+    }
+    float *kept = tp_calloc(t.n, sizeof(float));
+    struct copy_tail ck = {kept, tp_calloc((size_t)B, sizeof(int)), 1, cfg.C, T, (size_t)T * cfg.C, keep};
+    struct block_tail tk = {copy_chunk, &ck, 1, ck.row, keep};
+    block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, &tk);
+    const int tiles = block_stack_packed_floats(&cfg, L) > 0;
+    for (int i = 0; i < B * T; i++) {
+        const float *g = kept + (size_t)i * cfg.C, *e = got[1] + (size_t)i * cfg.C;
+        if (!keep[i])
+            for (int c = 0; c < cfg.C; c++) assert_true(g[c] == 0.0f);
+        else if (tiles)
+            assert_memory_equal(g, e, sizeof(float) * cfg.C);
+        else
+            check_close("stack keep", g, e, (size_t)cfg.C, 1e-5, 1e-5);
+    }
+    free(kept), free(ck.visits), free(keep);
     tp_threads_set(2);
     free(want), free(got[0]), free(got[1]), free(bp), free(w);
     net_free(&t);

@@ -281,6 +281,59 @@ static void test_inference_tiles(void **state)
     if (!ran) skip();
 }
 
+/* logits_at=masked: the logits of the masked positions, with the bits of
+ * logits_at=all where the tiles run (within sgemm's rounding of another
+ * row count where they do not), and 0 at every other position; guided and
+ * not, a sample with every position masked and one with none among them.
+ * Any other value is refused. */
+static void test_logits_masked(void **state)
+{
+    (void)state;
+    enum { TB = 4, TK = 5, TV = 64 };
+    const int widths[] = {16, 8, 0};
+    for (int w = 0; w < 3; w++) {
+        if (widths[w] > simd_cpu_vl()) continue;
+        simd_set_vl(widths[w]);
+        struct module m;
+        build(&m, "arch=imagebert codes=64 classes=3 tokens=5 width=64 layers=2 heads=2 mlp=128 dropout=0");
+        params_fill_init(&m.params, 5);
+        int32_t ids[TB * TK], label[TB] = {2, 0, 1, 2};
+        for (int i = 0; i < TB * TK; i++) { /* sample 1 all masked, sample 3 none */
+            const int b = i / TK;
+            ids[i] = b == 1 || (b != 3 && i % 2 == 0) ? TV : (i * 37) % TV;
+        }
+        for (int guided = 0; guided < 2; guided++) {
+            struct st *all = record(ids, label, TB, TK, 0), *msk = record(ids, label, TB, TK, 0);
+            st_meta_set(all, "logits_at", "all");
+            st_meta_set(msk, "logits_at", "masked");
+            for (int k = 0; k < 2 && guided; k++) {
+                st_meta_set(k ? msk : all, "guidance", "3");
+                st_meta_set(k ? msk : all, "guidance_schedule", "constant");
+            }
+            assert_int_equal(m.ops->forward(&m, all, 0), 0);
+            assert_int_equal(m.ops->forward(&m, msk, 0), 0);
+            const float *a = logits_of(all), *g = logits_of(msk);
+            for (int i = 0; i < TB * TK; i++) {
+                const float *ai = a + (size_t)i * TV, *gi = g + (size_t)i * TV;
+                if (ids[i] != TV)
+                    for (int v = 0; v < TV; v++) assert_true(gi[v] == 0.0f);
+                else if (widths[w])
+                    assert_memory_equal(gi, ai, sizeof(float) * TV);
+                else
+                    check_close("masked, sgemm", gi, ai, TV, 1e-5, 1e-5);
+            }
+            st_free(all), st_free(msk);
+        }
+        struct st *bad = record(ids, label, TB, TK, 0);
+        st_meta_set(bad, "logits_at", "some");
+        assert_int_not_equal(m.ops->forward(&m, bad, 0), 0);
+        assert_non_null(strstr(tp_err(), "logits_at"));
+        st_free(bad);
+        module_free(&m);
+    }
+    simd_set_vl(-1);
+}
+
 /* The packed weights kept between inference calls follow the weights (a
  * step's params_changed) and the vector width: the same bits as a module
  * that packs them afresh. */
@@ -549,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_ref_guidance),  cmocka_unit_test(test_guidance_by_hand),
         cmocka_unit_test(test_inference_after_training),
         cmocka_unit_test(test_inference_tiles), cmocka_unit_test(test_pack_cache),
+        cmocka_unit_test(test_logits_masked),
         cmocka_unit_test(test_gradcheck),     cmocka_unit_test(test_ids_2d),
         cmocka_unit_test(test_table),         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_deterministic),

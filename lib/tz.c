@@ -429,6 +429,38 @@ static int put_stored(struct tz_writer *w, const struct st_pieces *p, size_t *cs
     return rc;
 }
 
+/* A compressed frame of the pieces as they are: zstd streams them through
+ * a buffer of CBUF_BYTES, written out as it fills. A record of megabytes
+ * used to be joined into one copy and compressed into a buffer of its
+ * bound, two record-sized buffers of fresh memory (costly first touches
+ * on this kind of VM: bench/levers.md), and the reader downstream waited
+ * for the whole frame before it could start. */
+#define CBUF_BYTES ((size_t)1 << 20)
+static int put_compressed(struct tz_writer *w, const struct st_pieces *p, size_t *csize)
+{
+    if (!w->cbuf) w->cbuf = tp_malloc(CBUF_BYTES), w->cbuf_cap = CBUF_BYTES;
+    ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_only);
+    ZSTD_CCtx_setPledgedSrcSize(w->cctx, p->total); /* the content size in the frame header */
+    size_t c = 0;
+    for (int i = 0; i < p->n; i++) {
+        const int last = i == p->n - 1;
+        ZSTD_inBuffer in = {p->v[i].iov_base, p->v[i].iov_len, 0};
+        size_t left;
+        do {
+            ZSTD_outBuffer out = {w->cbuf, w->cbuf_cap, 0};
+            double t0 = now_s();
+            left = ZSTD_compressStream2(w->cctx, &out, &in, last ? ZSTD_e_end : ZSTD_e_continue);
+            zstd_seconds += now_s() - t0;
+            if (ZSTD_isError(left))
+                return tp_err_set("%s: record %ld: zstd: %s", w->name, w->count, ZSTD_getErrorName(left));
+            if (out.pos && io_write_all(w->fd, w->cbuf, out.pos, w->name) != 0) return -1;
+            c += out.pos;
+        } while (last ? left != 0 : in.pos < in.size);
+    }
+    *csize = c;
+    return 0;
+}
+
 /* The next record's level: the mode's, but for every TZ_PROBE_EVERY-th
  * record of the fast and stored modes, which measures again at the level
  * above (tz.h). */
@@ -463,30 +495,18 @@ int tz_writer_put(struct tz_writer *w, const struct st *rec)
 {
     struct st_pieces p;
     st_pieces(rec, &p);
-    size_t n = p.total, c;
+    size_t n = p.total, c = 0;
     const int level = next_level(w);
     if (level == LEVEL_STORE) {
         int rc = put_stored(w, &p, &c);
         st_pieces_free(&p);
         if (rc != 0) return -1;
     } else {
-        void *raw = st_pieces_join(&p);
-        st_pieces_free(&p);
-        size_t bound = ZSTD_compressBound(n);
-        if (bound > w->cbuf_cap) {
-            free(w->cbuf);
-            w->cbuf = tp_malloc_record(bound);
-            w->cbuf_cap = bound;
-        }
         if (adaptive(w->level)) /* a parameter of the next frame: setting it costs nothing */
             ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
-        double t0 = now_s();
-        c = ZSTD_compress2(w->cctx, w->cbuf, bound, raw, n);
-        zstd_seconds += now_s() - t0;
-        free(raw);
-        if (ZSTD_isError(c))
-            return tp_err_set("%s: record %ld: zstd: %s", w->name, w->count, ZSTD_getErrorName(c));
-        if (io_write_all(w->fd, w->cbuf, c, w->name) != 0) return -1;
+        int rc = put_compressed(w, &p, &c);
+        st_pieces_free(&p);
+        if (rc != 0) return -1;
     }
     if (adaptive(w->level)) adapt(w, level, n, c);
     if (w->count == w->cap) {

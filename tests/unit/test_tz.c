@@ -432,6 +432,74 @@ static void test_stored_shapes(void **state)
     tz_reader_close(r);
 }
 
+/* Compressed records of several tensors (several pieces) bigger than the
+ * writer's output buffer, incompressible ones and one of zeros, at fixed
+ * levels: the same tensors back, record by record and by seek, and the zstd
+ * CLI takes the file. */
+static struct st *big_record(int i)
+{
+    struct st *s = st_new();
+    uint32_t h = 99u + (uint32_t)i;
+    for (int k = 0; k < 3; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%d", k);
+        const int64_t n = (int64_t)(700000 + 1000 * i + 17 * k);
+        unsigned char *d = st_put_v(s, name, ST_U8, 1, n)->data;
+        if (i != 2)
+            for (int64_t j = 0; j < n; j++) h = h * 1664525u + 1013904223u, d[j] = (unsigned char)(h >> 24);
+    }
+    st_meta_set_long(s, "index", i);
+    return s;
+}
+
+static void test_big_compressed(void **state)
+{
+    (void)state;
+    enum { N = 3 };
+    const int levels[] = {3, TZ_LEVEL_FAST};
+    for (int l = 0; l < 2; l++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/big%d.tz", tmpdir, l);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        struct tz_writer *w = tz_writer_open(fd, path, levels[l], 1);
+        for (int i = 0; i < N; i++) {
+            struct st *r = big_record(i);
+            uint64_t before = tz_writer_bytes_out(w);
+            assert_int_equal(tz_writer_put(w, r), 0);
+            /* random bytes: more than a megabyte out; zeros: a few hundred bytes */
+            if (i == 2)
+                assert_true(tz_writer_bytes_out(w) - before < 4096);
+            else
+                assert_true(tz_writer_bytes_out(w) - before > ((uint64_t)2 << 20));
+            st_free(r);
+        }
+        assert_int_equal(tz_writer_close(w), 0);
+        close(fd);
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "zstd -q -t %s", path);
+        assert_int_equal(system(cmd), 0);
+        struct tz_reader *r = tz_reader_open_path(path);
+        assert_int_equal(tz_reader_count(r), N);
+        for (int pass = 0; pass < 2; pass++) {
+            const int from = pass ? 1 : 0; /* then by the seek table */
+            assert_int_equal(tz_reader_seek(r, from), 0);
+            for (int i = from; i < N; i++) {
+                struct st *rec, *want = big_record(i);
+                assert_int_equal(tz_reader_next(r, &rec), 1);
+                assert_int_equal(rec->n, want->n);
+                for (int k = 0; k < want->n; k++) {
+                    struct st_tensor *a = st_find(rec, want->t[k].name);
+                    assert_non_null(a);
+                    assert_int_equal(a->nbytes, want->t[k].nbytes);
+                    assert_memory_equal(a->data, want->t[k].data, a->nbytes);
+                }
+                st_free(rec), st_free(want);
+            }
+        }
+        tz_reader_close(r);
+    }
+}
+
 /* A stored record is checked as a compressed one: a byte changed in its
  * data is a corrupted record (the checksum), a cut one truncated. */
 static void test_stored_faults(void **state)
@@ -489,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_auto_on_pipe),
         cmocka_unit_test(test_stored_faults),
         cmocka_unit_test(test_stored_shapes),
+        cmocka_unit_test(test_big_compressed),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -175,6 +175,13 @@ void attention_backward(float *dinp, struct attention_params *dw,
     }
 }
 
+void attention_mix_backward(struct attention_acts *scratch, const struct attention_acts *acts, int B, int T, int C,
+                            int NH, float p, uint64_t seed, int b0)
+{
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) head_backward(scratch, acts, bh / NH, bh % NH, T, C, NH, p, seed, b0);
+}
+
 void attention_backward_at(float *dinp, struct attention_params *dw,
                            struct attention_acts *scratch, const float *dout,
                            const float *inp, const struct attention_params *w,
@@ -187,8 +194,7 @@ void attention_backward_at(float *dinp, struct attention_params *dw,
     memset(scratch->y, 0, sizeof(float) * (size_t)BT * C);
     linear_backward(scratch->y, dw ? dw->out_proj_weight : NULL, dw ? dw->out_proj_bias : NULL,
                     dout, acts->y, w->out_proj_weight, BT, C, C);
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * NH; bh++) head_backward(scratch, acts, bh / NH, bh % NH, T, C, NH, p, seed, b0);
+    attention_mix_backward(scratch, acts, B, T, C, NH, p, seed, b0);
     linear_backward(dinp, dw ? dw->in_proj_weight : NULL, dw ? dw->in_proj_bias : NULL,
                     scratch->qkv, inp, w->in_proj_weight, BT, C, 3 * C);
 }

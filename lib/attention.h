@@ -96,6 +96,10 @@ void attention_forward_at(float *out, struct attention_acts *acts, const float *
  * (block_stack_infer's tiles). */
 void attention_mix_forward(struct attention_acts *acts, int B, int T, int C, int NH, float p,
                            uint64_t seed, int b0);
+/* Its backward: from scratch->y (the gradient of acts->y) to scratch->qkv
+ * (written, not added), through the heads; p, seed and b0 the forward's. */
+void attention_mix_backward(struct attention_acts *scratch, const struct attention_acts *acts, int B, int T, int C,
+                            int NH, float p, uint64_t seed, int b0);
 void attention_backward_at(float *dinp, struct attention_params *dw,
                            struct attention_acts *scratch, const float *dout,
                            const float *inp, const struct attention_params *w,

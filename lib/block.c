@@ -163,270 +163,7 @@ float *block_acts_point(struct block_acts *a, float *mem, const struct block_cfg
     return mem;
 }
 
-/* The dropout sites (block.h) and their probabilities in this pass; b0,
- * the first sequence of a chunk (block.h, Chunks), whose masks are those of
- * its place in the batch. */
-struct drops {
-    float attn, hidden;
-    uint64_t s_probs, s_attn, s_mlp;
-    int b0;
-};
-
-static struct drops drops_of(const struct block_cfg *cfg, int train, uint64_t seed)
-{
-    struct drops d = {train ? cfg->attn_drop : 0.0f, train ? cfg->drop : 0.0f,
-                      rng_hash(seed, 0), rng_hash(seed, 1), rng_hash(seed, 2), 0};
-    return d;
-}
-
-/* out[BT,C] = c_proj(gelu(c_fc(inp))), hidden saved in a->fc, a->fc_act. */
-static void mlp_forward(float *out, struct block_acts *a, const float *inp,
-                        const struct block_params *w, const struct block_cfg *cfg, int BT)
-{
-    int C = cfg->C, F = cfg->F;
-    size_t n = (size_t)BT * F;
-    if (cfg->gelu_tanh) {
-        linear_forward(a->fc, inp, w->fc_w, w->fc_b, BT, C, F);
-        gelu_tanh_forward(a->fc_act, a->fc, n);
-    } else { /* the bias in GELU's pass: one pass less over the widest activation */
-        linear_forward(a->fc, inp, w->fc_w, NULL, BT, C, F);
-        gelu_bias_forward(a->fc_act, a->fc, w->fc_b, BT, F);
-    }
-    linear_forward(out, a->fc_act, w->proj_w, w->proj_b, BT, F, C);
-}
-
-#define G(field) (dw ? dw->field : NULL)
-
-static void mlp_backward(float *dinp, struct block_params *dw, struct block_acts *d,
-                         const float *dout, const float *inp, const struct block_params *w,
-                         const struct block_acts *a, const struct block_cfg *cfg, int BT)
-{
-    int C = cfg->C, F = cfg->F;
-    size_t n = (size_t)BT * F;
-    memset(d->fc_act, 0, sizeof(float) * n);
-    linear_backward(d->fc_act, G(proj_w), G(proj_b), dout, a->fc_act, w->proj_w, BT, F, C);
-    memset(d->fc, 0, sizeof(float) * n);
-    if (cfg->gelu_tanh)
-        gelu_tanh_backward(d->fc, d->fc_act, a->fc, n);
-    else
-        gelu_backward(d->fc, d->fc_act, a->fc, n);
-    linear_backward(dinp, G(fc_w), G(fc_b), d->fc, inp, w->fc_w, BT, C, F);
-}
-
-/* dout through a hidden dropout site ([BT,C], its first element the
- * batch's element first): dout itself when off, else in tmp. */
-static const float *drop_back(float *tmp, const float *dout, size_t n, float p, uint64_t seed, uint64_t first)
-{
-    if (p <= 0.0f) return dout;
-    memset(tmp, 0, sizeof(float) * n);
-    dropout_backward_at(tmp, dout, n, p, seed, first);
-    return tmp;
-}
-
-/* y = drop(y) + x: a residual branch joining the stream */
-static void drop_add(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t first)
-{
-    if (p > 0.0f) dropout_forward_at(y, y, n, p, seed, first);
-    add_inplace(y, x, n);
-}
-
-static void pre_forward(float *out, struct block_acts *a, const float *x,
-                        const struct block_params *w, const struct block_cfg *cfg,
-                        int B, int T, struct drops dr)
-{
-    int BT = B * T, C = cfg->C;
-    size_t n = (size_t)BT * C;
-    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
-    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
-    attention_forward_at(a->res1, &a->attn, a->ln1, &w->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
-    drop_add(a->res1, x, n, dr.hidden, dr.s_attn, first);
-    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
-    mlp_forward(out, a, a->ln2, w, cfg, BT);
-    drop_add(out, a->res1, n, dr.hidden, dr.s_mlp, first);
-}
-
-static void pre_backward(float *dinp, struct block_params *dw, struct block_acts *d,
-                         const float *dout, const float *x, const struct block_params *w,
-                         const struct block_acts *a, const struct block_cfg *cfg, int B,
-                         int T, struct drops dr)
-{
-    int BT = B * T, C = cfg->C;
-    size_t n = (size_t)BT * C;
-    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
-    const float *dm = drop_back(d->res2, dout, n, dr.hidden, dr.s_mlp, first);
-    memset(d->ln2, 0, sizeof(float) * n);
-    mlp_backward(d->ln2, dw, d, dm, a->ln2, w, a, cfg, BT);
-    memcpy(d->res1, dout, sizeof(float) * n); /* the residual path */
-    layernorm_backward(d->res1, G(ln2_w), G(ln2_b), d->ln2, a->res1, w->ln2_w, a->ln2_mean,
-                       a->ln2_rstd, BT, C);
-    const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn, first);
-    memset(d->ln1, 0, sizeof(float) * n);
-    attention_backward_at(d->ln1, dw ? &dw->attn : NULL, &d->attn, da, a->ln1, &w->attn, &a->attn,
-                          B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
-    layernorm_backward(dinp, G(ln1_w), G(ln1_b), d->ln1, x, w->ln1_w, a->ln1_mean, a->ln1_rstd,
-                       BT, C);
-    if (dinp) add_inplace(dinp, d->res1, n);
-}
-
-static void post_forward(float *out, struct block_acts *a, const float *x,
-                         const struct block_params *w, const struct block_cfg *cfg,
-                         int B, int T, struct drops dr)
-{
-    int BT = B * T, C = cfg->C;
-    size_t n = (size_t)BT * C;
-    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
-    attention_forward_at(a->res1, &a->attn, x, &w->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
-    drop_add(a->res1, x, n, dr.hidden, dr.s_attn, first);
-    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
-    mlp_forward(a->res2, a, a->ln1, w, cfg, BT);
-    drop_add(a->res2, a->ln1, n, dr.hidden, dr.s_mlp, first);
-    layernorm_forward(out, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
-}
-
-static void post_backward(float *dinp, struct block_params *dw, struct block_acts *d,
-                          const float *dout, const float *x, const struct block_params *w,
-                          const struct block_acts *a, const struct block_cfg *cfg, int B,
-                          int T, struct drops dr)
-{
-    int BT = B * T, C = cfg->C;
-    size_t n = (size_t)BT * C;
-    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
-    memset(d->res2, 0, sizeof(float) * n);
-    layernorm_backward(d->res2, G(ln2_w), G(ln2_b), dout, a->res2, w->ln2_w, a->ln2_mean,
-                       a->ln2_rstd, BT, C);
-    memcpy(d->ln1, d->res2, sizeof(float) * n); /* the residual path */
-    const float *dm = drop_back(d->ln2, d->res2, n, dr.hidden, dr.s_mlp, first);
-    mlp_backward(d->ln1, dw, d, dm, a->ln1, w, a, cfg, BT);
-    memset(d->res1, 0, sizeof(float) * n);
-    layernorm_backward(d->res1, G(ln1_w), G(ln1_b), d->ln1, a->res1, w->ln1_w, a->ln1_mean,
-                       a->ln1_rstd, BT, C);
-    if (dinp) add_inplace(dinp, d->res1, n);
-    const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn, first);
-    attention_backward_at(dinp, dw ? &dw->attn : NULL, &d->attn, da, x, &w->attn, &a->attn, B, T,
-                          C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
-}
-
-/* One pass over a batch (or a chunk of one) on the calling thread's team. */
-static void run_forward(float *out, struct block_acts *a, const float *x, const struct block_params *w,
-                        const struct block_cfg *cfg, int B, int T, struct drops dr)
-{
-    if (cfg->kind == BLOCK_PRE_LN)
-        pre_forward(out, a, x, w, cfg, B, T, dr);
-    else
-        post_forward(out, a, x, w, cfg, B, T, dr);
-}
-
-static void run_backward(float *dinp, struct block_params *dw, struct block_acts *scratch,
-                         const float *dout, const float *inp, const struct block_params *w,
-                         const struct block_acts *acts, const struct block_cfg *cfg, int B, int T,
-                         struct drops dr)
-{
-    if (cfg->kind == BLOCK_PRE_LN)
-        pre_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
-    else
-        post_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
-}
-
-/* Chunks of about BLOCK_CHUNK_ROWS rows (chunks.h) */
-static int chunks_of(int B, int T) { return chunk_count(B, (size_t)T, BLOCK_CHUNK_ROWS); }
-
-/* The activations of sequences b0.. of a batch laid out by block_acts_point:
- * every field holds whole sequences' rows (or their heads' T x T
- * probabilities) in order, so a chunk's are a slice of each. */
-static struct block_acts acts_slice(const struct block_acts *a, const struct block_cfg *cfg, int b0, int T)
-{
-    size_t r = (size_t)b0 * T, C = cfg->C, F = cfg->F;
-    struct block_acts v = *a;
-    v.ln1 += r * C, v.ln1_mean += r, v.ln1_rstd += r;
-    v.attn = attention_acts_slice(&a->attn, b0, T, cfg->C, cfg->NH);
-    v.res1 += r * C, v.res2 += r * C;
-    v.ln2 += r * C, v.ln2_mean += r, v.ln2_rstd += r;
-    v.fc += r * F, v.fc_act += r * F;
-    return v;
-}
-
-/* The first float of the parameter run p points into, if every field of p
- * is where block_params_point puts it; else NULL. */
-static float *params_base(const struct block_params *p, const struct block_cfg *cfg)
-{
-    float *base = cfg->kind == BLOCK_PRE_LN ? p->ln1_w : p->attn.in_proj_weight;
-    if (!base) return NULL;
-    struct block_params chk;
-    block_params_point(&chk, base, cfg);
-    return memcmp(&chk, p, sizeof chk) == 0 ? base : NULL;
-}
-
-void block_forward(float *out, struct block_acts *acts, const float *inp,
-                   const struct block_params *w, const struct block_cfg *cfg,
-                   int B, int T, int train, uint64_t seed)
-{
-    TP_ASSERT(out != inp);
-    struct drops dr = drops_of(cfg, train, seed);
-    const int chunks = chunks_of(B, T);
-    if (chunks < 2) {
-        run_forward(out, acts, inp, w, cfg, B, T, dr);
-        return;
-    }
-    const size_t row = (size_t)T * cfg->C;
-#pragma omp parallel for schedule(static) num_threads(chunk_threads(chunks))
-    for (int c = 0; c < chunks; c++) {
-        int b0, nb;
-        chunk_range(B, chunks, c, &b0, &nb);
-        struct block_acts v = acts_slice(acts, cfg, b0, T);
-        struct drops dc = dr;
-        dc.b0 = b0;
-        run_forward(out + b0 * row, &v, inp + b0 * row, w, cfg, nb, T, dc);
-    }
-}
-
-void block_backward(float *dinp, struct block_params *dw, struct block_acts *scratch,
-                    const float *dout, const float *inp, const struct block_params *w,
-                    const struct block_acts *acts, const struct block_cfg *cfg,
-                    int B, int T, int train, uint64_t seed)
-{
-    struct drops dr = drops_of(cfg, train, seed);
-    const int chunks = chunks_of(B, T);
-    float *base = dw ? params_base(dw, cfg) : NULL;
-    if (chunks < 2 || (dw && !base)) {
-        run_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
-        return;
-    }
-    /* each part sums its chunks' parameter gradients in order into its own
-     * run, and the parts are added in order: the same bits at any thread
-     * count */
-    const int parts = BLOCK_DW_PARTS < chunks ? BLOCK_DW_PARTS : chunks;
-    const int seqs = (B + chunks - 1) / chunks;
-    const size_t row = (size_t)T * cfg->C, np = block_param_floats(cfg);
-    const size_t nscratch = block_acts_floats(cfg, seqs, T, 0);
-    float *partial = base ? tp_calloc((size_t)parts * np, sizeof(float)) : NULL;
-#pragma omp parallel num_threads(chunk_threads(parts))
-    {
-        float *sm = tp_aligned_alloc(nscratch * sizeof(float));
-#pragma omp for schedule(static)
-        for (int p = 0; p < parts; p++) {
-            struct block_params pdw;
-            if (partial) block_params_point(&pdw, partial + (size_t)p * np, cfg);
-            for (int c = chunks * p / parts; c < chunks * (p + 1) / parts; c++) {
-                int b0, nb;
-                chunk_range(B, chunks, c, &b0, &nb);
-                struct block_acts s, v = acts_slice(acts, cfg, b0, T);
-                block_acts_point(&s, sm, cfg, nb, T, 0);
-                struct drops dc = dr;
-                dc.b0 = b0;
-                run_backward(dinp ? dinp + b0 * row : NULL, partial ? &pdw : NULL, &s, dout + b0 * row,
-                             inp + b0 * row, w, &v, cfg, nb, T, dc);
-            }
-        }
-        free(sm);
-    }
-    (void)scratch; /* the chunks keep their own */
-    if (partial) {
-        chunk_parts_add(base, partial, parts, np, np);
-        free(partial);
-    }
-}
-
-/* ---- inference by tiles (linear_tile.h) ------------------------------------------------ */
+/* ---- weights packed for the tiles (linear_tile.h) ---------------------------- */
 
 /* A block's four weight matrices packed for the tiles. */
 struct block_packs {
@@ -478,6 +215,383 @@ void block_stack_pack(float *packed, const struct block_params *w, int L, const 
     }
     free(k);
 }
+
+/* The same four as the tiles take them for the input gradients (dinp =
+ * dout W: linear_tile_pack_t), in the same layout; 0 when they do not take
+ * all four (C or F no multiple of the panel width). */
+static size_t packs_t_floats(const struct block_cfg *cfg)
+{
+    const int C = cfg->C, F = cfg->F;
+    const size_t n[4] = {linear_tile_packed_floats(3 * C, C), linear_tile_packed_floats(C, C),
+                         linear_tile_packed_floats(F, C), linear_tile_packed_floats(C, F)};
+    return n[0] && n[1] && n[2] && n[3] ? n[0] + n[1] + n[2] + n[3] : 0;
+}
+
+static void block_pack_t(float *packed, const struct block_params *w, const struct block_cfg *cfg)
+{
+    const int C = cfg->C, F = cfg->F;
+    struct block_packs k;
+    packs_point(&k, packed, 1, cfg);
+#pragma omp parallel for schedule(dynamic)
+    for (int j = 0; j < 4; j++) {
+        switch (j) {
+        case 0: linear_tile_pack_t(k.qkv, w->attn.in_proj_weight, C, 3 * C); break;
+        case 1: linear_tile_pack_t(k.out, w->attn.out_proj_weight, C, C); break;
+        case 2: linear_tile_pack_t(k.fc, w->fc_w, C, F); break;
+        default: linear_tile_pack_t(k.proj, w->proj_w, F, C); break;
+        }
+    }
+}
+
+/* One pass over a batch or a chunk of it: the dropout sites (block.h) and
+ * their probabilities; b0, the first sequence of a chunk (block.h, Chunks),
+ * whose masks are those of its place in the batch; and the weights packed
+ * for the tiles, for the forward's products (k) or the backward's input
+ * gradients (kt), NULL for sgemm. */
+struct pass {
+    float attn, hidden;
+    uint64_t s_probs, s_attn, s_mlp;
+    int b0;
+    const struct block_packs *k, *kt;
+};
+
+static struct pass pass_of(const struct block_cfg *cfg, int train, uint64_t seed)
+{
+    struct pass d = {train ? cfg->attn_drop : 0.0f, train ? cfg->drop : 0.0f,
+                     rng_hash(seed, 0), rng_hash(seed, 1), rng_hash(seed, 2), 0, NULL, NULL};
+    return d;
+}
+
+/* out = inp W^T + bias, W [OC,C]: by tiles from W's pack, else sgemm */
+static void lin_forward(float *out, const float *inp, const float *weight, const float *packed,
+                        const float *bias, int BT, int C, int OC)
+{
+    if (packed)
+        linear_tile_forward(out, inp, packed, bias, NULL, BT, C, OC, LINEAR_TILE_NONE);
+    else
+        linear_forward(out, inp, weight, bias, BT, C, OC);
+}
+
+/* linear_backward, dinp (+= dout W) by tiles from W's transposed pack where
+ * given; the weight gradient stays sgemm's */
+static void lin_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, const float *packed_t, int BT, int C, int OC)
+{
+    if (packed_t && dinp) {
+        linear_tile_forward(dinp, dout, packed_t, NULL, dinp, BT, OC, C, LINEAR_TILE_NONE);
+        dinp = NULL;
+    }
+    linear_backward(dinp, dweight, dbias, dout, inp, weight, BT, C, OC);
+}
+
+/* attention_forward_at, its two projections by tiles when packed */
+static void attn_forward(float *out, struct attention_acts *a, const float *inp, const struct attention_params *w,
+                         const struct block_cfg *cfg, int B, int T, struct pass dr)
+{
+    const int C = cfg->C;
+    if (!dr.k) {
+        attention_forward_at(out, a, inp, w, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
+        return;
+    }
+    lin_forward(a->qkv, inp, w->in_proj_weight, dr.k->qkv, w->in_proj_bias, B * T, C, 3 * C);
+    attention_mix_forward(a, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
+    lin_forward(out, a->y, w->out_proj_weight, dr.k->out, w->out_proj_bias, B * T, C, C);
+}
+
+/* attention_backward_at, its two projections' input gradients by tiles when packed */
+static void attn_backward(float *dinp, struct attention_params *dw, struct attention_acts *d, const float *dout,
+                          const float *inp, const struct attention_params *w, const struct attention_acts *a,
+                          const struct block_cfg *cfg, int B, int T, struct pass dr)
+{
+    const int C = cfg->C, BT = B * T;
+    if (!dr.kt) {
+        attention_backward_at(dinp, dw, d, dout, inp, w, a, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
+        return;
+    }
+    memset(d->y, 0, sizeof(float) * (size_t)BT * C);
+    lin_backward(d->y, dw ? dw->out_proj_weight : NULL, dw ? dw->out_proj_bias : NULL, dout, a->y,
+                 w->out_proj_weight, dr.kt->out, BT, C, C);
+    attention_mix_backward(d, a, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
+    lin_backward(dinp, dw ? dw->in_proj_weight : NULL, dw ? dw->in_proj_bias : NULL, d->qkv, inp,
+                 w->in_proj_weight, dr.kt->qkv, BT, C, 3 * C);
+}
+
+/* out[BT,C] = c_proj(gelu(c_fc(inp))), hidden saved in a->fc, a->fc_act. */
+static void mlp_forward(float *out, struct block_acts *a, const float *inp,
+                        const struct block_params *w, const struct block_cfg *cfg, int BT,
+                        const struct block_packs *k)
+{
+    int C = cfg->C, F = cfg->F;
+    size_t n = (size_t)BT * F;
+    if (k) { /* the biases in the tiles */
+        lin_forward(a->fc, inp, w->fc_w, k->fc, w->fc_b, BT, C, F);
+        if (cfg->gelu_tanh)
+            gelu_tanh_forward(a->fc_act, a->fc, n);
+        else
+            gelu_forward(a->fc_act, a->fc, n);
+        lin_forward(out, a->fc_act, w->proj_w, k->proj, w->proj_b, BT, F, C);
+        return;
+    }
+    if (cfg->gelu_tanh) {
+        linear_forward(a->fc, inp, w->fc_w, w->fc_b, BT, C, F);
+        gelu_tanh_forward(a->fc_act, a->fc, n);
+    } else { /* the bias in GELU's pass: one pass less over the widest activation */
+        linear_forward(a->fc, inp, w->fc_w, NULL, BT, C, F);
+        gelu_bias_forward(a->fc_act, a->fc, w->fc_b, BT, F);
+    }
+    linear_forward(out, a->fc_act, w->proj_w, w->proj_b, BT, F, C);
+}
+
+#define G(field) (dw ? dw->field : NULL)
+
+static void mlp_backward(float *dinp, struct block_params *dw, struct block_acts *d,
+                         const float *dout, const float *inp, const struct block_params *w,
+                         const struct block_acts *a, const struct block_cfg *cfg, int BT,
+                         const struct block_packs *kt)
+{
+    int C = cfg->C, F = cfg->F;
+    size_t n = (size_t)BT * F;
+    memset(d->fc_act, 0, sizeof(float) * n);
+    lin_backward(d->fc_act, G(proj_w), G(proj_b), dout, a->fc_act, w->proj_w, kt ? kt->proj : NULL, BT, F, C);
+    memset(d->fc, 0, sizeof(float) * n);
+    if (cfg->gelu_tanh)
+        gelu_tanh_backward(d->fc, d->fc_act, a->fc, n);
+    else
+        gelu_backward(d->fc, d->fc_act, a->fc, n);
+    lin_backward(dinp, G(fc_w), G(fc_b), d->fc, inp, w->fc_w, kt ? kt->fc : NULL, BT, C, F);
+}
+
+/* dout through a hidden dropout site ([BT,C], its first element the
+ * batch's element first): dout itself when off, else in tmp. */
+static const float *drop_back(float *tmp, const float *dout, size_t n, float p, uint64_t seed, uint64_t first)
+{
+    if (p <= 0.0f) return dout;
+    memset(tmp, 0, sizeof(float) * n);
+    dropout_backward_at(tmp, dout, n, p, seed, first);
+    return tmp;
+}
+
+/* y = drop(y) + x: a residual branch joining the stream */
+static void drop_add(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t first)
+{
+    if (p > 0.0f) dropout_forward_at(y, y, n, p, seed, first);
+    add_inplace(y, x, n);
+}
+
+static void pre_forward(float *out, struct block_acts *a, const float *x,
+                        const struct block_params *w, const struct block_cfg *cfg,
+                        int B, int T, struct pass dr)
+{
+    int BT = B * T, C = cfg->C;
+    size_t n = (size_t)BT * C;
+    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
+    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
+    attn_forward(a->res1, &a->attn, a->ln1, &w->attn, cfg, B, T, dr);
+    drop_add(a->res1, x, n, dr.hidden, dr.s_attn, first);
+    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
+    mlp_forward(out, a, a->ln2, w, cfg, BT, dr.k);
+    drop_add(out, a->res1, n, dr.hidden, dr.s_mlp, first);
+}
+
+static void pre_backward(float *dinp, struct block_params *dw, struct block_acts *d,
+                         const float *dout, const float *x, const struct block_params *w,
+                         const struct block_acts *a, const struct block_cfg *cfg, int B,
+                         int T, struct pass dr)
+{
+    int BT = B * T, C = cfg->C;
+    size_t n = (size_t)BT * C;
+    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
+    const float *dm = drop_back(d->res2, dout, n, dr.hidden, dr.s_mlp, first);
+    memset(d->ln2, 0, sizeof(float) * n);
+    mlp_backward(d->ln2, dw, d, dm, a->ln2, w, a, cfg, BT, dr.kt);
+    memcpy(d->res1, dout, sizeof(float) * n); /* the residual path */
+    layernorm_backward(d->res1, G(ln2_w), G(ln2_b), d->ln2, a->res1, w->ln2_w, a->ln2_mean,
+                       a->ln2_rstd, BT, C);
+    const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn, first);
+    memset(d->ln1, 0, sizeof(float) * n);
+    attn_backward(d->ln1, dw ? &dw->attn : NULL, &d->attn, da, a->ln1, &w->attn, &a->attn, cfg, B, T, dr);
+    layernorm_backward(dinp, G(ln1_w), G(ln1_b), d->ln1, x, w->ln1_w, a->ln1_mean, a->ln1_rstd,
+                       BT, C);
+    if (dinp) add_inplace(dinp, d->res1, n);
+}
+
+static void post_forward(float *out, struct block_acts *a, const float *x,
+                         const struct block_params *w, const struct block_cfg *cfg,
+                         int B, int T, struct pass dr)
+{
+    int BT = B * T, C = cfg->C;
+    size_t n = (size_t)BT * C;
+    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
+    attn_forward(a->res1, &a->attn, x, &w->attn, cfg, B, T, dr);
+    drop_add(a->res1, x, n, dr.hidden, dr.s_attn, first);
+    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
+    mlp_forward(a->res2, a, a->ln1, w, cfg, BT, dr.k);
+    drop_add(a->res2, a->ln1, n, dr.hidden, dr.s_mlp, first);
+    layernorm_forward(out, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
+}
+
+static void post_backward(float *dinp, struct block_params *dw, struct block_acts *d,
+                          const float *dout, const float *x, const struct block_params *w,
+                          const struct block_acts *a, const struct block_cfg *cfg, int B,
+                          int T, struct pass dr)
+{
+    int BT = B * T, C = cfg->C;
+    size_t n = (size_t)BT * C;
+    const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
+    memset(d->res2, 0, sizeof(float) * n);
+    layernorm_backward(d->res2, G(ln2_w), G(ln2_b), dout, a->res2, w->ln2_w, a->ln2_mean,
+                       a->ln2_rstd, BT, C);
+    memcpy(d->ln1, d->res2, sizeof(float) * n); /* the residual path */
+    const float *dm = drop_back(d->ln2, d->res2, n, dr.hidden, dr.s_mlp, first);
+    mlp_backward(d->ln1, dw, d, dm, a->ln1, w, a, cfg, BT, dr.kt);
+    memset(d->res1, 0, sizeof(float) * n);
+    layernorm_backward(d->res1, G(ln1_w), G(ln1_b), d->ln1, a->res1, w->ln1_w, a->ln1_mean,
+                       a->ln1_rstd, BT, C);
+    if (dinp) add_inplace(dinp, d->res1, n);
+    const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn, first);
+    attn_backward(dinp, dw ? &dw->attn : NULL, &d->attn, da, x, &w->attn, &a->attn, cfg, B, T, dr);
+}
+
+/* One pass over a batch (or a chunk of one) on the calling thread's team. */
+static void run_forward(float *out, struct block_acts *a, const float *x, const struct block_params *w,
+                        const struct block_cfg *cfg, int B, int T, struct pass dr)
+{
+    if (cfg->kind == BLOCK_PRE_LN)
+        pre_forward(out, a, x, w, cfg, B, T, dr);
+    else
+        post_forward(out, a, x, w, cfg, B, T, dr);
+}
+
+static void run_backward(float *dinp, struct block_params *dw, struct block_acts *scratch,
+                         const float *dout, const float *inp, const struct block_params *w,
+                         const struct block_acts *acts, const struct block_cfg *cfg, int B, int T,
+                         struct pass dr)
+{
+    if (cfg->kind == BLOCK_PRE_LN)
+        pre_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
+    else
+        post_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
+}
+
+/* Chunks of about BLOCK_CHUNK_ROWS rows (chunks.h) */
+static int chunks_of(int B, int T) { return chunk_count(B, (size_t)T, BLOCK_CHUNK_ROWS); }
+
+/* The activations of sequences b0.. of a batch laid out by block_acts_point:
+ * every field holds whole sequences' rows (or their heads' T x T
+ * probabilities) in order, so a chunk's are a slice of each. */
+static struct block_acts acts_slice(const struct block_acts *a, const struct block_cfg *cfg, int b0, int T)
+{
+    size_t r = (size_t)b0 * T, C = cfg->C, F = cfg->F;
+    struct block_acts v = *a;
+    v.ln1 += r * C, v.ln1_mean += r, v.ln1_rstd += r;
+    v.attn = attention_acts_slice(&a->attn, b0, T, cfg->C, cfg->NH);
+    v.res1 += r * C, v.res2 += r * C;
+    v.ln2 += r * C, v.ln2_mean += r, v.ln2_rstd += r;
+    v.fc += r * F, v.fc_act += r * F;
+    return v;
+}
+
+/* The first float of the parameter run p points into, if every field of p
+ * is where block_params_point puts it; else NULL. */
+static float *params_base(const struct block_params *p, const struct block_cfg *cfg)
+{
+    float *base = cfg->kind == BLOCK_PRE_LN ? p->ln1_w : p->attn.in_proj_weight;
+    if (!base) return NULL;
+    struct block_params chk;
+    block_params_point(&chk, base, cfg);
+    return memcmp(&chk, p, sizeof chk) == 0 ? base : NULL;
+}
+
+void block_forward(float *out, struct block_acts *acts, const float *inp,
+                   const struct block_params *w, const struct block_cfg *cfg,
+                   int B, int T, int train, uint64_t seed)
+{
+    TP_ASSERT(out != inp);
+    struct pass dr = pass_of(cfg, train, seed);
+    const int chunks = chunks_of(B, T);
+    if (chunks < 2) {
+        run_forward(out, acts, inp, w, cfg, B, T, dr);
+        return;
+    }
+    const size_t row = (size_t)T * cfg->C, npk = packs_floats(cfg);
+    /* the chunks' products by tiles, the weights packed once for all of them
+     * (sgemm packed them again for every chunk) */
+    float *pk = npk ? tp_aligned_alloc(npk * sizeof(float)) : NULL;
+    struct block_packs k;
+    if (pk) {
+        block_stack_pack(pk, w, 1, cfg);
+        packs_point(&k, pk, 1, cfg);
+        dr.k = &k;
+    }
+#pragma omp parallel for schedule(static) num_threads(chunk_threads(chunks))
+    for (int c = 0; c < chunks; c++) {
+        int b0, nb;
+        chunk_range(B, chunks, c, &b0, &nb);
+        struct block_acts v = acts_slice(acts, cfg, b0, T);
+        struct pass dc = dr;
+        dc.b0 = b0;
+        run_forward(out + b0 * row, &v, inp + b0 * row, w, cfg, nb, T, dc);
+    }
+    free(pk);
+}
+
+void block_backward(float *dinp, struct block_params *dw, struct block_acts *scratch,
+                    const float *dout, const float *inp, const struct block_params *w,
+                    const struct block_acts *acts, const struct block_cfg *cfg,
+                    int B, int T, int train, uint64_t seed)
+{
+    struct pass dr = pass_of(cfg, train, seed);
+    const int chunks = chunks_of(B, T);
+    float *base = dw ? params_base(dw, cfg) : NULL;
+    if (chunks < 2 || (dw && !base)) {
+        run_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
+        return;
+    }
+    /* each part sums its chunks' parameter gradients in order into its own
+     * run, and the parts are added in order: the same bits at any thread
+     * count */
+    const int parts = BLOCK_DW_PARTS < chunks ? BLOCK_DW_PARTS : chunks;
+    const int seqs = (B + chunks - 1) / chunks;
+    const size_t row = (size_t)T * cfg->C, np = block_param_floats(cfg);
+    const size_t nscratch = block_acts_floats(cfg, seqs, T, 0), npk = packs_t_floats(cfg);
+    float *partial = base ? tp_calloc((size_t)parts * np, sizeof(float)) : NULL;
+    /* the input gradients by tiles, as the forward's products */
+    float *pk = npk ? tp_aligned_alloc(npk * sizeof(float)) : NULL;
+    struct block_packs kt;
+    if (pk) {
+        block_pack_t(pk, w, cfg);
+        packs_point(&kt, pk, 1, cfg);
+        dr.kt = &kt;
+    }
+#pragma omp parallel num_threads(chunk_threads(parts))
+    {
+        float *sm = tp_aligned_alloc(nscratch * sizeof(float));
+#pragma omp for schedule(static)
+        for (int p = 0; p < parts; p++) {
+            struct block_params pdw;
+            if (partial) block_params_point(&pdw, partial + (size_t)p * np, cfg);
+            for (int c = chunks * p / parts; c < chunks * (p + 1) / parts; c++) {
+                int b0, nb;
+                chunk_range(B, chunks, c, &b0, &nb);
+                struct block_acts s, v = acts_slice(acts, cfg, b0, T);
+                block_acts_point(&s, sm, cfg, nb, T, 0);
+                struct pass dc = dr;
+                dc.b0 = b0;
+                run_backward(dinp ? dinp + b0 * row : NULL, partial ? &pdw : NULL, &s, dout + b0 * row,
+                             inp + b0 * row, w, &v, cfg, nb, T, dc);
+            }
+        }
+        free(sm);
+    }
+    (void)scratch; /* the chunks keep their own */
+    free(pk);
+    if (partial) {
+        chunk_parts_add(base, partial, parts, np, np);
+        free(partial);
+    }
+}
+
+/* ---- inference by tiles (linear_tile.h) ------------------------------------------------ */
 
 const float *block_stack_cached(struct linear_tile_cache *c, const struct block_params *w, int L,
                                 const struct block_cfg *cfg, unsigned long version)
@@ -572,7 +686,7 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
     const int seqs = (units + chunks - 1) / chunks * unit;
     const size_t row = (size_t)T * cfg->C, nacts = block_acts_floats(cfg, seqs, T, 0);
     const size_t ntail = tail ? seqs * tail->seq_floats : 0;
-    const struct drops off = drops_of(cfg, 0, 0);
+    const struct pass off = pass_of(cfg, 0, 0);
     const size_t npk = block_stack_packed_floats(cfg, L);
     float *pmem = NULL;
     if (npk && !packed) { /* packed for this call alone */

@@ -41,7 +41,9 @@
  * the activation gradients (sized with train = 0), clobbered.
  *
  * Chunks. A sequence's rows never meet another sequence's, so forward and
- * backward cut the batch into chunks of whole sequences,
+ * backward cut the batch into chunks of whole sequences (their forward
+ * products and input gradients by linear_tile.h's tiles where the widths
+ * allow, the weights packed once per call; the weight gradients by sgemm),
  * about BLOCK_CHUNK_ROWS rows each, an even count of them, that the threads
  * take whole with single-threaded products: between two products a chunk's
  * activations are still in the core's cache (a batch's went to memory and

@@ -5,6 +5,7 @@
 #include "linear_tile.h"
 
 #include "act.h"
+#include "blas.h"
 #include "err.h"
 #include "simd.h"
 
@@ -90,12 +91,22 @@ void linear_tile_pack(float *packed, const float *weight, int C, int OC)
         }
 }
 
+void linear_tile_pack_t(float *packed, const float *weight, int C, int OC)
+{
+    const int pw = panel_width(simd_vl());
+    TP_ASSERT(pw > 0 && C % pw == 0);
+    for (int p = 0; p < C / pw; p++)
+        for (int k = 0; k < OC; k++)
+            memcpy(packed + ((size_t)p * OC + k) * pw, weight + (size_t)k * C + (size_t)p * pw, sizeof(float) * pw);
+}
+
 void linear_tile_forward(float *out, const float *inp, const float *packed, const float *bias,
                          const float *add, int BT, int C, int OC, enum linear_tile_act act)
 {
     rows_fn *fn = rows_for(simd_vl());
     TP_ASSERT(fn && OC % panel_width(simd_vl()) == 0 && BT >= 0 && C >= 1);
     const struct lt_call k = {out, inp, packed, bias, add, BT, C, OC, act};
+    tp_flops_add(2 * (uint64_t)BT * (uint64_t)C * (uint64_t)OC); /* a matrix product, as tp_sgemm counts them */
     fn(&k);
 }
 

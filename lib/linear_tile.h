@@ -1,5 +1,7 @@
-/* linear_tile.h - a linear layer's inference product by register tiles,
- * with its weights packed once and the pass that follows it fused in.
+/* linear_tile.h - a linear layer's product by register tiles, with its
+ * weights packed once and the pass that follows it fused in: inference's,
+ * and in training the chunked blocks' forward products and input gradients
+ * (block.c).
  *
  * out[BT,OC] = act(inp[BT,C] W^T + bias (+ add)), W [OC,C] as linear.h's.
  * A tile is R <= 6 rows times one panel of LINEAR_TILE_PW(vl) outputs (64
@@ -29,6 +31,12 @@ size_t linear_tile_packed_floats(int C, int OC);
 /* packed = weight [OC,C] as panels [OC/PW][C][PW]: a panel's weights of one
  * input feature side by side, as the tile loads them */
 void linear_tile_pack(float *packed, const float *weight, int C, int OC);
+/* packed = weight [OC,C] transposed and packed: the operand of a layer's
+ * input gradient dinp[BT,C] = dout[BT,OC] W, as linear_tile_forward(dinp,
+ * dout, packed, NULL, dinp, BT, OC, C, ...) takes it (it adds onto dinp).
+ * Its size is linear_tile_packed_floats(OC, C) (C a multiple of the panel
+ * width); each panel row is a slice of a row of weight. */
+void linear_tile_pack_t(float *packed, const float *weight, int C, int OC);
 /* out = act(inp W^T + bias + add); bias and add may be NULL; add is
  * [BT,OC] and may be out itself; out must not overlap inp. packed: made
  * with linear_tile_pack at the same vector width. */

@@ -1,8 +1,8 @@
 /* test_linear_tile.c - the tile kernel's product against direct loops in
  * double, at every vector width the CPU has, over row counts that leave
  * every tile remainder, with and without bias, residual and GELU; the
- * residual read from out itself; and a chunk's rows giving the bits of the
- * whole batch's. */
+ * residual read from out itself; the transposed pack of the input
+ * gradients; and a chunk's rows giving the bits of the whole batch's. */
 #include "test.h"
 #include "act.h"
 #include "linear_tile.h"
@@ -69,6 +69,54 @@ static void test_shapes(void **state)
     if (!ran) skip();
 }
 
+/* The transposed pack: dinp += dout W (a layer's input gradient, W
+ * [OC,C]) against direct loops in double, adding onto dinp in place, over
+ * row counts that leave every tile remainder; and the pack itself: panel p,
+ * row k is W's row k at columns p*PW.. */
+static void one_transposed(int BT, int C, int OC)
+{
+    struct rng r;
+    rng_seed(&r, (uint64_t)(BT * 31 + C + OC));
+    const size_t nd = (size_t)BT * OC, nw = (size_t)OC * C, ni = (size_t)BT * C;
+    float *dout = malloc(nd * 4), *w = malloc(nw * 4), *packed = malloc(nw * 4);
+    float *dinp = malloc(ni * 4), *want = malloc(ni * 4);
+    fill_uniform(&r, dout, nd, -1, 1);
+    fill_uniform(&r, w, nw, -0.2f, 0.2f);
+    fill_uniform(&r, dinp, ni, -2, 2);
+    for (int i = 0; i < BT; i++)
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (int o = 0; o < OC; o++) s += (double)dout[(size_t)i * OC + o] * w[(size_t)o * C + c];
+            want[(size_t)i * C + c] = (float)(s + dinp[(size_t)i * C + c]);
+        }
+    assert_int_equal(linear_tile_packed_floats(OC, C), nw);
+    linear_tile_pack_t(packed, w, C, OC);
+    const int pw = simd_vl() == 16 ? 64 : 16;
+    for (int p = 0; p < C / pw; p++)
+        for (int k = 0; k < OC; k += 7)
+            assert_memory_equal(packed + ((size_t)p * OC + k) * pw, w + (size_t)k * C + (size_t)p * pw, pw * 4);
+    linear_tile_forward(dinp, dout, packed, NULL, dinp, BT, OC, C, LINEAR_TILE_NONE);
+    check_close("transposed", dinp, want, ni, 2e-6 * OC, 1e-5);
+    free(dout), free(w), free(packed), free(dinp), free(want);
+}
+
+static void test_transposed(void **state)
+{
+    (void)state;
+    const int widths[] = {16, 8};
+    int ran = 0;
+    for (int i = 0; i < 2; i++) {
+        if (widths[i] > simd_cpu_vl()) continue;
+        simd_set_vl(widths[i]);
+        for (int bt = 1; bt <= 7; bt++) one_transposed(bt, 64, 48);
+        one_transposed(33, 256, 768); /* qkv's input gradient at maskgit-tiny's width */
+        one_transposed(13, 1024, 256);
+        ran++;
+    }
+    simd_set_vl(-1);
+    if (!ran) skip();
+}
+
 /* rows are independent: a chunk of the batch gives the bits of its rows in
  * the whole batch's product */
 static void test_chunk_bits(void **state)
@@ -105,6 +153,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_transposed),
         cmocka_unit_test(test_chunk_bits),
         cmocka_unit_test(test_applies),
     };

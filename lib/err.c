@@ -2,6 +2,7 @@
 #include "err.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -85,7 +86,15 @@ void *tp_malloc_record(size_t n)
     size_t mib = (size_t)1 << 20;
     /* from 2 MiB on, huge pages: a record's fresh buffer of 8 MB took 2000
      * page faults, 41 ms of the first record's decompression */
-    if (n >= TP_HUGE_MIN) return tp_aligned_alloc(n);
+    if (n >= TP_HUGE_MIN) {
+        const size_t rounded = (n + TP_HUGE_MIN - 1) & ~(TP_HUGE_MIN - 1);
+        char *p = tp_malloc(rounded);
+        /* the huge pages inside it */
+        uintptr_t a = ((uintptr_t)p + TP_HUGE_MIN - 1) & ~(uintptr_t)(TP_HUGE_MIN - 1),
+                  e = ((uintptr_t)p + rounded) & ~(uintptr_t)(TP_HUGE_MIN - 1);
+        if (e > a) tp_advise_huge((void *)a, e - a);
+        return p;
+    }
     return tp_malloc(n >= mib ? (n + mib - 1) & ~(mib - 1) : n);
 }
 

@@ -54,10 +54,18 @@ char *st_shape_str(const struct st_tensor *t, char *buf, size_t n)
 
 struct st *st_new(void) { return tp_calloc(1, sizeof(struct st)); }
 
+/* Owned data for t: 64-byte aligned inside a record buffer (tp_malloc_record:
+ * made and freed at every record, it must come back to the same place). */
+static void tensor_alloc(struct st_tensor *t)
+{
+    t->mem = tp_malloc_record(t->nbytes + 63);
+    t->data = (void *)(((uintptr_t)t->mem + 63) & ~(uintptr_t)63);
+}
+
 static void tensor_clear(struct st_tensor *t)
 {
     free(t->name);
-    if (t->owned) free(t->data);
+    free(t->mem);
     memset(t, 0, sizeof *t);
 }
 
@@ -72,7 +80,9 @@ void st_free(struct st *s)
     }
     free(s->meta_key);
     free(s->meta_val);
-    if (s->blob) {
+    if (s->blob_block)
+        free(s->blob_block);
+    else if (s->blob) {
         if (s->blob_mapped) munmap(s->blob, s->blob_size);
         else free(s->blob);
     }
@@ -115,7 +125,7 @@ static struct st_tensor *slot_for(struct st *s, const char *name)
     if (t) {
         char *keep = t->name;
         t->name = NULL;
-        if (t->owned) free(t->data);
+        free(t->mem);
         memset(t, 0, sizeof *t);
         t->name = keep;
         return t;
@@ -152,9 +162,8 @@ struct st_tensor *st_put(struct st *s, const char *name, enum st_dtype dt, int n
                          const int64_t *shape)
 {
     struct st_tensor *t = slot_shaped(s, name, dt, ndim, shape);
-    t->data = tp_aligned_alloc(t->nbytes);
+    tensor_alloc(t);
     memset(t->data, 0, t->nbytes);
-    t->owned = 1;
     return t;
 }
 
@@ -163,7 +172,7 @@ struct st_tensor *st_put_ref(struct st *s, const char *name, enum st_dtype dt, i
 {
     struct st_tensor *t = slot_shaped(s, name, dt, ndim, shape);
     t->data = data;
-    t->owned = 0;
+    t->mem = NULL;
     return t;
 }
 
@@ -451,9 +460,8 @@ int st_parse(struct st **out, void *blob, size_t size, int mapped)
         size_t al = dtype_sizes[t->dtype];
         if (((uintptr_t)p % al) != 0) {
             /* misaligned (foreign writers): copy so typed access is defined */
-            t->data = tp_aligned_alloc(t->nbytes);
+            tensor_alloc(t);
             memcpy(t->data, p, t->nbytes);
-            t->owned = 1;
         } else {
             t->data = p;
         }
@@ -463,6 +471,13 @@ int st_parse(struct st **out, void *blob, size_t size, int mapped)
     s->blob_size = size;
     s->blob_mapped = mapped;
     *out = s;
+    return 0;
+}
+
+int st_parse_block(struct st **out, void *block, void *blob, size_t size)
+{
+    if (st_parse(out, blob, size, 0) != 0) return -1;
+    (*out)->blob_block = block;
     return 0;
 }
 

@@ -58,7 +58,7 @@ struct st_tensor {
     int64_t shape[ST_MAX_DIMS];
     size_t nbytes;
     void *data;   /* aligned to the element size at least */
-    int owned;    /* data was allocated for this tensor (free on removal) */
+    void *mem;    /* the block data lies in when the tensor owns it (freed on removal), else NULL */
 };
 
 struct st {
@@ -69,6 +69,7 @@ struct st {
     void *blob;              /* the parsed buffer tensors may point into */
     size_t blob_size;
     int blob_mapped;         /* 1: munmap, 0: free */
+    void *blob_block;        /* the malloc'd block blob lies in, freed in its stead; or NULL */
 };
 
 const char *st_dtype_name(enum st_dtype dt);
@@ -85,6 +86,9 @@ void st_free(struct st *s);
 /* Parse and validate a blob. On success *out owns blob (freed with free(),
  * or munmap'd if mapped is 1). On failure the blob is NOT taken. */
 int st_parse(struct st **out, void *blob, size_t size, int mapped);
+/* The same for a blob inside a malloc'd block (placed for its alignment):
+ * on success *out owns the block. */
+int st_parse_block(struct st **out, void *block, void *blob, size_t size);
 
 /* Load a safetensors file by memory-mapping it (MAP_PRIVATE: tensors may be
  * modified in memory without touching the file). */

@@ -215,7 +215,9 @@ static int read_record(struct tz_reader *r, struct st **rec)
         return tp_err_set("record claims %llu bytes, over the limit of %llu (TZ_MAX_RECORD)",
                           csize, (unsigned long long)r->max_rec);
     size_t size = (size_t)csize;
-    unsigned char *out = tp_malloc_record(size ? size : 1);
+    /* the record 64-byte aligned in its buffer, as the tensors it holds were */
+    unsigned char *block = tp_malloc_record(size + 64);
+    unsigned char *out = block + (64 - (uintptr_t)block % 64) % 64;
     ZSTD_outBuffer ob = {out, size, 0};
     ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_only);
     size_t ret = 1;
@@ -249,10 +251,10 @@ static int read_record(struct tz_reader *r, struct st **rec)
         goto fail;
     }
     r->bytes_out += size;
-    if (st_parse(rec, out, size, 0) != 0) goto fail;
+    if (st_parse_block(rec, block, out, size) != 0) goto fail;
     return 1;
 fail:
-    free(out);
+    free(block);
     return -1;
 }
 

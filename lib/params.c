@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* Buffers of a megabyte or more come straight from mmap: zero pages, mapped
  * in only when written (gradients: a tool that only runs forward never
@@ -139,7 +141,8 @@ const struct param_spec *params_find(const struct params *p, const char *name)
     return NULL;
 }
 
-int params_load(struct params *p, const struct st *w, int allow_extra)
+/* Every spec in w as F32 of its shape; no other tensor unless allow_extra. */
+static int check_file(const struct params *p, const struct st *w, int allow_extra)
 {
     for (int i = 0; i < p->n; i++) {
         const struct param_spec *s = &p->spec[i];
@@ -151,14 +154,73 @@ int params_load(struct params *p, const struct st *w, int allow_extra)
                 return tp_err_set("tensor '%s': shape %s, the architecture needs %s", s->name,
                                   st_shape_str(t, a, sizeof a), shape_str(b, sizeof b, s->ndim, s->shape));
             }
-        memcpy(p->data + s->offset, t->data, s->numel * sizeof(float));
     }
-    params_changed(p);
     if (!allow_extra)
         for (int i = 0; i < w->n; i++)
             if (!params_find(p, w->t[i].name))
                 return tp_err_set("tensor '%s' is not a parameter of this architecture", w->t[i].name);
     return 0;
+}
+
+int params_load(struct params *p, const struct st *w, int allow_extra)
+{
+    if (check_file(p, w, allow_extra) != 0) return -1;
+    for (int i = 0; i < p->n; i++) {
+        const struct param_spec *s = &p->spec[i];
+        memcpy(p->data + s->offset, st_find(w, s->name)->data, s->numel * sizeof(float));
+    }
+    params_changed(p);
+    return 0;
+}
+
+/* Where in the file w's values begin, if they lie as the table's (one after
+ * another in its order, no other tensor) from a page on; else -1. */
+static long long table_at(const struct params *p, const struct st *w)
+{
+    if (!w->blob_mapped || w->n != p->n || p->n == 0) return -1;
+    const float *first = st_find(w, p->spec[0].name)->data;
+    for (int i = 0; i < p->n; i++)
+        if ((const float *)st_find(w, p->spec[i].name)->data != first + p->spec[i].offset) return -1;
+    const size_t at = (size_t)((const char *)first - (const char *)w->blob);
+    return at % ST_PAGE == 0 ? (long long)at : -1;
+}
+
+/* data's pages replaced by the file's from at; 0, or -1 with data as it was
+ * (zero pages) */
+static int map_values(struct params *p, const char *path, size_t at)
+{
+    const size_t bytes = p->total * sizeof(float);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    /* populated read-only: the page cache's own pages (st_load) */
+    void *m = mmap(p->data, bytes, PROT_READ, MAP_PRIVATE | MAP_FIXED | MAP_POPULATE, fd, (off_t)at);
+    close(fd);
+    if (m == p->data && mprotect(m, bytes, PROT_READ | PROT_WRITE) == 0) return 0;
+    /* zero pages again at the same place (the module points into them) */
+    m = mmap(p->data, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_POPULATE, -1, 0);
+    if (m != p->data) tp_out_of_memory(bytes);
+    return -1;
+}
+
+int params_load_file(struct params *p, struct st *w, const char *path)
+{
+    int rc = check_file(p, w, 0);
+    const long long at = rc == 0 ? table_at(p, w) : -1;
+    const size_t bytes = p->total * sizeof(float);
+    int mapped = 0;
+    if (at >= 0 && bytes >= ZERO_MAP_MIN && (uintptr_t)p->data % ST_PAGE == 0 && map_values(p, path, (size_t)at) == 0) {
+        /* the file at path now may not be the one w mapped (replaced
+         * since by a rename): the values must be w's */
+        mapped = memcmp(p->data, (const char *)w->blob + at, bytes) == 0;
+        if (!mapped && munmap(p->data, bytes) == 0 &&
+            mmap(p->data, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_POPULATE, -1,
+                 0) != p->data)
+            tp_out_of_memory(bytes);
+    }
+    if (rc == 0 && !mapped) rc = params_load(p, w, 0);
+    if (rc == 0) params_changed(p);
+    st_free(w);
+    return rc;
 }
 
 void params_view(const struct params *p, struct st *out, int grad)
@@ -173,6 +235,7 @@ void params_view(const struct params *p, struct st *out, int grad)
 int params_save(const struct params *p, const char *path, const struct st *meta)
 {
     struct st *s = st_new();
+    s->put_order = 1;
     if (meta)
         for (int i = 0; i < meta->nmeta; i++) st_meta_set(s, meta->meta_key[i], meta->meta_val[i]);
     params_view(p, s, 0);

@@ -578,13 +578,15 @@ static void sb_json(struct sbuf *b, const char *s)
 static const struct st *sort_ctx;
 static int write_order_cmp(const void *a, const void *b)
 {
-    const struct st_tensor *x = &sort_ctx->t[*(const int *)a], *y = &sort_ctx->t[*(const int *)b];
+    const int i = *(const int *)a, j = *(const int *)b;
+    const struct st_tensor *x = &sort_ctx->t[i], *y = &sort_ctx->t[j];
     if (x->dtype != y->dtype) return x->dtype > y->dtype ? -1 : 1; /* widest first */
-    return strcmp(x->name, y->name);
+    return sort_ctx->put_order ? (i > j) - (i < j) : strcmp(x->name, y->name);
 }
 
-/* Writer order (safetensors': dtype descending, then name). Not thread-safe
- * only in the qsort context pointer, which is set and used under one call. */
+/* Writer order (safetensors': dtype descending, then name; or the order the
+ * tensors were put in, st.put_order). Not thread-safe only in the qsort
+ * context pointer, which is set and used under one call. */
 static int *write_order(const struct st *s)
 {
     int *ord = tp_malloc((s->n ? s->n : 1) * sizeof(int));
@@ -595,7 +597,8 @@ static int *write_order(const struct st *s)
     return ord;
 }
 
-static void build_header(const struct st *s, const int *ord, struct sbuf *h)
+/* align: where the data begins in the serialization, a multiple of it */
+static void build_header(const struct st *s, const int *ord, struct sbuf *h, size_t align)
 {
     sb_str(h, "{\"__metadata__\":{");
     int first = 1;
@@ -623,14 +626,14 @@ static void build_header(const struct st *s, const int *ord, struct sbuf *h)
         off += t->nbytes;
     }
     sb_str(h, "}");
-    while (h->n % 8) sb_put(h, " ", 1);
+    while ((8 + h->n) % align) sb_put(h, " ", 1);
 }
 
-int st_pieces(const struct st *s, struct st_pieces *p)
+static int pieces_at(const struct st *s, struct st_pieces *p, size_t align)
 {
     int *ord = write_order(s);
     struct sbuf h = {0};
-    build_header(s, ord, &h);
+    build_header(s, ord, &h, align);
     /* the length, then the header, in one piece */
     unsigned char *head = tp_malloc(8 + h.n);
     for (int i = 0; i < 8; i++) head[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
@@ -649,6 +652,8 @@ int st_pieces(const struct st *s, struct st_pieces *p)
     free(ord);
     return 0;
 }
+
+int st_pieces(const struct st *s, struct st_pieces *p) { return pieces_at(s, p, 8); }
 
 void st_pieces_free(struct st_pieces *p)
 {
@@ -677,10 +682,18 @@ void *st_pieces_join(const struct st_pieces *p)
     return out;
 }
 
+/* Where st_save and st_serialize begin the data (st.h, ST_PAGE) */
+static size_t file_align(const struct st *s)
+{
+    size_t data = 0;
+    for (int i = 0; i < s->n; i++) data += s->t[i].nbytes;
+    return data >= ST_PAGE_DATA_MIN ? ST_PAGE : 8;
+}
+
 int st_serialize(const struct st *s, void **buf, size_t *size)
 {
     struct st_pieces p;
-    st_pieces(s, &p);
+    pieces_at(s, &p, file_align(s));
     *buf = st_pieces_join(&p);
     *size = p.total;
     st_pieces_free(&p);
@@ -692,8 +705,10 @@ int st_serialize(const struct st *s, void **buf, size_t *size)
  * could leave the heap fragmented in a long run. */
 int st_save(const struct st *s, const char *path)
 {
+    /* a megabyte of data or more begins on a page of the file: a loader can
+     * map the values where it wants them (params_load_file) */
     struct st_pieces p;
-    st_pieces(s, &p);
+    pieces_at(s, &p, file_align(s));
     struct io_out o;
     int rc = io_out_open(&o, path), opened = rc == 0;
     if (rc == 0) rc = io_writev_all(o.fd, p.v, p.n, path);

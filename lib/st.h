@@ -70,6 +70,9 @@ struct st {
     size_t blob_size;
     int blob_mapped;         /* 1: munmap, 0: free */
     void *blob_block;        /* the malloc'd block blob lies in, freed in its stead; or NULL */
+    /* 1: written in the order the tensors were put in, not by name (a
+     * model's weights in their table's order: params_load_file maps them) */
+    int put_order;
 };
 
 const char *st_dtype_name(enum st_dtype dt);
@@ -107,12 +110,19 @@ void st_pieces_free(struct st_pieces *p);
 /* The pieces in one buffer (tp_malloc_record; free()). */
 void *st_pieces_join(const struct st_pieces *p);
 
-/* Serialize to a malloc'd buffer. */
+/* Serialize to a malloc'd buffer, as st_save writes a file (its data on a
+ * page from ST_PAGE_DATA_MIN on). st_serialized_size: the size in a stream
+ * record (st_pieces), 8-byte aligned. */
 int st_serialize(const struct st *s, void **buf, size_t *size);
 size_t st_serialized_size(const struct st *s);
 
 /* Write atomically: temporary file in the same directory, fsync, rename. */
 int st_save(const struct st *s, const char *path);
+/* Where st_save begins the data on a page of ST_PAGE bytes (the header
+ * padded with spaces, as safetensors allows): from ST_PAGE_DATA_MIN bytes
+ * of data on. */
+#define ST_PAGE ((size_t)4096)
+#define ST_PAGE_DATA_MIN ((size_t)1 << 20)
 
 struct st_tensor *st_find(const struct st *s, const char *name);
 

@@ -243,8 +243,7 @@ static void load_module(const struct stage_tool *t, struct module *m, const char
     struct st *w;
     if (st_load(&w, path) != 0) die_err();
     if (module_build(m, t->ops, w) != 0) die("%s: %s", path, tp_err());
-    if (params_load(&m->params, w, 0) != 0) die("%s: %s", path, tp_err());
-    st_free(w);
+    if (params_load_file(&m->params, w, path) != 0) die("%s: %s", path, tp_err());
 }
 
 static struct tz_reader *open_in(const char *path)
@@ -355,6 +354,7 @@ static void checkpoint(const struct opts *o, struct module *m, struct st *state,
 {
     char path[4096];
     struct st *w = st_new();
+    w->put_order = 1; /* the table's order (params_load_file) */
     for (int i = 0; i < m->meta->nmeta; i++) st_meta_set(w, m->meta->meta_key[i], m->meta->meta_val[i]);
     st_meta_set_long(w, "step", step);
     params_view(&m->params, w, 0);
@@ -433,6 +433,7 @@ static int do_train(const struct stage_tool *t, const struct opts *o)
         }
     }
     /* a new EMA file is a weights file: it carries the architecture */
+    if (ema) ema->put_order = 1; /* weights: in the table's order, as the file it came from */
     if (ema && ema->nmeta == 0)
         for (int i = 0; i < m.meta->nmeta; i++) st_meta_set(ema, m.meta->meta_key[i], m.meta->meta_val[i]);
     if (o->ckpt_dir && io_mkdirs(o->ckpt_dir) != 0) die_err();
@@ -499,6 +500,7 @@ static int do_train(const struct stage_tool *t, const struct opts *o)
     tz_reader_close(in);
     /* final weights, state and EMA */
     struct st *w = st_new();
+    w->put_order = 1; /* the table's order (params_load_file) */
     for (int i = 0; i < m.meta->nmeta; i++) st_meta_set(w, m.meta->meta_key[i], m.meta->meta_val[i]);
     st_meta_set_long(w, "step", step);
     params_view(&m.params, w, 0);

@@ -153,6 +153,7 @@ int main(int argc, char **argv)
 
     struct st *w, *g = NULL;
     if (st_load(&w, cl.weights) != 0) die_err();
+    w->put_order = 1; /* written back in the order it came in (params_load_file) */
     for (int i = 0; i < cl.ngrads; i++) {
         struct st *gi;
         if (st_load(&gi, cl.grads[i]) != 0) die_err();
@@ -176,6 +177,7 @@ int main(int argc, char **argv)
     if (cl.ema) {
         ema = load_if_there(cl.ema);
         if (!ema) ema = ema_new(w);
+        ema->put_order = 1;
         check_same_step(ema, cl.ema, state, cl.state, "--ema left out of some updates?");
     }
 

@@ -1,8 +1,10 @@
 /* test_params.c - parameter tables: offsets, init statistics, load errors
- * naming the tensor, save/load round trip through views. */
+ * naming the tensor, save/load round trip through views, weights files
+ * mapped in place. */
 #include "test.h"
 #include "params.h"
 
+#include <stdio.h>
 #include <unistd.h>
 
 static void build(struct params *p)
@@ -99,11 +101,99 @@ static void test_save_load(void **state)
     unlink(path);
 }
 
+/* A table of a megabyte or more: params_save begins its data on a page of
+ * the file, and params_load_file maps the file's pages in place of the
+ * values (seen in /proc/self/maps), private: a write does not reach the
+ * file. A file replaced after st_load, or holding the tensors in another
+ * order, gives the values st_load read, by copy. */
+static void big_table(struct params *p)
+{
+    params_init_table(p);
+    int64_t w[2] = {512, 1024}, b[1] = {512};
+    params_add(p, "", "fc.weight", 2, w, INIT_TRUNC_NORMAL, 0.02f);
+    params_add(p, "", "fc.bias", 1, b, INIT_UNIFORM, 0.5f);
+    params_alloc(p);
+}
+
+static int mapped_from(const void *addr, const char *path)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[1024];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)addr >= lo && (uintptr_t)addr < hi)
+            found = strstr(line, path) != NULL;
+    }
+    if (f) fclose(f);
+    return found;
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/tp_params_XXXXXX";
+    close(mkstemp(path));
+    struct params p, q;
+    big_table(&p);
+    params_fill_init(&p, 3);
+    assert_int_equal(params_save(&p, path, NULL), 0);
+    FILE *f = fopen(path, "rb");
+    unsigned char len[8];
+    assert_int_equal(fread(len, 1, 8, f), 8);
+    fclose(f);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | len[i];
+    assert_int_equal((8 + n) % ST_PAGE, 0);
+    struct st *w;
+    assert_int_equal(st_load(&w, path), 0);
+    big_table(&q);
+    assert_int_equal(params_load_file(&q, w, path), 0);
+    assert_memory_equal(p.data, q.data, p.total * sizeof(float));
+    assert_true(mapped_from(q.data, path));
+    q.data[5] = 123.0f; /* private */
+    assert_int_equal(st_load(&w, path), 0);
+    assert_true(((float *)st_find(w, "fc.weight")->data)[5] == p.data[5]);
+    params_free(&q);
+    /* the file replaced after st_load: w's values */
+    struct params r;
+    big_table(&r);
+    params_fill_init(&r, 4);
+    assert_int_equal(params_save(&r, path, NULL), 0);
+    big_table(&q);
+    assert_int_equal(params_load_file(&q, w, path), 0);
+    assert_memory_equal(p.data, q.data, p.total * sizeof(float));
+    assert_false(mapped_from(q.data, path));
+    params_free(&q);
+    /* another order: copied */
+    struct st *o = st_new();
+    st_put_ref(o, "fc.bias", ST_F32, 1, (int64_t[]){512}, r.data + params_find(&r, "fc.bias")->offset);
+    st_put_ref(o, "fc.weight", ST_F32, 2, (int64_t[]){512, 1024}, r.data);
+    assert_int_equal(st_save(o, path), 0);
+    st_free(o);
+    assert_int_equal(st_load(&w, path), 0);
+    big_table(&q);
+    assert_int_equal(params_load_file(&q, w, path), 0);
+    assert_memory_equal(r.data, q.data, r.total * sizeof(float));
+    assert_false(mapped_from(q.data, path));
+    /* a wrong shape is still an error */
+    assert_int_equal(params_save(&r, path, NULL), 0);
+    assert_int_equal(st_load(&w, path), 0);
+    st_find(w, "fc.bias")->shape[0] = 511;
+    params_free(&q);
+    big_table(&q);
+    assert_int_equal(params_load_file(&q, w, path), -1);
+    assert_non_null(strstr(tp_err(), "tensor 'fc.bias': shape [511]"));
+    params_free(&p), params_free(&q), params_free(&r);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init),
         cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,6 +95,14 @@ static void test_writer_order(void **state)
     assert_true(pb && pz && pa && pb < pz && pz < pa);
     assert_non_null(strstr(h, "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}"));
     free(buf);
+    /* put_order: widest first, then as put */
+    s->put_order = 1;
+    st_serialize(s, &buf, &n);
+    h = (char *)buf + 8;
+    pb = strstr(h, "\"b\""), pz = strstr(h, "\"z\""), pa = strstr(h, "\"a\"");
+    assert_true(pb && pz && pa && pz < pb && pb < pa);
+    assert_non_null(strstr(h, "\"z\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}"));
+    free(buf);
     st_free(s);
 }
 

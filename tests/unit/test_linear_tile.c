@@ -49,24 +49,35 @@ static void one_shape(int BT, int C, int OC, int with_bias, int with_add, enum l
     free(x), free(w), free(packed), free(bias), free(add), free(out), free(want);
 }
 
-static void test_shapes(void **state)
+/* fn at each vector width the CPU has a kernel for; skipped where none */
+static void at_each_width(void (*fn)(void))
 {
-    (void)state;
     const int widths[] = {16, 8};
     int ran = 0;
     for (int i = 0; i < 2; i++) {
         if (widths[i] > simd_cpu_vl()) continue;
         simd_set_vl(widths[i]);
-        for (int bt = 1; bt <= 13; bt++) one_shape(bt, 32, 64, 1, 0, LINEAR_TILE_NONE);
-        one_shape(33, 256, 192, 1, 1, LINEAR_TILE_NONE);
-        one_shape(35, 96, 128, 0, 0, LINEAR_TILE_NONE);
-        one_shape(17, 64, 256, 1, 0, LINEAR_TILE_GELU);
-        one_shape(19, 64, 64, 1, 1, LINEAR_TILE_GELU_TANH);
-        one_shape(7, 1024, 64, 1, 1, LINEAR_TILE_NONE);
+        fn();
         ran++;
     }
     simd_set_vl(-1);
     if (!ran) skip();
+}
+
+static void shapes(void)
+{
+    for (int bt = 1; bt <= 13; bt++) one_shape(bt, 32, 64, 1, 0, LINEAR_TILE_NONE);
+    one_shape(33, 256, 192, 1, 1, LINEAR_TILE_NONE);
+    one_shape(35, 96, 128, 0, 0, LINEAR_TILE_NONE);
+    one_shape(17, 64, 256, 1, 0, LINEAR_TILE_GELU);
+    one_shape(19, 64, 64, 1, 1, LINEAR_TILE_GELU_TANH);
+    one_shape(7, 1024, 64, 1, 1, LINEAR_TILE_NONE);
+}
+
+static void test_shapes(void **state)
+{
+    (void)state;
+    at_each_width(shapes);
 }
 
 /* The transposed pack: dinp += dout W (a layer's input gradient, W
@@ -100,21 +111,17 @@ static void one_transposed(int BT, int C, int OC)
     free(dout), free(w), free(packed), free(dinp), free(want);
 }
 
+static void transposed(void)
+{
+    for (int bt = 1; bt <= 7; bt++) one_transposed(bt, 64, 48);
+    one_transposed(33, 256, 768); /* qkv's input gradient at maskgit-tiny's width */
+    one_transposed(13, 1024, 256);
+}
+
 static void test_transposed(void **state)
 {
     (void)state;
-    const int widths[] = {16, 8};
-    int ran = 0;
-    for (int i = 0; i < 2; i++) {
-        if (widths[i] > simd_cpu_vl()) continue;
-        simd_set_vl(widths[i]);
-        for (int bt = 1; bt <= 7; bt++) one_transposed(bt, 64, 48);
-        one_transposed(33, 256, 768); /* qkv's input gradient at maskgit-tiny's width */
-        one_transposed(13, 1024, 256);
-        ran++;
-    }
-    simd_set_vl(-1);
-    if (!ran) skip();
+    at_each_width(transposed);
 }
 
 /* rows are independent: a chunk of the batch gives the bits of its rows in

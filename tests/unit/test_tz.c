@@ -386,6 +386,29 @@ static struct st *odd_record(int i)
     return s;
 }
 
+/* the zstd CLI takes the file */
+static void zstd_accepts(const char *path)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "zstd -q -t %s", path);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* r's next record holds want's tensors, byte for byte; want freed */
+static void next_is(struct tz_reader *r, struct st *want)
+{
+    struct st *rec;
+    assert_int_equal(tz_reader_next(r, &rec), 1);
+    assert_int_equal(rec->n, want->n);
+    for (int k = 0; k < want->n; k++) {
+        struct st_tensor *a = st_find(rec, want->t[k].name);
+        assert_non_null(a);
+        assert_int_equal(a->nbytes, want->t[k].nbytes);
+        if (a->nbytes) assert_memory_equal(a->data, want->t[k].data, a->nbytes);
+    }
+    st_free(rec), st_free(want);
+}
+
 static void test_stored_shapes(void **state)
 {
     (void)state;
@@ -406,24 +429,11 @@ static void test_stored_shapes(void **state)
     }
     assert_int_equal(tz_writer_close(w), 0);
     close(fd);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "zstd -q -t %s", path);
-    assert_int_equal(system(cmd), 0);
+    zstd_accepts(path);
     struct tz_reader *r = tz_reader_open_path(path);
     assert_int_equal(tz_reader_count(r), N);
     assert_int_equal(tz_reader_seek(r, 4), 0); /* the seek table's sizes are the stored ones */
-    for (int i = 4; i < N; i++) {
-        struct st *rec, *want = odd_record(i);
-        assert_int_equal(tz_reader_next(r, &rec), 1);
-        assert_int_equal(rec->n, want->n);
-        for (int k = 0; k < want->n; k++) {
-            struct st_tensor *a = st_find(rec, want->t[k].name);
-            assert_non_null(a);
-            assert_int_equal(a->nbytes, want->t[k].nbytes);
-            if (a->nbytes) assert_memory_equal(a->data, want->t[k].data, a->nbytes);
-        }
-        st_free(rec), st_free(want);
-    }
+    for (int i = 4; i < N; i++) next_is(r, odd_record(i));
     tz_reader_close(r);
     r = tz_reader_open_path(path);
     struct st *rec;
@@ -475,26 +485,13 @@ static void test_big_compressed(void **state)
         }
         assert_int_equal(tz_writer_close(w), 0);
         close(fd);
-        char cmd[256];
-        snprintf(cmd, sizeof cmd, "zstd -q -t %s", path);
-        assert_int_equal(system(cmd), 0);
+        zstd_accepts(path);
         struct tz_reader *r = tz_reader_open_path(path);
         assert_int_equal(tz_reader_count(r), N);
         for (int pass = 0; pass < 2; pass++) {
             const int from = pass ? 1 : 0; /* then by the seek table */
             assert_int_equal(tz_reader_seek(r, from), 0);
-            for (int i = from; i < N; i++) {
-                struct st *rec, *want = big_record(i);
-                assert_int_equal(tz_reader_next(r, &rec), 1);
-                assert_int_equal(rec->n, want->n);
-                for (int k = 0; k < want->n; k++) {
-                    struct st_tensor *a = st_find(rec, want->t[k].name);
-                    assert_non_null(a);
-                    assert_int_equal(a->nbytes, want->t[k].nbytes);
-                    assert_memory_equal(a->data, want->t[k].data, a->nbytes);
-                }
-                st_free(rec), st_free(want);
-            }
+            for (int i = from; i < N; i++) next_is(r, big_record(i));
         }
         tz_reader_close(r);
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Buffers of a megabyte or more come straight from mmap: zero pages, mapped
@@ -185,13 +186,19 @@ static long long table_at(const struct params *p, const struct st *w)
     return at % ST_PAGE == 0 ? (long long)at : -1;
 }
 
-/* data's pages replaced by the file's from at; 0, or -1 with data as it was
- * (zero pages) */
-static int map_values(struct params *p, const char *path, size_t at)
+/* data's pages replaced by those of w's file from at; 0, or -1 with data
+ * as it was (zero pages). The file at path is w's only if it is the same
+ * inode: the tools replace files by a rename, never in place. */
+static int map_values(struct params *p, const struct st *w, const char *path, size_t at)
 {
     const size_t bytes = p->total * sizeof(float);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_dev != w->file_dev || (uint64_t)sb.st_ino != w->file_ino) {
+        close(fd);
+        return -1;
+    }
     /* populated read-only: the page cache's own pages (st_load) */
     void *m = mmap(p->data, bytes, PROT_READ, MAP_PRIVATE | MAP_FIXED | MAP_POPULATE, fd, (off_t)at);
     close(fd);
@@ -207,16 +214,8 @@ int params_load_file(struct params *p, struct st *w, const char *path)
     int rc = check_file(p, w, 0);
     const long long at = rc == 0 ? table_at(p, w) : -1;
     const size_t bytes = p->total * sizeof(float);
-    int mapped = 0;
-    if (at >= 0 && bytes >= ZERO_MAP_MIN && (uintptr_t)p->data % ST_PAGE == 0 && map_values(p, path, (size_t)at) == 0) {
-        /* the file at path now may not be the one w mapped (replaced
-         * since by a rename): the values must be w's */
-        mapped = memcmp(p->data, (const char *)w->blob + at, bytes) == 0;
-        if (!mapped && munmap(p->data, bytes) == 0 &&
-            mmap(p->data, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_POPULATE, -1,
-                 0) != p->data)
-            tp_out_of_memory(bytes);
-    }
+    const int mapped = at >= 0 && bytes >= ZERO_MAP_MIN && (uintptr_t)p->data % ST_PAGE == 0 &&
+                       map_values(p, w, path, (size_t)at) == 0;
     if (rc == 0 && !mapped) rc = params_load(p, w, 0);
     if (rc == 0) params_changed(p);
     st_free(w);

@@ -66,9 +66,10 @@ void params_fill_init(struct params *p, uint64_t seed);
 int params_load(struct params *p, const struct st *w, int allow_extra);
 /* params_load(p, w, 0) for w, the file at path as st_load mapped it; frees
  * w. Where the file holds the table's tensors one after another in its
- * order from a page on (as params_save writes a megabyte or more), the
- * file's pages are mapped in place of data's, private (a write copies its
- * page): a copy of 21 MB of weights was 30 ms of a transformer's start. */
+ * order from a page on (as params_save writes a megabyte or more), and path
+ * is still w's file (its inode), the file's pages are mapped in place of
+ * data's, private (a write copies its page): a copy of 21 MB of weights was
+ * 30 ms of a transformer's start. */
 int params_load_file(struct params *p, struct st *w, const char *path);
 /* Views: tensors named as the table, referring to data (or grad). */
 void params_view(const struct params *p, struct st *out, int grad);

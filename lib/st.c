@@ -524,6 +524,7 @@ int st_load(struct st **out, const char *path)
         munmap(map, size);
         return tp_err_prefix("%s", path);
     }
+    (*out)->file_dev = (uint64_t)sb.st_dev, (*out)->file_ino = (uint64_t)sb.st_ino;
     return 0;
 }
 

@@ -73,6 +73,8 @@ struct st {
     /* 1: written in the order the tensors were put in, not by name (a
      * model's weights in their table's order: params_load_file maps them) */
     int put_order;
+    /* st_load of a regular file: its device and inode (0 otherwise) */
+    uint64_t file_dev, file_ino;
 };
 
 const char *st_dtype_name(enum st_dtype dt);

@@ -382,9 +382,10 @@ echo "the end), and apart a run of 0 steps (starts, loading, writing); for PyTor
 echo "of its process minus $N2 marginal steps (interpreter start, import torch, weight loading, the"
 echo "first steps' warm-up). Peak RSS: for tokpipe the sum over the pipeline's processes (tz feed, the"
 echo "stages, loss; shared library pages are counted once per process), for PyTorch its process."
-echo "Model GFLOP/step: the matrix products (2 M N K per sgemm call; convolutions as im2col"
-echo "products, attention's two) that the tools asked for in a step, counted by lib/blas.h"
-echo "(TP_FLOPS) over the same runs; the elementwise work is left out. The same count divided by each"
+echo "Model GFLOP/step: the matrix products (2 M N K per sgemm call or register-tile product;"
+echo "convolutions as im2col products, attention's two) that the tools asked for in a step, counted by lib/blas.h"
+echo "(TP_FLOPS) over the same runs (since session 13 the tiles' products too: TiTok stage 2's frozen encoder"
+echo "adds its forward); the elementwise work is left out. The same count divided by each"
 echo "side's ms/step gives the FLOP rates${PEAK:+, and their share of this run's sgemm peak ($PEAK GFLOP/s, 1024^3, $J threads)}."
 echo
 echo "### Stream compression per tool: zstd ms per step (issue 9)"

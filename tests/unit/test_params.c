@@ -115,6 +115,12 @@ static void big_table(struct params *p)
     params_alloc(p);
 }
 
+#ifdef __SANITIZE_ADDRESS__
+#define MAPS 0 /* params.c: buffers are malloc'd for the sanitizer, never mapped */
+#else
+#define MAPS 1
+#endif
+
 static int mapped_from(const void *addr, const char *path)
 {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -150,7 +156,7 @@ static void test_load_file(void **state)
     big_table(&q);
     assert_int_equal(params_load_file(&q, w, path), 0);
     assert_memory_equal(p.data, q.data, p.total * sizeof(float));
-    assert_true(mapped_from(q.data, path));
+    assert_int_equal(mapped_from(q.data, path), MAPS);
     q.data[5] = 123.0f; /* private */
     assert_int_equal(st_load(&w, path), 0);
     assert_true(((float *)st_find(w, "fc.weight")->data)[5] == p.data[5]);

@@ -170,16 +170,24 @@ struct block_packs {
     float *qkv, *out, *fc, *proj;
 };
 
-/* floats of one block's packs; 0 when the tiles do not take all four */
-static size_t packs_floats(const struct block_cfg *cfg)
+/* floats of one block's packs, for the forward's products or (transposed)
+ * the input gradients' (dinp = dout W: linear_tile_pack_t), in the same
+ * layout; 0 when the tiles do not take all four */
+static size_t packs_floats(const struct block_cfg *cfg, int transposed)
 {
     const int C = cfg->C, F = cfg->F;
-    const size_t n[4] = {linear_tile_packed_floats(C, 3 * C), linear_tile_packed_floats(C, C),
-                         linear_tile_packed_floats(C, F), linear_tile_packed_floats(F, C)};
-    return n[0] && n[1] && n[2] && n[3] ? n[0] + n[1] + n[2] + n[3] : 0;
+    const int dims[4][2] = {{C, 3 * C}, {C, C}, {C, F}, {F, C}}; /* each matrix's C, OC */
+    size_t sum = 0;
+    for (int i = 0; i < 4; i++) {
+        const size_t n = transposed ? linear_tile_packed_floats(dims[i][1], dims[i][0])
+                                    : linear_tile_packed_floats(dims[i][0], dims[i][1]);
+        if (!n) return 0;
+        sum += n;
+    }
+    return sum;
 }
 
-size_t block_stack_packed_floats(const struct block_cfg *cfg, int L) { return (size_t)L * packs_floats(cfg); }
+size_t block_stack_packed_floats(const struct block_cfg *cfg, int L) { return (size_t)L * packs_floats(cfg, 0); }
 
 /* each block's four matrices in mem: the layout block_stack_pack writes */
 static void packs_point(struct block_packs *k, const float *mem, int L, const struct block_cfg *cfg)
@@ -194,12 +202,13 @@ static void packs_point(struct block_packs *k, const float *mem, int L, const st
     }
 }
 
-/* The 4L matrices shared among the threads, where sgemm packed the
- * weights again for every chunk. */
-void block_stack_pack(float *packed, const struct block_params *w, int L, const struct block_cfg *cfg)
+/* The 4L matrices of L blocks packed by pack (linear_tile_pack, or
+ * linear_tile_pack_t for the input gradients), in parallel. */
+static void pack_blocks(float *packed, const struct block_params *w, int L, const struct block_cfg *cfg,
+                        void (*pack)(float *, const float *, int, int))
 {
     const int C = cfg->C, F = cfg->F;
-    TP_ASSERT(packs_floats(cfg) > 0);
+    TP_ASSERT(packs_floats(cfg, pack == linear_tile_pack_t) > 0);
     struct block_packs *k = tp_malloc(L * sizeof *k);
     packs_point(k, packed, L, cfg);
 #pragma omp parallel for schedule(dynamic)
@@ -207,51 +216,28 @@ void block_stack_pack(float *packed, const struct block_params *w, int L, const 
         const struct block_params *p = &w[j / 4];
         const struct block_packs *q = &k[j / 4];
         switch (j % 4) {
-        case 0: linear_tile_pack(q->qkv, p->attn.in_proj_weight, C, 3 * C); break;
-        case 1: linear_tile_pack(q->out, p->attn.out_proj_weight, C, C); break;
-        case 2: linear_tile_pack(q->fc, p->fc_w, C, F); break;
-        default: linear_tile_pack(q->proj, p->proj_w, F, C); break;
+        case 0: pack(q->qkv, p->attn.in_proj_weight, C, 3 * C); break;
+        case 1: pack(q->out, p->attn.out_proj_weight, C, C); break;
+        case 2: pack(q->fc, p->fc_w, C, F); break;
+        default: pack(q->proj, p->proj_w, F, C); break;
         }
     }
     free(k);
 }
 
-/* The same four as the tiles take them for the input gradients (dinp =
- * dout W: linear_tile_pack_t), in the same layout; 0 when they do not take
- * all four (C or F no multiple of the panel width). */
-static size_t packs_t_floats(const struct block_cfg *cfg)
+/* The 4L matrices shared among the threads, where sgemm packed the
+ * weights again for every chunk. */
+void block_stack_pack(float *packed, const struct block_params *w, int L, const struct block_cfg *cfg)
 {
-    const int C = cfg->C, F = cfg->F;
-    const size_t n[4] = {linear_tile_packed_floats(3 * C, C), linear_tile_packed_floats(C, C),
-                         linear_tile_packed_floats(F, C), linear_tile_packed_floats(C, F)};
-    return n[0] && n[1] && n[2] && n[3] ? n[0] + n[1] + n[2] + n[3] : 0;
+    pack_blocks(packed, w, L, cfg, linear_tile_pack);
 }
 
-static void block_pack_t(float *packed, const struct block_params *w, const struct block_cfg *cfg)
-{
-    const int C = cfg->C, F = cfg->F;
-    struct block_packs k;
-    packs_point(&k, packed, 1, cfg);
-#pragma omp parallel for schedule(dynamic)
-    for (int j = 0; j < 4; j++) {
-        switch (j) {
-        case 0: linear_tile_pack_t(k.qkv, w->attn.in_proj_weight, C, 3 * C); break;
-        case 1: linear_tile_pack_t(k.out, w->attn.out_proj_weight, C, C); break;
-        case 2: linear_tile_pack_t(k.fc, w->fc_w, C, F); break;
-        default: linear_tile_pack_t(k.proj, w->proj_w, F, C); break;
-        }
-    }
-}
-
-/* A buffer made and freed at every call, 64-byte aligned inside a block of
- * plain malloc (tp_malloc_record), which gives a freed block of the same
- * size back: tp_aligned_alloc's posix_memalign grew the heap into fresh
- * pages at every call (a ViT block's forward and backward: 71-77 ms against
- * 55-58 without the packs). */
+/* A buffer made and freed at every call: tp_aligned_alloc's posix_memalign
+ * grew the heap into fresh pages at every call (a ViT block's forward and
+ * backward: 71-77 ms against 55-58 without the packs). */
 static float *per_call_floats(size_t n, void **block)
 {
-    *block = tp_malloc_record(n * sizeof(float) + 64);
-    return (float *)(((uintptr_t)*block + 63) & ~(uintptr_t)63);
+    return tp_malloc_record_aligned(n * sizeof(float), block);
 }
 
 /* One pass over a batch or a chunk of it: the dropout sites (block.h) and
@@ -524,7 +510,7 @@ void block_forward(float *out, struct block_acts *acts, const float *inp,
         run_forward(out, acts, inp, w, cfg, B, T, dr);
         return;
     }
-    const size_t row = (size_t)T * cfg->C, npk = packs_floats(cfg);
+    const size_t row = (size_t)T * cfg->C, npk = packs_floats(cfg, 0);
     /* the chunks' products by tiles, the weights packed once for all of them
      * (sgemm packed them again for every chunk) */
     void *block = NULL;
@@ -565,14 +551,14 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
     const int parts = BLOCK_DW_PARTS < chunks ? BLOCK_DW_PARTS : chunks;
     const int seqs = (B + chunks - 1) / chunks;
     const size_t row = (size_t)T * cfg->C, np = block_param_floats(cfg);
-    const size_t nscratch = block_acts_floats(cfg, seqs, T, 0), npk = packs_t_floats(cfg);
+    const size_t nscratch = block_acts_floats(cfg, seqs, T, 0), npk = packs_floats(cfg, 1);
     float *partial = base ? tp_calloc((size_t)parts * np, sizeof(float)) : NULL;
     /* the input gradients by tiles, as the forward's products */
     void *block = NULL;
     float *pk = npk ? per_call_floats(npk, &block) : NULL;
     struct block_packs kt;
     if (pk) {
-        block_pack_t(pk, w, cfg);
+        pack_blocks(pk, w, 1, cfg, linear_tile_pack_t);
         packs_point(&kt, pk, 1, cfg);
         dr.kt = &kt;
     }
@@ -618,32 +604,22 @@ const float *block_stack_cached(struct linear_tile_cache *c, const struct block_
     return p;
 }
 
-/* res = resid + out_proj(attention(in)), the biases and the residual in
- * the tiles */
-static void tiled_attend(float *res, struct block_acts *a, const float *in, const float *resid,
-                         const struct block_params *w, const struct block_packs *k,
-                         const struct block_cfg *cfg, int B, int T)
-{
-    const int BT = B * T, C = cfg->C;
-    linear_tile_forward(a->attn.qkv, in, k->qkv, w->attn.in_proj_bias, NULL, BT, C, 3 * C, LINEAR_TILE_NONE);
-    attention_mix_forward(&a->attn, B, T, C, cfg->NH, 0.0f, 0, 0);
-    linear_tile_forward(res, a->attn.y, k->out, w->attn.out_proj_bias, resid, BT, C, C, LINEAR_TILE_NONE);
-}
-
 /* dst [n,C] = the rows `rows` of src [.,C] */
 static void gather_rows(float *dst, const float *src, const int *rows, int n, int C)
 {
     for (int i = 0; i < n; i++) memcpy(dst + (size_t)i * C, src + (size_t)rows[i] * C, sizeof(float) * C);
 }
 
-/* tiled_forward on the rows a tail reads (block_tail.keep): attention over
- * every row, since all of them are keys and values, then out_proj, the
- * norms and the MLP on the nk rows `rows` alone, gathered: out [nk,C]. Row
- * by row the same sums as tiled_forward's, so the same bits. a->fc and
- * a->ln2, which the tiles leave unused, hold the gathered rows. */
-static void tiled_forward_rows(float *out, struct block_acts *a, const float *x, const struct block_params *w,
-                               const struct block_packs *k, const struct block_cfg *cfg, int B, int T,
-                               const int *rows, int nk)
+/* pre_forward and post_forward without dropout, by tiles: GELU in c_fc's
+ * tiles, each residual in the tiles of the product it joins. rows (NULL:
+ * all BT): the nr rows a tail reads (block_tail.keep). Attention runs over
+ * every row, since all of them are keys and values; out_proj, the norms
+ * and the MLP over those rows alone, gathered into a->fc and a->ln2 (which
+ * the tiles leave unused): out [nr,C]. Row by row the same sums either
+ * way, so the same bits. */
+static void tiled_forward(float *out, struct block_acts *a, const float *x, const struct block_params *w,
+                          const struct block_packs *k, const struct block_cfg *cfg, int B, int T,
+                          const int *rows, int nr)
 {
     const int BT = B * T, C = cfg->C, F = cfg->F;
     const enum linear_tile_act g = cfg->gelu_tanh ? LINEAR_TILE_GELU_TANH : LINEAR_TILE_GELU;
@@ -652,41 +628,24 @@ static void tiled_forward_rows(float *out, struct block_acts *a, const float *x,
     linear_tile_forward(a->attn.qkv, pre ? a->ln1 : x, k->qkv, w->attn.in_proj_bias, NULL, BT, C, 3 * C,
                         LINEAR_TILE_NONE);
     attention_mix_forward(&a->attn, B, T, C, cfg->NH, 0.0f, 0, 0);
-    float *yk = a->fc, *xk = a->ln2;
-    gather_rows(yk, a->attn.y, rows, nk, C);
-    gather_rows(xk, x, rows, nk, C);
-    linear_tile_forward(a->res1, yk, k->out, w->attn.out_proj_bias, xk, nk, C, C, LINEAR_TILE_NONE);
-    if (pre) {
-        layernorm_forward(xk, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, nk, C, cfg->eps);
-        linear_tile_forward(a->fc_act, xk, k->fc, w->fc_b, NULL, nk, C, F, g);
-        linear_tile_forward(out, a->fc_act, k->proj, w->proj_b, a->res1, nk, F, C, LINEAR_TILE_NONE);
+    const float *y = a->attn.y, *resid = x;
+    if (rows) {
+        gather_rows(a->fc, a->attn.y, rows, nr, C);
+        gather_rows(a->ln2, x, rows, nr, C);
+        y = a->fc, resid = a->ln2;
     } else {
-        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, w->ln1_w, w->ln1_b, nk, C, cfg->eps);
-        linear_tile_forward(a->fc_act, a->ln1, k->fc, w->fc_b, NULL, nk, C, F, g);
-        linear_tile_forward(a->res2, a->fc_act, k->proj, w->proj_b, a->ln1, nk, F, C, LINEAR_TILE_NONE);
-        layernorm_forward(out, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b, nk, C, cfg->eps);
+        nr = BT;
     }
-}
-
-/* pre_forward and post_forward without dropout, by tiles: GELU in c_fc's
- * tiles, each residual in the tiles of the product it joins. */
-static void tiled_forward(float *out, struct block_acts *a, const float *x, const struct block_params *w,
-                          const struct block_packs *k, const struct block_cfg *cfg, int B, int T)
-{
-    const int BT = B * T, C = cfg->C, F = cfg->F;
-    const enum linear_tile_act g = cfg->gelu_tanh ? LINEAR_TILE_GELU_TANH : LINEAR_TILE_GELU;
-    if (cfg->kind == BLOCK_PRE_LN) {
-        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
-        tiled_attend(a->res1, a, a->ln1, x, w, k, cfg, B, T);
-        layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
-        linear_tile_forward(a->fc_act, a->ln2, k->fc, w->fc_b, NULL, BT, C, F, g);
-        linear_tile_forward(out, a->fc_act, k->proj, w->proj_b, a->res1, BT, F, C, LINEAR_TILE_NONE);
+    linear_tile_forward(a->res1, y, k->out, w->attn.out_proj_bias, resid, nr, C, C, LINEAR_TILE_NONE);
+    if (pre) {
+        layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, nr, C, cfg->eps);
+        linear_tile_forward(a->fc_act, a->ln2, k->fc, w->fc_b, NULL, nr, C, F, g);
+        linear_tile_forward(out, a->fc_act, k->proj, w->proj_b, a->res1, nr, F, C, LINEAR_TILE_NONE);
     } else {
-        tiled_attend(a->res1, a, x, x, w, k, cfg, B, T);
-        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
-        linear_tile_forward(a->fc_act, a->ln1, k->fc, w->fc_b, NULL, BT, C, F, g);
-        linear_tile_forward(a->res2, a->fc_act, k->proj, w->proj_b, a->ln1, BT, F, C, LINEAR_TILE_NONE);
-        layernorm_forward(out, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b, BT, C, cfg->eps);
+        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, w->ln1_w, w->ln1_b, nr, C, cfg->eps);
+        linear_tile_forward(a->fc_act, a->ln1, k->fc, w->fc_b, NULL, nr, C, F, g);
+        linear_tile_forward(a->res2, a->fc_act, k->proj, w->proj_b, a->ln1, nr, F, C, LINEAR_TILE_NONE);
+        layernorm_forward(out, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b, nr, C, cfg->eps);
     }
 }
 
@@ -735,14 +694,13 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
             const float *x = inp + b0 * row;
             for (int l = 0; l < L; l++) {
                 float *y = l == L - 1 && !tail ? out + b0 * row : hid[l % 2];
-                if (l == L - 1 && kept && packs) {
-                    if (nk) tiled_forward_rows(y, &a, x, &w[l], &packs[l], cfg, nb, T, kept, nk);
-                } else if (packs) {
-                    tiled_forward(y, &a, x, &w[l], &packs[l], cfg, nb, T);
+                const int *r = l == L - 1 ? kept : NULL;
+                if (packs) {
+                    if (!r || nk) tiled_forward(y, &a, x, &w[l], &packs[l], cfg, nb, T, r, nk);
                 } else {
                     run_forward(y, &a, x, &w[l], cfg, nb, T, off);
-                    if (l == L - 1 && kept) /* all rows made: the kept ones gathered */
-                        gather_rows(a.res2, y, kept, nk, cfg->C), y = a.res2;
+                    if (r) /* all rows made: the kept ones gathered */
+                        gather_rows(a.res2, y, r, nk, cfg->C), y = a.res2;
                 }
                 x = y;
             }

@@ -98,6 +98,12 @@ void *tp_malloc_record(size_t n)
     return tp_malloc(n >= mib ? (n + mib - 1) & ~(mib - 1) : n);
 }
 
+void *tp_malloc_record_aligned(size_t n, void **block)
+{
+    *block = tp_malloc_record(n + 63);
+    return (void *)(((uintptr_t)*block + 63) & ~(uintptr_t)63);
+}
+
 void *tp_aligned_alloc(size_t n)
 {
     void *p = NULL;

@@ -56,6 +56,10 @@ char *tp_strdup(const char *s);
  * alignment and so grew the heap into fresh pages at every step (65 huge
  * page faults in 8 steps of loss ce). 16-byte aligned. */
 void *tp_malloc_record(size_t n);
+/* n bytes 64-byte aligned inside a tp_malloc_record block (*block: what
+ * to free): buffers made and freed per record or per call that want
+ * tp_aligned_alloc's alignment without its posix_memalign. */
+void *tp_malloc_record_aligned(size_t n, void **block);
 /* What they call on exhaustion: a message, then abort. */
 void tp_out_of_memory(size_t n);
 /* 64-byte aligned allocation for tensor data (free with free()); from

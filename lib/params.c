@@ -216,8 +216,10 @@ int params_load_file(struct params *p, struct st *w, const char *path)
     const size_t bytes = p->total * sizeof(float);
     const int mapped = at >= 0 && bytes >= ZERO_MAP_MIN && (uintptr_t)p->data % ST_PAGE == 0 &&
                        map_values(p, w, path, (size_t)at) == 0;
-    if (rc == 0 && !mapped) rc = params_load(p, w, 0);
-    if (rc == 0) params_changed(p);
+    if (mapped)
+        params_changed(p);
+    else if (rc == 0)
+        rc = params_load(p, w, 0);
     st_free(w);
     return rc;
 }
@@ -225,6 +227,7 @@ int params_load_file(struct params *p, struct st *w, const char *path)
 void params_view(const struct params *p, struct st *out, int grad)
 {
     float *base = grad ? p->grad : p->data;
+    if (!grad) out->put_order = 1; /* the values: written in the table's order (params_load_file) */
     for (int i = 0; i < p->n; i++) {
         const struct param_spec *s = &p->spec[i];
         st_put_ref(out, s->name, ST_F32, s->ndim, s->shape, base + s->offset);
@@ -234,7 +237,6 @@ void params_view(const struct params *p, struct st *out, int grad)
 int params_save(const struct params *p, const char *path, const struct st *meta)
 {
     struct st *s = st_new();
-    s->put_order = 1;
     if (meta)
         for (int i = 0; i < meta->nmeta; i++) st_meta_set(s, meta->meta_key[i], meta->meta_val[i]);
     params_view(p, s, 0);

@@ -71,7 +71,9 @@ int params_load(struct params *p, const struct st *w, int allow_extra);
  * data's, private (a write copies its page): a copy of 21 MB of weights was
  * 30 ms of a transformer's start. */
 int params_load_file(struct params *p, struct st *w, const char *path);
-/* Views: tensors named as the table, referring to data (or grad). */
+/* Views: tensors named as the table, referring to data (or grad). A view
+ * of data is written in the table's order (st.put_order: params_load_file
+ * maps such a file). */
 void params_view(const struct params *p, struct st *out, int grad);
 /* Save data (with metadata copied from meta, may be NULL) atomically. */
 int params_save(const struct params *p, const char *path, const struct st *meta);

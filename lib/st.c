@@ -54,13 +54,9 @@ char *st_shape_str(const struct st_tensor *t, char *buf, size_t n)
 
 struct st *st_new(void) { return tp_calloc(1, sizeof(struct st)); }
 
-/* Owned data for t: 64-byte aligned inside a record buffer (tp_malloc_record:
- * made and freed at every record, it must come back to the same place). */
-static void tensor_alloc(struct st_tensor *t)
-{
-    t->mem = tp_malloc_record(t->nbytes + 63);
-    t->data = (void *)(((uintptr_t)t->mem + 63) & ~(uintptr_t)63);
-}
+/* Owned data for t: made and freed at every record, so a record buffer's
+ * (tp_malloc_record_aligned) */
+static void tensor_alloc(struct st_tensor *t) { t->data = tp_malloc_record_aligned(t->nbytes, &t->mem); }
 
 static void tensor_clear(struct st_tensor *t)
 {

@@ -354,7 +354,6 @@ static void checkpoint(const struct opts *o, struct module *m, struct st *state,
 {
     char path[4096];
     struct st *w = st_new();
-    w->put_order = 1; /* the table's order (params_load_file) */
     for (int i = 0; i < m->meta->nmeta; i++) st_meta_set(w, m->meta->meta_key[i], m->meta->meta_val[i]);
     st_meta_set_long(w, "step", step);
     params_view(&m->params, w, 0);
@@ -500,7 +499,6 @@ static int do_train(const struct stage_tool *t, const struct opts *o)
     tz_reader_close(in);
     /* final weights, state and EMA */
     struct st *w = st_new();
-    w->put_order = 1; /* the table's order (params_load_file) */
     for (int i = 0; i < m.meta->nmeta; i++) st_meta_set(w, m.meta->meta_key[i], m.meta->meta_val[i]);
     st_meta_set_long(w, "step", step);
     params_view(&m.params, w, 0);

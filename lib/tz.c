@@ -216,8 +216,8 @@ static int read_record(struct tz_reader *r, struct st **rec)
                           csize, (unsigned long long)r->max_rec);
     size_t size = (size_t)csize;
     /* the record 64-byte aligned in its buffer, as the tensors it holds were */
-    unsigned char *block = tp_malloc_record(size + 64);
-    unsigned char *out = block + (64 - (uintptr_t)block % 64) % 64;
+    void *block;
+    unsigned char *out = tp_malloc_record_aligned(size, &block);
     ZSTD_outBuffer ob = {out, size, 0};
     ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_only);
     size_t ret = 1;
@@ -347,8 +347,7 @@ struct tz_writer {
     uint32_t *csize, *dsize;
     int table_ok; /* every frame fit in u32 sizes */
     uint64_t bytes_in, bytes_out;
-    void *cbuf;
-    size_t cbuf_cap;
+    void *cbuf; /* CBUF_BYTES, put_compressed's output */
     int level;  /* the level asked for; TZ_LEVEL_AUTO(_FLOATS): adapt (tz.h) */
     int on_pipe; /* adapting between processes: never above TZ_LEVEL_FAST */
     enum tz_mode mode;
@@ -440,7 +439,7 @@ static int put_stored(struct tz_writer *w, const struct st_pieces *p, size_t *cs
 #define CBUF_BYTES ((size_t)1 << 20)
 static int put_compressed(struct tz_writer *w, const struct st_pieces *p, size_t *csize)
 {
-    if (!w->cbuf) w->cbuf = tp_malloc(CBUF_BYTES), w->cbuf_cap = CBUF_BYTES;
+    if (!w->cbuf) w->cbuf = tp_malloc(CBUF_BYTES);
     ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_only);
     ZSTD_CCtx_setPledgedSrcSize(w->cctx, p->total); /* the content size in the frame header */
     size_t c = 0;
@@ -449,7 +448,7 @@ static int put_compressed(struct tz_writer *w, const struct st_pieces *p, size_t
         ZSTD_inBuffer in = {p->v[i].iov_base, p->v[i].iov_len, 0};
         size_t left;
         do {
-            ZSTD_outBuffer out = {w->cbuf, w->cbuf_cap, 0};
+            ZSTD_outBuffer out = {w->cbuf, CBUF_BYTES, 0};
             double t0 = now_s();
             left = ZSTD_compressStream2(w->cctx, &out, &in, last ? ZSTD_e_end : ZSTD_e_continue);
             zstd_seconds += now_s() - t0;

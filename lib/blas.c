@@ -36,6 +36,12 @@ void tp_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSP
     cblas_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void tp_product_count(int M, int N, int K, int accumulate)
+{
+    tp_flops_add(2 * (uint64_t)M * (uint64_t)N * (uint64_t)K);
+    if (rec_calls) record(CblasNoTrans, CblasTrans, M, N, K, K, K, N, accumulate ? 1.0f : 0.0f);
+}
+
 void tp_flops_add(uint64_t n)
 {
     __atomic_fetch_add(&flops, n, __ATOMIC_RELAXED);

@@ -14,10 +14,15 @@ void tp_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSP
               int ldb, float beta, float *C, int ldc);
 /* count n operations of a product computed without sgemm (conv2d_tile.c) */
 void tp_flops_add(uint64_t n);
+/* count a product out[M,N] (+)= inp[M,K] W^T computed without sgemm
+ * (linear_tile.c), and record it as the tp_sgemm call that would make it
+ * (no transpose, W transposed, dense rows), so that bench_layers times the
+ * same products by sgemm */
+void tp_product_count(int M, int N, int K, int accumulate);
 /* operations counted so far in this process */
 uint64_t tp_flops(void);
 
-/* The shape of one tp_sgemm call, as bench_layers times the same products
+/* The shape of one tp_sgemm call (or tp_product_count product), as bench_layers times the same products
  * alone: row-major, transposes, sizes, leading dimensions, whether it
  * accumulated (beta != 0) and whether it ran inside an OpenMP parallel
  * region (one thread's product beside the others'). */

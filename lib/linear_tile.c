@@ -106,7 +106,7 @@ void linear_tile_forward(float *out, const float *inp, const float *packed, cons
     rows_fn *fn = rows_for(simd_vl());
     TP_ASSERT(fn && OC % panel_width(simd_vl()) == 0 && BT >= 0 && C >= 1);
     const struct lt_call k = {out, inp, packed, bias, add, BT, C, OC, act};
-    tp_flops_add(2 * (uint64_t)BT * (uint64_t)C * (uint64_t)OC); /* a matrix product, as tp_sgemm counts them */
+    tp_product_count(BT, OC, C, add != NULL);
     fn(&k);
 }
 

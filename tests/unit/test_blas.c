@@ -70,6 +70,29 @@ static void test_record(void **state)
     assert_int_equal(tp_sgemm_record(NULL, 0), 0);
 }
 
+/* tp_product_count counts a product made without sgemm and records it as
+ * the call that would make it: inp [M,K] times W [N,K] transposed, dense. */
+static void test_product_count(void **state)
+{
+    (void)state;
+    struct tp_sgemm_call calls[2] = {{0}};
+    uint64_t before = tp_flops();
+    tp_sgemm_record(calls, 2);
+    tp_product_count(6, 64, 256, 0);
+#pragma omp parallel num_threads(2)
+#pragma omp single
+    tp_product_count(5, 16, 32, 1);
+    assert_int_equal(tp_sgemm_record(NULL, 0), 2);
+    assert_int_equal(tp_flops() - before, 2 * (6 * 64 * 256 + 5 * 16 * 32));
+    const struct tp_sgemm_call want0 = {0, 1, 6, 64, 256, 256, 256, 64, 0, 0};
+    const struct tp_sgemm_call want1 = {0, 1, 5, 16, 32, 32, 32, 16, 1, 1};
+    assert_memory_equal(&calls[0], &want0, sizeof want0);
+    assert_memory_equal(&calls[1], &want1, sizeof want1);
+    tp_product_count(1, 1, 1, 0); /* stopped: counted, not kept */
+    assert_int_equal(tp_sgemm_record(NULL, 0), 0);
+    assert_int_equal(tp_flops() - before, 2 * (6 * 64 * 256 + 5 * 16 * 32 + 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -77,6 +100,7 @@ int main(void)
         cmocka_unit_test(test_linear_layer_counts),
         cmocka_unit_test(test_threads_all_counted),
         cmocka_unit_test(test_record),
+        cmocka_unit_test(test_product_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

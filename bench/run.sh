@@ -36,8 +36,8 @@ echo "the layer made them; above 100%, the layer beats its products alone (its d
 echo "cache between them). The convolutions call no sgemm (register tiles, lib/conv2d_tile.c):"
 echo "theirs are the products im2col would make, an image at a time, for forward, dinp and"
 echo "dweight. The ViT block's forward products and input gradients run by register tiles"
-echo "(lib/linear_tile.c) and are not recorded: its column covers its weight gradients and"
-echo "attention's per-head products alone. The 1024^3 peak is the best run of the whole table; it moves by up to 20%"
+echo "(lib/linear_tile.c): each is recorded as the sgemm call that would make it (tp_product_count),"
+echo "so its column replays all of its products. The 1024^3 peak is the best run of the whole table; it moves by up to 20%"
 echo "between runs on this shared machine, while the layers' times move less."
 if [ -n "$env_coretype" ] && [ "$env_coretype" != "${OPENBLAS_CORETYPE:-}" ]; then
     echo

@@ -9,9 +9,11 @@
 #   speed_vs_torch.sh [REPS [N1 [N2]]]      (3, 3, 11)
 # Each measurement is repeated REPS times, the two sides interleaved (the
 # order alternates), and reported as the median with the range. Training
-# steps are the marginal cost: (time of N2 steps - time of N1 steps) /
-# (N2 - N1), so that process starts and the first steps' allocation are
-# reported apart. Environment: SPEED_THREADS (2), PYTHON (/usr/bin/python3),
+# steps are the marginal cost inside one run of N2 steps, on both sides:
+# (time at the end of step N2 - time at the end of step N1) / (N2 - N1), for
+# tokpipe from the loss stage's log, so that process starts and the first
+# steps' allocation are reported apart (and their spread between runs does
+# not reach the per-step figure). Environment: SPEED_THREADS (2), PYTHON (/usr/bin/python3),
 # SPEED_KEEP=DIR keeps the work directory there; SPEED_SCALING=0 skips the
 # growth section, SPEED_SCALE_REPS (1), SPEED_SCALE_BATCH, _TOKENS, _SIZE,
 # _UPSTREAM change its points, SPEED_PLOT its PNG (bench/scaling.png).
@@ -117,7 +119,7 @@ ours() {
     vqgan)
         T feed tz feed -b 32 --steps "$n" --seed 1 "$W/img.tz" |
             T encode encode $(stage encode g3) | T vq vq $(stage vq g2 g3) |
-            T decode decode $(stage decode g1 g2) | T loss loss mse -j "$J" > "$r/g1" ;;
+            T decode decode $(stage decode g1 g2) | T loss loss mse --log "$r/loss.tsv" -j "$J" > "$r/g1" ;;
     titok1)
         T feed tz feed -b "$TB" --steps "$n" --seed 1 "$T1" |
             T encode encode $(stage encode g3) | T vq vq $(stage vq g2 g3) |
@@ -125,16 +127,23 @@ ours() {
     titok2)
         T feed tz feed -b 32 --steps "$n" --seed 1 "$W/img.tz" |
             T encode encode -w "$I/titok-encode.st" -j "$J" | T vq vq -w "$I/titok-vq.st" -j "$J" |
-            T decode decode $(stage decode g1) | T loss loss mse -j "$J" > "$r/g1" ;;
+            T decode decode $(stage decode g1) | T loss loss mse --log "$r/loss.tsv" -j "$J" > "$r/g1" ;;
     maskgit)
         T feed tz feed -b 64 --steps "$n" --seed 1 "$W/mg.tz" | T mask mask --train --vocab 1024 |
             T transformer transformer $(stage transformer g1) |
-            T loss loss ce --label-smoothing 0.1 --unmasked-weight 0.1 -j "$J" > "$r/g1" ;;
+            T loss loss ce --label-smoothing 0.1 --unmasked-weight 0.1 --log "$r/loss.tsv" -j "$J" > "$r/g1" ;;
     esac
     t1=$(now)
     rss_ok "train $m, $n steps"
     for f in "$r"/*.st; do [ "$n" = 0 ] || [ -f "${f%.st}.ema" ] || fail "train $m: no EMA weights written"; done
     echo "$t0 $t1" | awk '{ printf "%.4f", $2 - $1 }'
+}
+# log_ms FROM: ms per step in the last run's loss log, from its record FROM
+# (0-based: the end of step FROM+1's forward) to its last record
+log_ms() {
+    awk -F'\t' -v from="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "seconds") c = i; next }
+        { t[$1] = $c; n = $1 } END { if (n <= from) exit 1; printf "%.2f", 1000 * (t[n] - t[from]) / (n - from) }' "$W/run/loss.tsv" ||
+        fail "no loss log past record $1"
 }
 # per_step COL N1 N2: column COL of the TP_FLOPS lines (2: GFLOP, 3: zstd
 # seconds), summed over the processes, per step: (run of N2 - run of N1) / (N2 - N1)
@@ -164,8 +173,9 @@ for m in vqgan titok1 titok2 maskgit; do
         if [ $((rep % 2)) = 0 ]; then tt=$(torch_train $m $npy $b); fi
         s0=$(ours $m 0)
         s1=$(ours $m "$N1")
-        s2=$(ours $m "$N2")
+        ours $m "$N2" > /dev/null # its loss log gives the marginal ms
         rss=$(rss_sum)
+        ms=$(log_ms $((N1 - 1)))
         if [ $((rep % 2)) = 1 ]; then tt=$(torch_train $m $npy $b); fi
         set -- $tt
         # ours: marginal ms, fixed s (T(N1) - N1 marginal), start s (0 steps), RSS MB;
@@ -173,8 +183,8 @@ for m in vqgan titok1 titok2 maskgit; do
         # the model's GFLOP per step: the matrix products of N2 steps less those of N1
         gf=$(per_step 2 "$N1" "$N2")
         per_step_tools 3 "$N1" "$N2" | while read -r tool ms; do res "ztool $m-$tool $ms"; done
-        res "train $m $(echo "$s0 $s1 $s2 $N1 $N2 $1 $2" | awk '{
-            m = ($3 - $2) / ($5 - $4); printf "%.2f %.3f %.3f", 1000 * m, $2 - $4 * m, $1 }') $rss $2 $(echo "$1 $2 $N2" |
+        res "train $m $(echo "$s0 $s1 $ms $N1" | awk '{
+            m = $3 / 1000; printf "%.2f %.3f %.3f", $3, $2 - $4 * m, $1 }') $rss $2 $(echo "$1 $2 $N2" |
             awk '{ printf "%.3f", $1 - $3 * $2 / 1000 }') $3 $gf"
         rep=$((rep + 1))
     done
@@ -277,8 +287,7 @@ scale_point() {
         # ms/step from the loss's log of the longer run: between its records 1 and
         # SN2-1, so that neither the starts nor the first step (allocation) count
         # (the difference of two runs' wall times carried their starts' spread)
-        ms=$(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "seconds") c = i; next }
-            { t[$1] = $c; n = $1 } END { printf "%.2f", 1000 * (t[n] - t[1]) / (n - 1) }' "$W/run/loss.tsv")
+        ms=$(log_ms 1)
         res "scale $1-$2-$3 $ms $(echo "$tt" | cut -d' ' -f2) $gf"
         rep=$((rep + 1))
     done
@@ -370,9 +379,12 @@ for m in vqgan titok1 titok2 maskgit; do
     echo "| $name | $b | $(med train $m 3) | $(med train $m 7) | $(ratio train $m 3 7) | $(med train $m 4 %.2f) | $(med train $m 5 %.2f) | $(med train $m 8 %.2f) | $(med train $m 6 %.0f) | $(med train $m 9 %.0f) | $(med train $m 10 %.2f) | $(med tflop $m 3)$(share tflop $m 3) | $(med tflop $m 4)$(share tflop $m 4) |"
 done
 echo
-echo "ms/step is the marginal cost: (time of $N2 steps - time of $N1 steps) / $((N2 - N1)); for tokpipe two"
-echo "stream-mode runs of the whole pipeline (tz feed | stages | loss, gradients through FIFOs), for"
-echo "PyTorch the same difference of timestamps inside one process. A step is forward, loss, backward,"
+echo "ms/step is the marginal cost inside one run of $N2 steps: (time at the end of step $N2 - time at the end"
+echo "of step $N1) / $((N2 - N1)); for tokpipe a stream-mode run of the whole pipeline (tz feed | stages | loss,"
+echo "gradients through FIFOs), the times from the loss stage's log (its records of those steps, \`loss --log\`),"
+echo "for PyTorch timestamps inside its process. (Until session 13 tokpipe's figure was the difference of"
+echo "two runs' wall times, $N2 steps less $N1: the spread of two runs' starts, up to 1.5 s, reached it.)"
+echo "A step is forward, loss, backward,"
 echo "gradient clipping at 1.0, AdamW (the betas and weight decay of pipelines/*.sh, constant learning"
 echo "rate) and the EMA update, on both sides; tokpipe clips each stage's gradients on its own, PyTorch"
 echo "all of them together. The perceptual and adversarial terms of the real VQGAN and stage-2 runs"

@@ -72,6 +72,18 @@ void resblock_acts_point(struct resblock_acts *a, float *base, const struct resb
     TP_ASSERT((size_t)(p - base) == resblock_acts_size(c));
 }
 
+struct resblock_acts resblock_acts_slice(const struct resblock_acts *a, int b0, const struct resblock_cfg *c)
+{
+    const size_t hw = (size_t)b0 * c->H * c->W, bg = (size_t)b0 * c->G;
+    const size_t mx = (size_t)(c->C > c->OC ? c->C : c->OC);
+    struct resblock_acts v = *a;
+    v.n1 += c->C * hw, v.a1 += c->C * hw;
+    v.h1 += c->OC * hw, v.n2 += c->OC * hw, v.a2 += c->OC * hw, v.h2 += c->OC * hw;
+    v.mean1 += bg, v.rstd1 += bg, v.mean2 += bg, v.rstd2 += bg;
+    v.g0 += mx * hw, v.g1 += mx * hw;
+    return v;
+}
+
 void resblock_forward(float *out, struct resblock_acts *a, const float *inp,
                       const struct resblock_weights *w, const struct resblock_cfg *c)
 {

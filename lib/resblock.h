@@ -71,6 +71,10 @@ size_t resblock_weights_point(struct resblock_weights *w, float *base, int C, in
 
 size_t resblock_acts_size(const struct resblock_cfg *c); /* floats */
 void resblock_acts_point(struct resblock_acts *a, float *base, const struct resblock_cfg *c);
+/* a's fields from image b0 on (every field is batch-major): the
+ * activations of images b0.. of the batch a was pointed for, as a
+ * resblock_cfg of those images takes them */
+struct resblock_acts resblock_acts_slice(const struct resblock_acts *a, int b0, const struct resblock_cfg *c);
 
 void resblock_forward(float *out, struct resblock_acts *a, const float *inp,
                       const struct resblock_weights *w, const struct resblock_cfg *c);

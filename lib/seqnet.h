@@ -12,7 +12,9 @@
  * batch alone) that the threads take whole through every layer on their
  * own buffers, single-threaded inside: a chunk's layers stay in the core's
  * cache, and the bits are a whole batch's (every layer works image by
- * image).
+ * image). Training runs in two chunks of images too (seqnet.c,
+ * SEQ_TRAIN_CHUNKS), each chunk's weight gradients summed apart and added
+ * in order: the same bits at any thread count.
  * Parameters are added to a params table as layers are added, in upstream
  * state_dict order, and pointed into its buffer by seqnet_bind.
  *
@@ -52,6 +54,10 @@ struct seqnet {
     float *acts;                 /* one block for the layers' activations */
     float *g0, *g1;              /* gradient ping-pong buffers */
     size_t gmax;                 /* floats per gradient buffer */
+    /* the layers' parameters: their offset and floats in the params
+     * buffers, and their first gradient (NULL: no gradients) */
+    size_t poff, pfloats;
+    float *pgrad;
 };
 
 void seqnet_init(struct seqnet *s, int C, int H, int W);

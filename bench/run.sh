@@ -95,7 +95,7 @@ echo "## The tools against PyTorch: training steps, sampling, encoding (issues 6
 echo
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     SPEED_PEAK=$(sed -n 's/^sgemm peak[^:]*: \([0-9.]*\) GFLOP.*/\1/p' /tmp/bench_layers.$$) \
-        sh bench/speed_vs_torch.sh "${BENCH_SPEED_REPS:-3}" ${BENCH_SPEED_STEPS:-3 11}
+        sh bench/speed_vs_torch.sh "${BENCH_SPEED_REPS:-5}" ${BENCH_SPEED_STEPS:-3 11}
 else
     echo "PyTorch not installed: the comparison was skipped."
 fi

@@ -48,22 +48,22 @@ done
 t1=$(now)
 step=$(ms "$t0" "$t1" "$N")
 
-# stream mode: the marginal cost of a step (N+4 steps minus 4 steps, over N),
-# so that the once-per-run process starts and first-step allocations, measured
-# above, are not folded into the per-step figure. The machine is a VM whose
-# timings vary by 20-30% run to run: in-process and stream runs alternate,
-# REPS times, and the medians are compared.
-stream_run() { # steps -> seconds
+# stream mode: the marginal cost of a step inside a run of N+4 steps, from
+# the loss stage's log (its records 3 to N+3), so that the once-per-run
+# process starts and first-step allocations, measured above, are not folded
+# into the per-step figure (as bench_train leaves out its warm-up step). The
+# machine is a VM whose timings vary by 20-30% run to run: in-process and
+# stream runs alternate, REPS times, and the medians are compared.
+stream_ms() { # steps -> ms per step over the last steps-3
     cp "$W/e0.st" "$W/encode.st"; cp "$W/v0.st" "$W/vq.st"; cp "$W/d0.st" "$W/decode.st"
-    rm -f "$W/ga" "$W/gb" "$W/gc"; mkfifo "$W/ga" "$W/gb" "$W/gc"
+    rm -f "$W/ga" "$W/gb" "$W/gc" "$W/loss.tsv"; mkfifo "$W/ga" "$W/gb" "$W/gc"
     tz head -n "$1" "$W/data.tz" > "$W/part.tz"
-    a=$(now)
     encode -w "$W/encode.st" --train --grad-in "$W/gc" < "$W/part.tz" |
         vq -w "$W/vq.st" --train --grad-in "$W/gb" --grad-out "$W/gc" |
         decode -w "$W/decode.st" --train --grad-in "$W/ga" --grad-out "$W/gb" |
-        loss mse > "$W/ga"
-    b=$(now)
-    echo "$a $b" | awk '{ print $2 - $1 }'
+        loss mse --log "$W/loss.tsv" > "$W/ga"
+    awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "seconds") c = i; next }
+        { t[$1] = $c; n = $1 } END { printf "%.1f\n", 1000 * (t[n] - t[3]) / (n - 3) }' "$W/loss.tsv"
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 REPS=${BENCH_REPS:-3}
@@ -72,8 +72,7 @@ tz head -n 8 "$DATA" 2>/dev/null | tz batch "$B" 2>/dev/null | tz head -n $((N +
 r=0
 while [ $r -lt "$REPS" ]; do
     "$BB/bench_train" "$DATA" "$N" "$B" 1 | sed -n 's/^ms_per_step //p' >> "$W/inproc"
-    t_short=$(stream_run 4); t_long=$(stream_run $((N + 4)))
-    awk -v a="$t_short" -v b="$t_long" -v n="$N" 'BEGIN { printf "%.1f\n", 1000 * (b - a) / n }' >> "$W/stream"
+    stream_ms $((N + 4)) >> "$W/stream"
     r=$((r + 1))
 done
 compute=$(median < "$W/inproc")

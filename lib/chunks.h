@@ -11,6 +11,9 @@
 #define TP_CHUNKS_H
 
 #include <stddef.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cli.h"
 
@@ -36,6 +39,17 @@ static inline void chunk_range(int B, int n, int c, int *b0, int *nb)
 
 /* threads for n chunks (or parts) */
 static inline int chunk_threads(int n) { return tp_threads() < n ? tp_threads() : n; }
+
+/* 1 inside a parallel region, of any size (a chunk's, at any thread count):
+ * the caller is the chunk's one thread */
+static inline int in_chunk(void)
+{
+#ifdef _OPENMP
+    return omp_get_level() > 0;
+#else
+    return 0;
+#endif
+}
 
 /* dst[i] += the parts' partial[p * stride + i], p = 0.. in order, i < n:
  * weight gradients summed part by part over fixed ranges of a batch, the

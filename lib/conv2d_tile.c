@@ -247,6 +247,19 @@ void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
     const int nv = vectors_per_tile(s, vl, 2), nvl = nv * vl;
     const struct tile_geom g = geom_of(s, 0.0f);
     const size_t WN = (size_t)s->OC * g.K, HW = (size_t)s->H * s->W;
+    if (in_chunk()) { /* a chunk's thread (seqnet.c): its images added into dweight in order */
+        float *xp = tp_aligned_alloc((size_t)s->C * g.plane * sizeof(float));
+        float *dT = tp_aligned_alloc((size_t)s->OC * g.P * sizeof(float));
+        for (int b = 0; b < s->B; b++) {
+            pad_image(xp, inp + (size_t)b * s->C * HW, s);
+            transpose_dout(dT, dout + (size_t)b * s->OC * g.P, s->OC, g.P, nvl);
+            dwf(&(const struct dw_job){&g, xp, dT, dweight, nv, s->OC});
+        }
+        free(dT);
+        free(xp);
+        tp_flops_add(2 * (uint64_t)s->B * WN * g.P);
+        return;
+    }
     const int parts = s->B < CONV2D_DW_PARTS ? s->B : CONV2D_DW_PARTS;
     float *partial = tp_calloc((size_t)parts * WN, sizeof(float));
     const int T = tp_threads() < parts ? tp_threads() : parts;

@@ -27,7 +27,11 @@ void conv2d_tile_forward(float *out, float beta, const float *inp, const float *
                          const struct conv2d_shape *s);
 
 /* dweight += the weight gradient, summed over the batch in the fixed image
- * ranges of conv2d.c (CONV2D_DW_PARTS): bit-identical at any thread count. */
+ * ranges of conv2d.c (CONV2D_DW_PARTS): bit-identical at any thread count.
+ * Called inside a parallel region (a chunk of seqnet.c's training, which
+ * sums chunks apart), the images are added straight into dweight in order:
+ * the chunk is one thread's, and 8 buffers of WN to zero and add were 2.5%
+ * of a vqgan-tiny step's CPU. */
 void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
                          const struct conv2d_shape *s);
 

@@ -37,13 +37,18 @@ TP_CLONES void gelu_bias_forward(float *out, float *pre, const float *bias, int 
 
 TP_CLONES void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n)
 {
-    const float inv_sqrt_2pi = 0.3989422804014327f;
 #pragma omp parallel for simd if (parallel : n > PAR_MIN) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float cdf = 0.5f * (1.0f + vm_erff(x * (float)M_SQRT1_2));
-        float pdf = inv_sqrt_2pi * vm_expf(-0.5f * x * x);
-        dinp[i] += (cdf + x * pdf) * dout[i];
+    for (size_t i = 0; i < n; i++) dinp[i] += act_gelu_grad(inp[i]) * dout[i];
+}
+
+TP_CLONES void gelu_backward_inplace(float *d, const float *inp, size_t n, int tanh)
+{
+    if (tanh) {
+#pragma omp parallel for simd if (parallel : n > PAR_MIN) schedule(static)
+        for (size_t i = 0; i < n; i++) d[i] = act_gelu_tanh_grad(inp[i]) * d[i];
+    } else {
+#pragma omp parallel for simd if (parallel : n > PAR_MIN) schedule(static)
+        for (size_t i = 0; i < n; i++) d[i] = act_gelu_grad(inp[i]) * d[i];
     }
 }
 
@@ -56,14 +61,7 @@ TP_CLONES void gelu_tanh_forward(float *out, const float *inp, size_t n)
 TP_CLONES void gelu_tanh_backward(float *dinp, const float *dout, const float *inp, size_t n)
 {
 #pragma omp parallel for simd if (parallel : n > PAR_MIN) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float u = GELU_K * (x + GELU_C * x * x * x);
-        float t = vm_tanhf(u);
-        float sech2 = 1.0f - t * t;
-        float du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-        dinp[i] += (0.5f * (1.0f + t) + 0.5f * x * sech2 * du) * dout[i];
-    }
+    for (size_t i = 0; i < n; i++) dinp[i] += act_gelu_tanh_grad(inp[i]) * dout[i];
 }
 
 /* vm_tanhf: libm's tanhf, a call per element, was 3% of a TiTok stage-1

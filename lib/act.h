@@ -18,6 +18,19 @@ VM_INLINE float act_gelu(float x) { return 0.5f * x * (1.0f + vm_erff(x * (float
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 VM_INLINE float act_gelu_tanh(float x) { return 0.5f * x * (1.0f + vm_tanhf(GELU_K * (x + GELU_C * x * x * x))); }
+/* their derivatives, as the backward passes below take them */
+VM_INLINE float act_gelu_grad(float x)
+{
+    const float cdf = 0.5f * (1.0f + vm_erff(x * (float)M_SQRT1_2));
+    const float pdf = 0.3989422804014327f * vm_expf(-0.5f * x * x); /* 1/sqrt(2 pi) */
+    return cdf + x * pdf;
+}
+VM_INLINE float act_gelu_tanh_grad(float x)
+{
+    const float t = vm_tanhf(GELU_K * (x + GELU_C * x * x * x));
+    const float sech2 = 1.0f - t * t, du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+    return 0.5f * (1.0f + t) + 0.5f * x * sech2 * du;
+}
 
 /* GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (torch default, HF BERT) */
 void gelu_forward(float *out, const float *inp, size_t n);
@@ -25,6 +38,11 @@ void gelu_forward(float *out, const float *inp, size_t n);
  * out = gelu(pre): the bias in GELU's pass instead of a pass of its own. */
 void gelu_bias_forward(float *out, float *pre, const float *bias, int rows, int F);
 void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+/* d[i] = gelu'(inp[i]) * d[i]: the gradient through GELU in place, where
+ * nothing else adds to it (no buffer of its own to clear first); the values
+ * of gelu_backward into zeros (a zero keeps its sign, where 0 + -0 is +0).
+ * tanh: the tanh form. */
+void gelu_backward_inplace(float *d, const float *inp, size_t n, int tanh);
 /* GELU, tanh approximation (torch approximate="tanh", Flax default) */
 void gelu_tanh_forward(float *out, const float *inp, size_t n);
 void gelu_tanh_backward(float *dinp, const float *dout, const float *inp, size_t n);

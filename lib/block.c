@@ -272,11 +272,13 @@ static void lin_forward(float *out, const float *inp, const float *weight, const
 /* linear_backward, dinp (+= dout W) by tiles from W's transposed pack where
  * given; the weight gradient stays sgemm's */
 static void lin_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                         const float *weight, const float *packed_t, int BT, int C, int OC)
+                         const float *weight, const float *packed_t, int BT, int C, int OC, int fresh)
 {
-    if (packed_t && dinp) {
-        linear_tile_forward(dinp, dout, packed_t, NULL, dinp, BT, OC, C, LINEAR_TILE_NONE);
+    if (packed_t && dinp) { /* fresh: written, not added (no zeros to clear and read first) */
+        linear_tile_forward(dinp, dout, packed_t, NULL, fresh ? NULL : dinp, BT, OC, C, LINEAR_TILE_NONE);
         dinp = NULL;
+    } else if (dinp && fresh) {
+        memset(dinp, 0, sizeof(float) * (size_t)BT * C);
     }
     linear_backward(dinp, dweight, dbias, dout, inp, weight, BT, C, OC);
 }
@@ -295,22 +297,23 @@ static void attn_forward(float *out, struct attention_acts *a, const float *inp,
     lin_forward(out, a->y, w->out_proj_weight, dr.k->out, w->out_proj_bias, B * T, C, C);
 }
 
-/* attention_backward_at, its two projections' input gradients by tiles when packed */
+/* attention_backward_at, its two projections' input gradients by tiles when
+ * packed; fresh: dinp holds nothing yet (written, not added to) */
 static void attn_backward(float *dinp, struct attention_params *dw, struct attention_acts *d, const float *dout,
                           const float *inp, const struct attention_params *w, const struct attention_acts *a,
-                          const struct block_cfg *cfg, int B, int T, struct pass dr)
+                          const struct block_cfg *cfg, int B, int T, struct pass dr, int fresh)
 {
     const int C = cfg->C, BT = B * T;
     if (!dr.kt) {
+        if (fresh && dinp) memset(dinp, 0, sizeof(float) * (size_t)BT * C);
         attention_backward_at(dinp, dw, d, dout, inp, w, a, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
         return;
     }
-    memset(d->y, 0, sizeof(float) * (size_t)BT * C);
     lin_backward(d->y, dw ? dw->out_proj_weight : NULL, dw ? dw->out_proj_bias : NULL, dout, a->y,
-                 w->out_proj_weight, dr.kt->out, BT, C, C);
+                 w->out_proj_weight, dr.kt->out, BT, C, C, 1);
     attention_mix_backward(d, a, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
     lin_backward(dinp, dw ? dw->in_proj_weight : NULL, dw ? dw->in_proj_bias : NULL, d->qkv, inp,
-                 w->in_proj_weight, dr.kt->qkv, BT, C, 3 * C);
+                 w->in_proj_weight, dr.kt->qkv, BT, C, 3 * C, fresh);
 }
 
 /* out[BT,C] = c_proj(gelu(c_fc(inp))), hidden saved in a->fc, a->fc_act. */
@@ -344,18 +347,13 @@ static void mlp_forward(float *out, struct block_acts *a, const float *inp,
 static void mlp_backward(float *dinp, struct block_params *dw, struct block_acts *d,
                          const float *dout, const float *inp, const struct block_params *w,
                          const struct block_acts *a, const struct block_cfg *cfg, int BT,
-                         const struct block_packs *kt)
+                         const struct block_packs *kt, int fresh)
 {
     int C = cfg->C, F = cfg->F;
     size_t n = (size_t)BT * F;
-    memset(d->fc_act, 0, sizeof(float) * n);
-    lin_backward(d->fc_act, G(proj_w), G(proj_b), dout, a->fc_act, w->proj_w, kt ? kt->proj : NULL, BT, F, C);
-    memset(d->fc, 0, sizeof(float) * n);
-    if (cfg->gelu_tanh)
-        gelu_tanh_backward(d->fc, d->fc_act, a->fc, n);
-    else
-        gelu_backward(d->fc, d->fc_act, a->fc, n);
-    lin_backward(dinp, G(fc_w), G(fc_b), d->fc, inp, w->fc_w, kt ? kt->fc : NULL, BT, C, F);
+    lin_backward(d->fc_act, G(proj_w), G(proj_b), dout, a->fc_act, w->proj_w, kt ? kt->proj : NULL, BT, F, C, 1);
+    gelu_backward_inplace(d->fc_act, a->fc, n, cfg->gelu_tanh); /* now fc's gradient */
+    lin_backward(dinp, G(fc_w), G(fc_b), d->fc_act, inp, w->fc_w, kt ? kt->fc : NULL, BT, C, F, fresh);
 }
 
 /* dout through a hidden dropout site ([BT,C], its first element the
@@ -399,14 +397,12 @@ static void pre_backward(float *dinp, struct block_params *dw, struct block_acts
     size_t n = (size_t)BT * C;
     const uint64_t first = (uint64_t)dr.b0 * T * C; /* the chunk's first element */
     const float *dm = drop_back(d->res2, dout, n, dr.hidden, dr.s_mlp, first);
-    memset(d->ln2, 0, sizeof(float) * n);
-    mlp_backward(d->ln2, dw, d, dm, a->ln2, w, a, cfg, BT, dr.kt);
+    mlp_backward(d->ln2, dw, d, dm, a->ln2, w, a, cfg, BT, dr.kt, 1);
     memcpy(d->res1, dout, sizeof(float) * n); /* the residual path */
     layernorm_backward(d->res1, G(ln2_w), G(ln2_b), d->ln2, a->res1, w->ln2_w, a->ln2_mean,
                        a->ln2_rstd, BT, C);
     const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn, first);
-    memset(d->ln1, 0, sizeof(float) * n);
-    attn_backward(d->ln1, dw ? &dw->attn : NULL, &d->attn, da, a->ln1, &w->attn, &a->attn, cfg, B, T, dr);
+    attn_backward(d->ln1, dw ? &dw->attn : NULL, &d->attn, da, a->ln1, &w->attn, &a->attn, cfg, B, T, dr, 1);
     layernorm_backward(dinp, G(ln1_w), G(ln1_b), d->ln1, x, w->ln1_w, a->ln1_mean, a->ln1_rstd,
                        BT, C);
     if (dinp) add_inplace(dinp, d->res1, n);
@@ -440,13 +436,13 @@ static void post_backward(float *dinp, struct block_params *dw, struct block_act
                        a->ln2_rstd, BT, C);
     memcpy(d->ln1, d->res2, sizeof(float) * n); /* the residual path */
     const float *dm = drop_back(d->ln2, d->res2, n, dr.hidden, dr.s_mlp, first);
-    mlp_backward(d->ln1, dw, d, dm, a->ln1, w, a, cfg, BT, dr.kt);
+    mlp_backward(d->ln1, dw, d, dm, a->ln1, w, a, cfg, BT, dr.kt, 0);
     memset(d->res1, 0, sizeof(float) * n);
     layernorm_backward(d->res1, G(ln1_w), G(ln1_b), d->ln1, a->res1, w->ln1_w, a->ln1_mean,
                        a->ln1_rstd, BT, C);
     if (dinp) add_inplace(dinp, d->res1, n);
     const float *da = drop_back(d->res2, d->res1, n, dr.hidden, dr.s_attn, first);
-    attn_backward(dinp, dw ? &dw->attn : NULL, &d->attn, da, x, &w->attn, &a->attn, cfg, B, T, dr);
+    attn_backward(dinp, dw ? &dw->attn : NULL, &d->attn, da, x, &w->attn, &a->attn, cfg, B, T, dr, 0);
 }
 
 /* One pass over a batch (or a chunk of one) on the calling thread's team. */

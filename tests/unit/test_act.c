@@ -1,5 +1,8 @@
-/* test_act.c - GELU against erf in double, and the bias-fused GELU against
- * the bias added first and GELU after, bit for bit. */
+/* test_act.c - GELU against erf in double, the bias-fused GELU against
+ * the bias added first and GELU after, bit for bit, and the in-place GELU
+ * gradient against the accumulating one into zeros (the same values; a
+ * zero's sign may differ), with the derivative against a central difference
+ * of GELU in double. */
 #include "test.h"
 #include "act.h"
 #include "cli.h"
@@ -40,11 +43,43 @@ static void test_gelu_bias(void **state)
     tp_threads_set(2);
 }
 
+/* the tanh form's inner function, in double */
+static double std_tanh(double a) { return tanh(0.7978845608028654 * (a + 0.044715 * a * a * a)); }
+
+static void test_gelu_backward_inplace(void **state)
+{
+    (void)state;
+    enum { N = 40000 };
+    static float x[N], d[N], acc[N];
+    struct rng r;
+    rng_seed(&r, 9);
+    for (int tanh = 0; tanh <= 1; tanh++) {
+        fill_uniform(&r, x, N, -6, 6);
+        fill_uniform(&r, d, N, -1, 1);
+        memset(acc, 0, sizeof acc);
+        if (tanh)
+            gelu_tanh_backward(acc, d, x, N);
+        else
+            gelu_backward(acc, d, x, N);
+        for (int i = 0; i < N; i++) {
+            const double h = 1e-4, a = x[i];
+            const double g = tanh ? (0.5 * (a + h) * (1 + std_tanh(a + h)) - 0.5 * (a - h) * (1 + std_tanh(a - h))) / (2 * h)
+                                  : (0.5 * (a + h) * (1 + erf((a + h) / sqrt(2.0))) - 0.5 * (a - h) * (1 + erf((a - h) / sqrt(2.0)))) / (2 * h);
+            if (fabs(acc[i] - g * d[i]) > 1e-5) fail_msg("gelu'(%g) * %g = %.9g, want %.9g", x[i], d[i], acc[i], g * d[i]);
+        }
+        gelu_backward_inplace(d, x, N, tanh);
+        /* equal values: only the sign of a zero may differ (0 + -0 is +0) */
+        for (int i = 0; i < N; i++)
+            if (!(d[i] == acc[i])) fail_msg("in place %.9g, into zeros %.9g at %g", d[i], acc[i], x[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_gelu_bias),
+        cmocka_unit_test(test_gelu_backward_inplace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

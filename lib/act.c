@@ -41,9 +41,9 @@ TP_CLONES void gelu_backward(float *dinp, const float *dout, const float *inp, s
     for (size_t i = 0; i < n; i++) dinp[i] += act_gelu_grad(inp[i]) * dout[i];
 }
 
-TP_CLONES void gelu_backward_inplace(float *d, const float *inp, size_t n, int tanh)
+TP_CLONES void gelu_backward_inplace(float *d, const float *inp, size_t n, int tanh_form)
 {
-    if (tanh) {
+    if (tanh_form) {
 #pragma omp parallel for simd if (parallel : n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++) d[i] = act_gelu_tanh_grad(inp[i]) * d[i];
     } else {

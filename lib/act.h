@@ -41,8 +41,8 @@ void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 /* d[i] = gelu'(inp[i]) * d[i]: the gradient through GELU in place, where
  * nothing else adds to it (no buffer of its own to clear first); the values
  * of gelu_backward into zeros (a zero keeps its sign, where 0 + -0 is +0).
- * tanh: the tanh form. */
-void gelu_backward_inplace(float *d, const float *inp, size_t n, int tanh);
+ * tanh_form: the tanh form. */
+void gelu_backward_inplace(float *d, const float *inp, size_t n, int tanh_form);
 /* GELU, tanh approximation (torch approximate="tanh", Flax default) */
 void gelu_tanh_forward(float *out, const float *inp, size_t n);
 void gelu_tanh_backward(float *dinp, const float *dout, const float *inp, size_t n);

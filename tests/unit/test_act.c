@@ -53,21 +53,21 @@ static void test_gelu_backward_inplace(void **state)
     static float x[N], d[N], acc[N];
     struct rng r;
     rng_seed(&r, 9);
-    for (int tanh = 0; tanh <= 1; tanh++) {
+    for (int tanh_form = 0; tanh_form <= 1; tanh_form++) {
         fill_uniform(&r, x, N, -6, 6);
         fill_uniform(&r, d, N, -1, 1);
         memset(acc, 0, sizeof acc);
-        if (tanh)
+        if (tanh_form)
             gelu_tanh_backward(acc, d, x, N);
         else
             gelu_backward(acc, d, x, N);
         for (int i = 0; i < N; i++) {
             const double h = 1e-4, a = x[i];
-            const double g = tanh ? (0.5 * (a + h) * (1 + std_tanh(a + h)) - 0.5 * (a - h) * (1 + std_tanh(a - h))) / (2 * h)
+            const double g = tanh_form ? (0.5 * (a + h) * (1 + std_tanh(a + h)) - 0.5 * (a - h) * (1 + std_tanh(a - h))) / (2 * h)
                                   : (0.5 * (a + h) * (1 + erf((a + h) / sqrt(2.0))) - 0.5 * (a - h) * (1 + erf((a - h) / sqrt(2.0)))) / (2 * h);
             if (fabs(acc[i] - g * d[i]) > 1e-5) fail_msg("gelu'(%g) * %g = %.9g, want %.9g", x[i], d[i], acc[i], g * d[i]);
         }
-        gelu_backward_inplace(d, x, N, tanh);
+        gelu_backward_inplace(d, x, N, tanh_form);
         /* equal values: only the sign of a zero may differ (0 + -0 is +0) */
         for (int i = 0; i < N; i++)
             if (!(d[i] == acc[i])) fail_msg("in place %.9g, into zeros %.9g at %g", d[i], acc[i], x[i]);

@@ -8,6 +8,10 @@
 # environment's OPENBLAS_CORETYPE (Haswell here: AVX2 on an AVX-512 CPU) is
 # unset, and only the sgemm peak is measured with it too, for the record.
 # BENCH_CORETYPE=NAME runs everything with that core type instead.
+# BENCH_REPS (5): the layers' runs; BENCH_SPEED_REPS (5): the repetitions of
+# each comparison with PyTorch; BENCH_SPEED_STEPS ("3 11"): the steps N1 N2
+# of its training runs (ms/step over steps N1..N2 of the N2-step run). About
+# 18 minutes on 2 cores.
 set -eu
 cd "$(dirname "$0")/.."
 B=${BENCH_BIN:-build/bench}

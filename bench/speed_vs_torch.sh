@@ -138,13 +138,8 @@ ours() {
     for f in "$r"/*.st; do [ "$n" = 0 ] || [ -f "${f%.st}.ema" ] || fail "train $m: no EMA weights written"; done
     echo "$t0 $t1" | awk '{ printf "%.4f", $2 - $1 }'
 }
-# log_ms FROM: ms per step in the last run's loss log, from its record FROM
-# (0-based: the end of step FROM+1's forward) to its last record
-log_ms() {
-    awk -F'\t' -v from="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "seconds") c = i; next }
-        { t[$1] = $c; n = $1 } END { if (n <= from) exit 1; printf "%.2f", 1000 * (t[n] - t[from]) / (n - from) }' "$W/run/loss.tsv" ||
-        fail "no loss log past record $1"
-}
+# log_ms FROM: ms per step in the last run's loss log, from its record FROM on
+log_ms() { sh bench/log_ms.sh "$W/run/loss.tsv" "$1" || fail "no loss log past record $1"; }
 # per_step COL N1 N2: column COL of the TP_FLOPS lines (2: GFLOP, 3: zstd
 # seconds), summed over the processes, per step: (run of N2 - run of N1) / (N2 - N1)
 per_step() {

@@ -62,8 +62,7 @@ stream_ms() { # steps -> ms per step over the last steps-3
         vq -w "$W/vq.st" --train --grad-in "$W/gb" --grad-out "$W/gc" |
         decode -w "$W/decode.st" --train --grad-in "$W/ga" --grad-out "$W/gb" |
         loss mse --log "$W/loss.tsv" > "$W/ga"
-    awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "seconds") c = i; next }
-        { t[$1] = $c; n = $1 } END { printf "%.1f\n", 1000 * (t[n] - t[3]) / (n - 3) }' "$W/loss.tsv"
+    sh bench/log_ms.sh "$W/loss.tsv" 3
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 REPS=${BENCH_REPS:-3}

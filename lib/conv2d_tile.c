@@ -247,40 +247,32 @@ void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
     const int nv = vectors_per_tile(s, vl, 2), nvl = nv * vl;
     const struct tile_geom g = geom_of(s, 0.0f);
     const size_t WN = (size_t)s->OC * g.K, HW = (size_t)s->H * s->W;
-    if (in_chunk()) { /* a chunk's thread (seqnet.c): its images added into dweight in order */
-        float *xp = tp_aligned_alloc((size_t)s->C * g.plane * sizeof(float));
-        float *dT = tp_aligned_alloc((size_t)s->OC * g.P * sizeof(float));
-        for (int b = 0; b < s->B; b++) {
-            pad_image(xp, inp + (size_t)b * s->C * HW, s);
-            transpose_dout(dT, dout + (size_t)b * s->OC * g.P, s->OC, g.P, nvl);
-            dwf(&(const struct dw_job){&g, xp, dT, dweight, nv, s->OC});
-        }
-        free(dT);
-        free(xp);
-        tp_flops_add(2 * (uint64_t)s->B * WN * g.P);
-        return;
-    }
-    const int parts = s->B < CONV2D_DW_PARTS ? s->B : CONV2D_DW_PARTS;
-    float *partial = tp_calloc((size_t)parts * WN, sizeof(float));
-    const int T = tp_threads() < parts ? tp_threads() : parts;
-#pragma omp parallel num_threads(T)
+    /* a chunk's thread (seqnet.c): one part, its images added straight into
+     * dweight in order */
+    const int alone = in_chunk();
+    const int parts = alone ? 1 : s->B < CONV2D_DW_PARTS ? s->B : CONV2D_DW_PARTS;
+    float *partial = alone ? NULL : tp_calloc((size_t)parts * WN, sizeof(float));
+#pragma omp parallel num_threads(chunk_threads(parts))
     {
         float *xp = tp_aligned_alloc((size_t)s->C * g.plane * sizeof(float));
         float *dT = tp_aligned_alloc((size_t)s->OC * g.P * sizeof(float));
 #pragma omp for schedule(static)
         for (int part = 0; part < parts; part++) {
             const int b0 = (int)((long)s->B * part / parts), b1 = (int)((long)s->B * (part + 1) / parts);
+            float *sum = alone ? dweight : partial + (size_t)part * WN;
             for (int b = b0; b < b1; b++) {
                 pad_image(xp, inp + (size_t)b * s->C * HW, s);
                 transpose_dout(dT, dout + (size_t)b * s->OC * g.P, s->OC, g.P, nvl);
-                const struct dw_job j = {&g, xp, dT, partial + (size_t)part * WN, nv, s->OC};
+                const struct dw_job j = {&g, xp, dT, sum, nv, s->OC};
                 dwf(&j);
             }
         }
         free(dT);
         free(xp);
     }
-    chunk_parts_add(dweight, partial, parts, WN, WN);
-    free(partial);
+    if (partial) {
+        chunk_parts_add(dweight, partial, parts, WN, WN);
+        free(partial);
+    }
     tp_flops_add(2 * (uint64_t)s->B * WN * g.P);
 }

@@ -539,7 +539,8 @@ int optim_step(struct optim *o, struct st *w, struct st *g, struct st *state,
     rep.grad_norm = clip_grads(o, w, g, sums, &rep.clip_coef);
     free(sums);
 
-    /* the state slots first: making one may move the state's tensor table */
+    /* every tensor's pointers first (state slots made on the first step),
+     * then one pass over them all */
     struct span *t = tp_calloc(w->n ? (size_t)w->n : 1, sizeof *t);
     struct upd u[2];
     upd_init(&u[0], c, rep.lr, rep.step, 0);

@@ -305,6 +305,7 @@ static void forward_chunks(struct seqnet *s, const float *inp, int B, int chunks
  * thread, 20-40 us on this machine's virtual CPUs (a vqgan-tiny step in one
  * process switched context about 490 times, in two chunks 100). */
 #define SEQ_TRAIN_CHUNKS 2
+static int train_chunks(int B) { return B < SEQ_TRAIN_CHUNKS ? B : SEQ_TRAIN_CHUNKS; }
 
 /* Layer l's outputs and saved statistics from image b0 on (every buffer is
  * batch-major), as the layer over those images takes them. */
@@ -339,7 +340,7 @@ const float *seqnet_forward(struct seqnet *s, const float *inp, int B, int train
         forward_chunks(s, inp, B, chunks);
         return s->l[s->n - 1].out;
     }
-    const int tchunks = B < SEQ_TRAIN_CHUNKS ? B : SEQ_TRAIN_CHUNKS;
+    const int tchunks = train_chunks(B);
     if (tchunks < 2) {
         train_forward_range(s, inp, 0, B);
         return s->n ? s->l[s->n - 1].out : inp;
@@ -407,7 +408,7 @@ void seqnet_backward(struct seqnet *s, float *dinp, const float *dout, const flo
 {
     const int B = s->B;
     TP_ASSERT(B > 0 && s->train);
-    const int tchunks = B < SEQ_TRAIN_CHUNKS ? B : SEQ_TRAIN_CHUNKS;
+    const int tchunks = train_chunks(B);
     if (tchunks < 2 || !s->pgrad) {
         train_backward_range(s, s->l, 0, B, dinp, dout, inp, s->g0, s->g1);
         return;

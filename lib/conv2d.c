@@ -523,7 +523,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias,
         backward_pointwise(dinp, dweight, dout, inp, weight, s);
     else {
         if (dinp && dinp_as_conv(dinp, dout, weight, s)) dinp = NULL;
-        if (dweight && conv2d_tile_applies(s)) {
+        if (dweight && conv2d_tile_dweight_applies(s)) {
             conv2d_tile_dweight(dweight, dout, inp, s);
             dweight = NULL;
         }

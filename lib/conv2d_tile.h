@@ -1,20 +1,27 @@
-/* conv2d_tile.h - the forward convolution at stride 1 without im2col: each
- * output tile (one row's run of positions times 16 or 32 output channels)
- * is summed in vector registers straight from a zero-padded copy of the
- * image. im2col + sgemm copies the input twice (the column matrix, then
+/* conv2d_tile.h - the convolution at stride 1 without im2col: each output
+ * tile is summed in vector registers straight from a zero-padded copy of
+ * the image. im2col + sgemm copies the input twice (the column matrix, then
  * OpenBLAS's packing of it); on the VQGAN's convolutions (K of 288 to 576,
  * 32 to 64 output channels) those copies took as long as the products.
- *
- * Applies when stride is 1, groups 1, OC a multiple of the vector length
- * (16 floats with AVX-512, 8 with AVX2 + FMA, as the CPU says at run
- * time, simd.h; without either, never), and C*KH*KW at least CONV2D_TILE_K_MIN:
- * with fewer terms per output the tile's stores outweigh its sums, and
- * im2col + sgemm ran up to 2x faster (the first convolution of a 1-channel
- * image, K = 9; bench/bench_conv.c).
+ * Two kinds of tile, by the vector width the CPU has (simd.h):
+ *  - channel tiles (AVX-512, and AVX2 where the position tiles do not
+ *    apply): one row's run of positions times 16 to 64 output channels in
+ *    vectors, weights loaded and inputs broadcast. OC must be a multiple of
+ *    the vector length and C*KH*KW at least CONV2D_TILE_K_MIN: with fewer
+ *    terms per output the tile's stores outweigh its sums, and im2col +
+ *    sgemm ran up to 2x faster (the first convolution of a 1-channel
+ *    image, K = 9; bench/bench_conv.c).
+ *  - position tiles (AVX2, OW a multiple of 8): 1 to 4 output channels
+ *    times vectors of positions along output rows, inputs loaded and
+ *    weights broadcast; the sums are stored as whole rows of the output
+ *    planes, without the channel tiles' transposition, and any OC and K
+ *    apply. On this AVX2 machine (AMD EPYC, Zen 3) the VQGAN's shapes ran
+ *    0.82-0.96x the channel tiles' time, its last convolution (32 -> 1)
+ *    0.19x im2col's and its first (1 -> 32) 0.62-0.67x.
  * out = (beta ? out : 0) + conv(inp, weight); no bias (the caller adds it).
- * Every output value is summed by one thread over (c, kh, kw) in that order:
- * results are bit-identical run to run at any thread count. The direct
- * loops of conv2d.c are its test oracle. */
+ * Every output value is summed by one thread over (c, kh, kw) in that order
+ * (both kinds: the same bits): results are bit-identical run to run at any
+ * thread count. The direct loops of conv2d.c are its test oracle. */
 #ifndef TP_CONV2D_TILE_H
 #define TP_CONV2D_TILE_H
 
@@ -22,6 +29,7 @@
 
 #define CONV2D_TILE_K_MIN 32
 
+/* the forward applies (and so dinp as a convolution, conv2d.c) */
 int conv2d_tile_applies(const struct conv2d_shape *s);
 void conv2d_tile_forward(float *out, float beta, const float *inp, const float *weight,
                          const struct conv2d_shape *s);
@@ -32,6 +40,7 @@ void conv2d_tile_forward(float *out, float beta, const float *inp, const float *
  * sums chunks apart), the images are added straight into dweight in order:
  * the chunk is one thread's, and 8 buffers of WN to zero and add were 2.5%
  * of a vqgan-tiny step's CPU. */
+int conv2d_tile_dweight_applies(const struct conv2d_shape *s); /* the channel tiles' condition */
 void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
                          const struct conv2d_shape *s);
 

@@ -81,9 +81,17 @@ TILE_CAT(tile_, TILE_ROWS)(const int NV, const int R, const struct tile_at *at,
                 vec wv[4];
 #pragma GCC unroll 4
                 for (int v = 0; v < NV; v++) wv[v] = VLOAD(w + v * TILE_VL);
+                /* Each tap broadcasts its inputs from memory. Seeing that tap
+                 * kw+1 reads tap kw's inputs shifted by one, the compiler kept
+                 * them in registers and broadcast register to register: with
+                 * 12 accumulators that spilled, and such a broadcast takes a
+                 * vector pipe an FMA could use (a load-broadcast takes only a
+                 * load port). Hiding where x comes from stops it. */
+                const float *x = row + kw;
+                __asm__("" : "+r"(x));
 #pragma GCC unroll 24
                 for (int r = 0; r < R; r++) {
-                    const vec xv = VBCAST(row[kw + r]);
+                    const vec xv = VBCAST(x[r]);
 #pragma GCC unroll 4
                     for (int v = 0; v < NV; v++) acc[v][r] = VFMA(wv[v], xv, acc[v][r]);
                 }

@@ -179,7 +179,13 @@ static void test_paths_agree(void **state)
      * boundaries falling inside output rows */
     struct conv2d_shape big = conv2d_shape_same(1, 64, 128, 128, 8, 3, 3, 1, 1);
     assert_true((size_t)64 * 9 * 128 * 128 > CONV2D_COL_FLOATS);
+    simd_set_vl(0); /* the tiles off: im2col's chunks */
     compare_direct(big, 1e-4);
+    simd_set_vl(-1);
+    /* With AVX2 the tiles take it (OC 8, OW 128): each weight gradient is
+     * one float sum over 16384 positions in order, against the oracle's
+     * double: 6e-4 off at one of 4608 values */
+    compare_direct(big, 2e-3);
 }
 
 /* The register tiles (conv2d_tile.c) at each vector width the CPU has, and
@@ -187,8 +193,11 @@ static void test_paths_agree(void **state)
  * vectors (a tile's) and of an odd number of them, rows cut into uneven runs, uneven pads and
  * an even kernel, one image (its rows shared among threads), more taps
  * than a tile holds (5x5), dinp through the tiles (C a multiple of 16),
- * and shapes the tiles leave to im2col: fewer output channels than a vector,
- * fewer than CONV2D_TILE_K_MIN terms per output (one input channel). */
+ * and shapes the channel tiles leave to im2col: fewer output channels than a vector,
+ * fewer than CONV2D_TILE_K_MIN terms per output (one input channel).
+ * With AVX2, rows of whole vectors (OW 8, 16, 24) take the position tiles:
+ * channel blocks of 4 and a short last one (OC 1, 2, 3, 5, 6, 7), tiles of
+ * 1 to 12 vectors across rows, one image (its tiles shared), K = 9. */
 static void test_tile_paths(void **state)
 {
     (void)state;
@@ -204,6 +213,15 @@ static void test_tile_paths(void **state)
         conv2d_shape_same(2, 1, 9, 8, 16, 3, 3, 1, 1),
         conv2d_shape_same(3, 32, 8, 11, 1, 3, 3, 1, 1), /* OC below a vector: im2col */
         shape_pad(1, 5, 6, 7, 3, 2, 3, 1, 1, 1, 0, 2, 0, 1),
+        /* rows of whole AVX2 vectors */
+        conv2d_shape_same(3, 32, 8, 16, 1, 3, 3, 1, 1),  /* one channel: 12-vector tiles */
+        conv2d_shape_same(2, 6, 5, 24, 2, 3, 3, 1, 1),
+        conv2d_shape_same(2, 7, 3, 8, 3, 3, 3, 1, 1),
+        conv2d_shape_same(2, 9, 7, 16, 7, 3, 3, 1, 1),   /* a block of 4 and one of 3 */
+        conv2d_shape_same(1, 10, 9, 8, 13, 3, 3, 1, 1),  /* one image: tiles shared */
+        shape_pad(2, 4, 6, 8, 6, 2, 3, 1, 1, 1, 0, 2, 0, 1),
+        conv2d_shape_same(2, 1, 8, 8, 5, 3, 3, 1, 1),    /* K = 9 */
+        conv2d_shape_same(2, 3, 8, 16, 8, 5, 5, 1, 1),
     };
     const int widths[] = {16, 8, 0};
     int ran = 0;
@@ -212,8 +230,11 @@ static void test_tile_paths(void **state)
         simd_set_vl(widths[i]);
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
             const struct conv2d_shape *t = &shapes[k];
-            assert_int_equal(conv2d_tile_applies(t), widths[i] > 0 && t->OC % widths[i] == 0 &&
-                                                         t->C * t->KH * t->KW >= CONV2D_TILE_K_MIN);
+            const int vl = widths[i];
+            const int channel = vl > 0 && t->OC % vl == 0 && t->C * t->KH * t->KW >= CONV2D_TILE_K_MIN;
+            const int position = vl == 8 && t->OW % 8 == 0;
+            assert_int_equal(conv2d_tile_applies(t), channel || position);
+            assert_int_equal(conv2d_tile_dweight_applies(t), channel);
             compare_direct(shapes[k], 1e-5);
         }
         ran += widths[i] > 0;
@@ -226,7 +247,43 @@ static void test_tile_paths(void **state)
     assert_int_equal(conv2d_tile_applies(&ok), simd_cpu_vl() > 0);
     assert_false(conv2d_tile_applies(&strided));
     assert_false(conv2d_tile_applies(&grouped));
+    assert_false(conv2d_tile_dweight_applies(&strided));
     print_message("tile widths tested: %d\n", ran);
+}
+
+/* At AVX2 the position tiles and the channel tiles sum each output in the
+ * same order: the same bits where both apply (OW a multiple of 8 makes the
+ * position tiles take it; OW 12 leaves it to the channel tiles, so the
+ * comparison runs the same image content at two widths of padding). */
+static void test_position_tiles_same_bits(void **state)
+{
+    (void)state;
+    if (simd_cpu_vl() < 8) {
+        print_message("no AVX2: skipped\n");
+        return;
+    }
+    tp_threads_set(2);
+    simd_set_vl(8);
+    /* the left 8 columns of a 12-wide image, padded with zeros to its right,
+     * convolved SAME: output columns 0..7 see the same inputs in both (the
+     * wider image's columns 8..11 are zeros, as the narrower's padding) */
+    struct conv2d_shape a = conv2d_shape_same(2, 16, 6, 8, 16, 3, 3, 1, 1);
+    struct conv2d_shape b = conv2d_shape_same(2, 16, 6, 12, 16, 3, 3, 1, 1);
+    assert_true(conv2d_tile_applies(&a) && conv2d_tile_applies(&b));
+    struct rng r;
+    rng_seed(&r, 5);
+    float *xa = tp_calloc(conv2d_inp_numel(&a), sizeof(float)), *xb = tp_calloc(conv2d_inp_numel(&b), sizeof(float));
+    float *w = tp_malloc(conv2d_weight_numel(&a) * sizeof(float));
+    for (size_t i = 0; i < conv2d_weight_numel(&a); i++) w[i] = rng_uniform(&r) - 0.5f;
+    for (int p = 0; p < a.B * a.C * a.H; p++)
+        for (int x = 0; x < 8; x++) xa[(size_t)p * 8 + x] = xb[(size_t)p * 12 + x] = rng_uniform(&r) - 0.5f;
+    float *oa = tp_malloc(conv2d_out_numel(&a) * sizeof(float)), *ob = tp_malloc(conv2d_out_numel(&b) * sizeof(float));
+    conv2d_forward(oa, xa, w, NULL, &a);
+    conv2d_forward(ob, xb, w, NULL, &b);
+    for (int p = 0; p < a.B * a.OC * a.OH; p++)
+        assert_memory_equal(oa + (size_t)p * 8, ob + (size_t)p * 12, 8 * sizeof(float));
+    simd_set_vl(-1);
+    free(xa), free(xb), free(w), free(oa), free(ob);
 }
 
 static void check_fixture(const char *name)
@@ -331,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_grad_groups),
         cmocka_unit_test(test_paths_agree),
         cmocka_unit_test(test_tile_paths),
+        cmocka_unit_test(test_position_tiles_same_bits),
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_threads_deterministic),
         cmocka_unit_test(test_threads_same_bits),

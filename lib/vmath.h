@@ -2,12 +2,14 @@
  * that a loop over them vectorises (#pragma omp simd) where libm's calls
  * keep it scalar.
  * Accuracy (tests/unit/test_vmath.c, against double precision): vm_expf
- * within 2 ulp on [-87, 88]; vm_erff within 1.5e-7 absolute and 4 ulp for
- * |x| < 0.75. Polynomials fitted here (least squares on Chebyshev nodes):
+ * within 2 ulp on [-87, 88]; vm_erff within 3.5e-7 absolute (5.3 ulp of
+ * 1 near 4) and 4 ulp for |x| < 0.75. Polynomials fitted here (least
+ * squares on Chebyshev nodes):
  *   exp(r) = 1 + r + r^2 q(r), |r| <= ln2/2, q of degree 5;
- *   erf(x) = x p(x^2) for |x| < 0.75, p of degree 5;
- *   erfc(x) = exp(-x^2) h(1/(1 + x/2)) for 0.75 <= x <= 4, h of degree 7
- *   (beyond 4, erf rounds to 1 in float).
+ *   erf(x) = x P(x^2) / Q(x^2) for |x| <= 4, P of degree 6 and Q of
+ *   degree 5, for relative error (linearised, reweighted towards the
+ *   largest: 2e-9 in double; the rest is float rounding; beyond 4 erf
+ *   rounds to 1 in float).
  * exp of anything below -87 is 0 (the exact result is subnormal or 0:
  * masked logits at -inf get exactly 0), above 88 it is exp(88); NaN gives
  * NaN. */
@@ -54,28 +56,31 @@ VM_INLINE float vm_expf(float x)
     return x == x ? y : x;
 }
 
+/* erf(x) = x P(x^2) / Q(x^2), |x| clamped at 4, the result at 1: one
+ * branch-free path, 2.2-2.4x faster than the two it replaced (a polynomial
+ * below 0.75, exp(-x^2) times a polynomial in 1/(1 + x/2) above: a vector
+ * computed both, with a division and an exp) */
 VM_INLINE float vm_erff(float x)
 {
-    float a = fabsf(x), t = a * a;
-    float p = -6.787303651923889e-4f;
-    p = VM_FMAF(p, t, 5.119888702056177e-3f);
-    p = VM_FMAF(p, t, -2.6837520018453676e-2f);
-    p = VM_FMAF(p, t, 1.1283440315369388e-1f);
-    p = VM_FMAF(p, t, -3.7612624044872583e-1f);
-    p = VM_FMAF(p, t, 1.128379166453178f);
-    float small = x * p;
-    float ac = a < 4.0f ? a : 4.0f;
-    float u = 1.0f / (1.0f + 0.5f * ac);
-    float h = 1.1903323104806235e-1f;
-    h = VM_FMAF(h, u, -4.7007943472753927e-1f);
-    h = VM_FMAF(h, u, 5.615776251470725e-1f);
-    h = VM_FMAF(h, u, -1.0220483090004061e-1f);
-    h = VM_FMAF(h, u, 3.471056224139115e-1f);
-    h = VM_FMAF(h, u, 2.5989355347894827e-1f);
-    h = VM_FMAF(h, u, 2.8487897296791037e-1f);
-    h = VM_FMAF(h, u, -1.5185621187140613e-4f);
-    float big = copysignf(1.0f - vm_expf(-ac * ac) * h, x);
-    float y = a < 0.75f ? small : big;
+    float a = fabsf(x);
+    a = a < 4.0f ? a : 4.0f;
+    const float t = a * a;
+    float p = -1.3201803206186469e-8f;
+    p = VM_FMAF(p, t, 4.684688065026421e-6f);
+    p = VM_FMAF(p, t, 3.796062374021858e-4f);
+    p = VM_FMAF(p, t, 3.8496290799230337e-3f);
+    p = VM_FMAF(p, t, 5.43169230222702e-2f);
+    p = VM_FMAF(p, t, 1.8520386517047882e-1f);
+    p = VM_FMAF(p, t, 1.128379225730896f);
+    float q = 6.310975004453212e-5f;
+    q = VM_FMAF(q, t, 1.307570026256144e-3f);
+    q = VM_FMAF(q, t, 1.5462113544344902e-2f);
+    q = VM_FMAF(q, t, 1.1395861208438873e-1f);
+    q = VM_FMAF(q, t, 4.974660575389862e-1f);
+    q = VM_FMAF(q, t, 1.0f);
+    float r = a * p / q;
+    r = a < 3.9192059f && r < 1.0f ? r : 1.0f; /* from where erf rounds to 1 */
+    const float y = copysignf(r, x);
     return x == x ? y : x;
 }
 

@@ -17,7 +17,10 @@ static void test_gelu(void **state)
     gelu_forward(y, x, N);
     for (int i = 0; i < N; i++) {
         double want = 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0)));
-        if (fabs(y[i] - want) > 2e-7 + 1e-6 * fabs(want)) fail_msg("gelu(%g) = %.9g, want %.9g", x[i], y[i], want);
+        /* vm_erff is within 3.5e-7 of erf (vmath.h): where 1 + erf cancels
+         * (x below -3) that is GELU's error times |x| / 2, absolute (6.9e-7
+         * the worst here) */
+        if (fabs(y[i] - want) > 1e-6 + 1e-6 * fabs(want)) fail_msg("gelu(%g) = %.9g, want %.9g", x[i], y[i], want);
     }
 }
 

@@ -94,6 +94,67 @@ static PT_TARGET void PT_ROWS(const struct ptile_job *j, int part, int parts)
     }
 }
 
+/* ---- weight gradient of a few output channels ------------------------- */
+
+/* dW of one output channel and TN taps of one input channel over one
+ * image: acc[t] += dout's vector at p times the input's at p + off[t], for
+ * every position vector p; the lanes summed in order at the end, added to
+ * dw[t]. x: the channel's padded rows (stride g->rs); d: the channel's
+ * output plane. */
+static inline __attribute__((always_inline)) PT_TARGET void
+PT_CAT(pdwtile_, PT_ROWS)(const int TN, const float *x, const float *d, float *dw, const size_t *off,
+                          const struct tile_geom *g)
+{
+    vec acc[PT_NVMAX];
+#pragma GCC unroll 12
+    for (int t = 0; t < TN; t++) acc[t] = VZERO();
+    for (int oh = 0; oh < g->OH; oh++) {
+        const float *xr = x + (size_t)oh * g->rs, *dr = d + (size_t)oh * g->OW;
+        for (int ow = 0; ow < g->OW; ow += PT_VL) {
+            const vec dv = VLOAD(dr + ow);
+#pragma GCC unroll 12
+            for (int t = 0; t < TN; t++) acc[t] = VFMA(dv, VLOAD(xr + ow + off[t]), acc[t]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int t = 0; t < TN; t++) {
+        float lane[PT_VL], sum = 0.0f;
+        VSTORE(lane, acc[t]);
+        for (int i = 0; i < PT_VL; i++) sum += lane[i];
+        dw[t] += sum;
+    }
+}
+
+#define PDW_CASE(tn) \
+    case tn: PT_CAT(pdwtile_, PT_ROWS)(tn, x, d, dw, off, g); break;
+
+/* One image's weight gradient into dw ([OC][C][KH][KW]) by position
+ * vectors: for each output and input channel, the taps in groups of at
+ * most PT_NVMAX, as even as can be. xp: the padded image, rows of channels
+ * (g->cs, g->rs); dout: the image's output planes. */
+static PT_TARGET void PT_CAT(pdw_, PT_ROWS)(const struct tile_geom *g, const float *xp, const float *dout,
+                                            float *dwt, int OC)
+{
+    const int KK = g->KH * g->KW, groups = (KK + PT_NVMAX - 1) / PT_NVMAX;
+    for (int oc = 0; oc < OC; oc++)
+        for (int c = 0; c < g->C; c++)
+            for (int i = 0, t0 = 0; i < groups; i++) {
+                const int tn = KK / groups + (i < KK % groups);
+                const float *x = xp + (size_t)c * g->cs, *d = dout + (size_t)oc * g->P;
+                float *dw = dwt + ((size_t)oc * g->C + c) * KK + t0;
+                size_t off[PT_NVMAX];
+                for (int t = 0; t < tn; t++) off[t] = (size_t)((t0 + t) / g->KW) * g->rs + (size_t)((t0 + t) % g->KW);
+                switch (tn) {
+                    PDW_CASE(1) PDW_CASE(2) PDW_CASE(3) PDW_CASE(4) PDW_CASE(5) PDW_CASE(6)
+                    PDW_CASE(7) PDW_CASE(8) PDW_CASE(9) PDW_CASE(10) PDW_CASE(11) PDW_CASE(12)
+                default: TP_ASSERT(0);
+                }
+                t0 += tn;
+            }
+}
+
+#undef PDW_CASE
+
 #undef PT_VL
 #undef PT_TARGET
 #undef PT_ROWS

@@ -99,6 +99,7 @@ struct ptile_job {
 };
 
 typedef void ptile_fn(const struct ptile_job *j, int part, int parts);
+typedef void pdw_fn(const struct tile_geom *g, const float *xp, const float *dout, float *dw, int OC);
 
 #define TILE_CAT_(a, b) a##b
 #define TILE_CAT(a, b) TILE_CAT_(a, b)
@@ -158,12 +159,14 @@ static dw_fn *dw_for(int vl)
 }
 
 static ptile_fn *ptile_for(int vl) { return vl == 8 ? ptile_avx2 : NULL; }
+static pdw_fn *pdw_for(int vl) { return vl == 8 ? pdw_ptile_avx2 : NULL; }
 
 #else
 
 static rows_fn *rows_for(int vl) { (void)vl; return NULL; }
 static dw_fn *dw_for(int vl) { (void)vl; return NULL; }
 static ptile_fn *ptile_for(int vl) { (void)vl; return NULL; }
+static pdw_fn *pdw_for(int vl) { (void)vl; return NULL; }
 
 #endif
 
@@ -194,7 +197,18 @@ int conv2d_tile_applies(const struct conv2d_shape *s)
 
 int conv2d_tile_dweight_applies(const struct conv2d_shape *s)
 {
-    return plain_conv(s) && channel_tiles(s, simd_vl());
+    const int vl = simd_vl();
+    return plain_conv(s) && (channel_tiles(s, vl) || position_tiles(s, vl));
+}
+
+/* g for the position tiles: the padded copy in rows of channels, so that
+ * a tile's inputs (every channel's rows oh..oh+KH-1) lie together, not each
+ * channel's on a page of its own (32x32: planes of 4.6 KB); 1-6% faster
+ * (bench/levers.md) */
+static void rows_of_channels(struct tile_geom *g)
+{
+    g->cs = (size_t)g->Wp;
+    g->rs = (size_t)g->C * g->Wp;
 }
 
 /* xp = the image surrounded by the shape's zero padding, element (c, h, w)
@@ -287,11 +301,7 @@ void conv2d_tile_forward(float *out, float beta, const float *inp, const float *
     struct tile_geom g = geom_of(s, beta);
     struct fwd_plan f = {.g = &g, .OC = s->OC};
     if (position_tiles(s, vl)) {
-        /* rows of channels: a tile's inputs (every channel's rows
-         * oh..oh+KH-1) lie together, not each channel's on a page of its own
-         * (32x32: planes of 4.6 KB); 1-6% faster (bench/levers.md) */
-        g.cs = (size_t)g.Wp;
-        g.rs = (size_t)s->C * g.Wp;
+        rows_of_channels(&g);
         f.ptile = ptile_for(vl);
         f.wpack = pack_weights(weight, s->OC, g.K, PT_RMAX);
     } else {
@@ -348,12 +358,16 @@ void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
 {
     TP_ASSERT(conv2d_tile_dweight_applies(s));
     const int vl = simd_vl();
-    dw_fn *dwf = dw_for(vl);
+    /* the channel tiles where they apply, else the position vectors (a few
+     * output channels, or few terms) */
+    dw_fn *dwf = channel_tiles(s, vl) ? dw_for(vl) : NULL;
+    pdw_fn *pdw = dwf ? NULL : pdw_for(vl);
     /* at most two vectors: each tile streams its block of dout^T over all
      * positions, and four vectors' (64 KB at 16x16) leave the L1 cache
      * (B32 64->64 16x16: 1.91-2.09 ms with two, 2.05-2.16 with four) */
     const int nv = vectors_per_tile(s, vl, 2), nvl = nv * vl;
-    const struct tile_geom g = geom_of(s, 0.0f);
+    struct tile_geom g = geom_of(s, 0.0f);
+    if (pdw) rows_of_channels(&g);
     const size_t WN = (size_t)s->OC * g.K, HW = (size_t)s->H * s->W;
     /* a chunk's thread (seqnet.c): one part, its images added straight into
      * dweight in order */
@@ -363,13 +377,17 @@ void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
 #pragma omp parallel num_threads(chunk_threads(parts))
     {
         float *xp = tp_aligned_alloc((size_t)s->C * g.plane * sizeof(float));
-        float *dT = tp_aligned_alloc((size_t)s->OC * g.P * sizeof(float));
+        float *dT = dwf ? tp_aligned_alloc((size_t)s->OC * g.P * sizeof(float)) : NULL;
 #pragma omp for schedule(static)
         for (int part = 0; part < parts; part++) {
             const int b0 = (int)((long)s->B * part / parts), b1 = (int)((long)s->B * (part + 1) / parts);
             float *sum = alone ? dweight : partial + (size_t)part * WN;
             for (int b = b0; b < b1; b++) {
                 pad_image(xp, inp + (size_t)b * s->C * HW, s, g.cs, g.rs);
+                if (pdw) {
+                    pdw(&g, xp, dout + (size_t)b * s->OC * g.P, sum, s->OC);
+                    continue;
+                }
                 transpose_dout(dT, dout + (size_t)b * s->OC * g.P, s->OC, g.P, nvl);
                 const struct dw_job j = {&g, xp, dT, sum, nv, s->OC};
                 dwf(&j);

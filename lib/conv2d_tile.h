@@ -39,8 +39,14 @@ void conv2d_tile_forward(float *out, float beta, const float *inp, const float *
  * Called inside a parallel region (a chunk of seqnet.c's training, which
  * sums chunks apart), the images are added straight into dweight in order:
  * the chunk is one thread's, and 8 buffers of WN to zero and add were 2.5%
- * of a vqgan-tiny step's CPU. */
-int conv2d_tile_dweight_applies(const struct conv2d_shape *s); /* the channel tiles' condition */
+ * of a vqgan-tiny step's CPU. By the channel tiles where they apply (OC
+ * in whole vectors, K of CONV2D_TILE_K_MIN or more); else, with AVX2 and rows of whole vectors, by position vectors:
+ * per output channel and group of up to 12 taps of an input channel, an
+ * accumulator a tap over the image's positions, its lanes summed in order
+ * at the end (the VQGAN's last convolution, 32 -> 1, left im2col: 4.8 ms
+ * at batch 32, 0.45-0.60 by positions; the first, 1 -> 32 with K = 9,
+ * 0.46-0.61 by im2col, 0.25-0.35 by positions; bench/bench_conv.c). */
+int conv2d_tile_dweight_applies(const struct conv2d_shape *s);
 void conv2d_tile_dweight(float *dweight, const float *dout, const float *inp,
                          const struct conv2d_shape *s);
 

@@ -1,15 +1,17 @@
-/* conv2d_ptile_impl.h - the position-tile forward kernel of conv2d_tile.c
- * for one instruction set, included once per set that uses it. A tile is
+/* conv2d_ptile_impl.h - the position-tile kernels of conv2d_tile.c for one
+ * instruction set, included once per set that uses them. A forward tile is
  * R output channels times NV vectors of positions along output rows: R*NV
  * accumulators; for each (c, kh, kw) NV input vectors loaded (unaligned,
  * straight from the padded image) and R weights broadcast. The sums leave
- * as whole vectors of an output row, with no transposition. The includer
- * defines:
+ * as whole vectors of an output row, with no transposition. The weight
+ * gradient by position vectors (pdw_*) is here too. The includer defines:
  *   PT_VL      floats in a vector register (OW must be a multiple)
  *   PT_TARGET  the function attribute that enables the set
- *   PT_ROWS    the name of the function this defines (ptile_fn's type)
- *   vec, VZERO(), VLOAD(p), VBCAST(x), VFMA(a, b, c), VADD(a, b), VSTORE(p, v)
- * and this file undefines them at its end. */
+ *   PT_ROWS    the name of the forward function (ptile_fn's type); the
+ *              weight gradient's is pdw_ PT_ROWS (pdw_fn's type)
+ *   PT_CAT     token pasting
+ * and includes simd_avx512.h or simd_avx2.h (the vector operations) right
+ * before; this file undefines all of them at its end. */
 
 /* One tile; R and NV compile-time constants at each call site (always
  * inlined into the cases below), so acc stays in registers. */
@@ -155,13 +157,8 @@ static PT_TARGET void PT_CAT(pdw_, PT_ROWS)(const struct tile_geom *g, const flo
 
 #undef PDW_CASE
 
+#undef PT_CAT
 #undef PT_VL
 #undef PT_TARGET
 #undef PT_ROWS
-#undef vec
-#undef VZERO
-#undef VLOAD
-#undef VBCAST
-#undef VFMA
-#undef VADD
-#undef VSTORE
+#include "simd_undef.h"

@@ -105,7 +105,6 @@ typedef void pdw_fn(const struct tile_geom *g, const float *xp, const float *dou
 #define TILE_CAT(a, b) TILE_CAT_(a, b)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
 
 #define TILE_VL 16
 #define TILE_ACC 24 /* 32 registers less the weights and the broadcast value */
@@ -113,12 +112,7 @@ typedef void pdw_fn(const struct tile_geom *g, const float *xp, const float *dou
 #define TILE_TARGET __attribute__((target("avx512f")))
 #define TILE_ROWS rows_avx512
 #define TILE_DW dw_avx512
-#define vec __m512
-#define VZERO() _mm512_setzero_ps()
-#define VLOAD(p) _mm512_loadu_ps(p)
-#define VBCAST(x) _mm512_set1_ps(x)
-#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define VSTORE(p, v) _mm512_storeu_ps(p, v)
+#include "simd_avx512.h"
 #include "conv2d_tile_impl.h"
 
 #define TILE_VL 8
@@ -127,25 +121,14 @@ typedef void pdw_fn(const struct tile_geom *g, const float *xp, const float *dou
 #define TILE_TARGET __attribute__((target("avx2,fma")))
 #define TILE_ROWS rows_avx2
 #define TILE_DW dw_avx2
-#define vec __m256
-#define VZERO() _mm256_setzero_ps()
-#define VLOAD(p) _mm256_loadu_ps(p)
-#define VBCAST(x) _mm256_set1_ps(x)
-#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define VSTORE(p, v) _mm256_storeu_ps(p, v)
+#include "simd_avx2.h"
 #include "conv2d_tile_impl.h"
 
 #define PT_CAT TILE_CAT
 #define PT_VL 8
 #define PT_TARGET __attribute__((target("avx2,fma")))
 #define PT_ROWS ptile_avx2
-#define vec __m256
-#define VZERO() _mm256_setzero_ps()
-#define VLOAD(p) _mm256_loadu_ps(p)
-#define VBCAST(x) _mm256_set1_ps(x)
-#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define VADD(a, b) _mm256_add_ps(a, b)
-#define VSTORE(p, v) _mm256_storeu_ps(p, v)
+#include "simd_avx2.h"
 #include "conv2d_ptile_impl.h"
 
 static rows_fn *rows_for(int vl)

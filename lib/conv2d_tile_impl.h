@@ -6,8 +6,8 @@
  *   TILE_TARGET  the function attribute that enables the set
  *   TILE_ROWS    the name of the function this defines (rows_fn's type)
  *   TILE_DW      the name of the weight-gradient function (dw_fn's type)
- *   vec, VZERO(), VLOAD(p), VBCAST(x), VFMA(a, b, c), VSTORE(p, v)
- * and this file undefines them at its end. */
+ * and includes simd_avx512.h or simd_avx2.h (the vector operations) right
+ * before; this file undefines all of them at its end. */
 
 #define TILE_RMAX4 (TILE_ACC / 4) /* positions (or taps) per tile with four channel vectors */
 #define TILE_RMAX2 (TILE_ACC / 2) /* with two */
@@ -219,9 +219,4 @@ static TILE_TARGET void TILE_DW(const struct dw_job *j)
 #undef TILE_TARGET
 #undef TILE_ROWS
 #undef TILE_DW
-#undef vec
-#undef VZERO
-#undef VLOAD
-#undef VBCAST
-#undef VFMA
-#undef VSTORE
+#include "simd_undef.h"

@@ -34,32 +34,19 @@ typedef void rows_fn(const struct lt_call *k);
 #define LT_CAT(a, b) LT_CAT_(a, b)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
 
 #define LT_VL 16
 #define LT_NV 4
 #define LT_TARGET __attribute__((target("avx512f")))
 #define LT_ROWS rows_avx512
-#define vec __m512
-#define VZERO() _mm512_setzero_ps()
-#define VLOAD(p) _mm512_loadu_ps(p)
-#define VBCAST(x) _mm512_set1_ps(x)
-#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define VADD(a, b) _mm512_add_ps(a, b)
-#define VSTORE(p, v) _mm512_storeu_ps(p, v)
+#include "simd_avx512.h"
 #include "linear_tile_impl.h"
 
 #define LT_VL 8
 #define LT_NV 2
 #define LT_TARGET __attribute__((target("avx2,fma")))
 #define LT_ROWS rows_avx2
-#define vec __m256
-#define VZERO() _mm256_setzero_ps()
-#define VLOAD(p) _mm256_loadu_ps(p)
-#define VBCAST(x) _mm256_set1_ps(x)
-#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define VADD(a, b) _mm256_add_ps(a, b)
-#define VSTORE(p, v) _mm256_storeu_ps(p, v)
+#include "simd_avx2.h"
 #include "linear_tile_impl.h"
 
 static rows_fn *rows_for(int vl) { return vl == 16 ? rows_avx512 : vl == 8 ? rows_avx2 : NULL; }

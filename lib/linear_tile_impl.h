@@ -4,8 +4,8 @@
  *   LT_NV      vectors in a panel (PW = LT_NV * LT_VL)
  *   LT_TARGET  the function attribute that enables the set
  *   LT_ROWS    the name of the function this defines (rows_fn's type)
- *   vec, VZERO(), VLOAD(p), VBCAST(x), VFMA(a, b, c), VADD(a, b), VSTORE(p, v)
- * and this file undefines them at its end. */
+ * and includes simd_avx512.h or simd_avx2.h (the vector operations) right
+ * before; this file undefines all of them at its end. */
 
 /* The activation on a tile's outputs while they are in L1; a function of
  * its own, so that the tile's accumulators keep their registers. */
@@ -95,10 +95,4 @@ static LT_TARGET void LT_ROWS(const struct lt_call *k)
 #undef LT_NV
 #undef LT_TARGET
 #undef LT_ROWS
-#undef vec
-#undef VZERO
-#undef VLOAD
-#undef VBCAST
-#undef VFMA
-#undef VADD
-#undef VSTORE
+#include "simd_undef.h"

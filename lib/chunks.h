@@ -51,6 +51,26 @@ static inline int in_chunk(void)
 #endif
 }
 
+/* the calling thread's number in its team, and the team's size (0 and 1
+ * outside a parallel region, and in a build without OpenMP) */
+static inline int team_thread(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int team_size(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 /* dst[i] += the parts' partial[p * stride + i], p = 0.. in order, i < n:
  * weight gradients summed part by part over fixed ranges of a batch, the
  * same bits whatever thread summed each part. */

@@ -8,7 +8,6 @@
 #include "conv2d_tile.h"
 #include "chunks.h"
 
-#include <omp.h>
 #include <string.h>
 
 #include "blas.h"
@@ -315,8 +314,7 @@ void conv2d_tile_forward(float *out, float beta, const float *inp, const float *
 #pragma omp parallel num_threads(T)
             {
                 float *row = row_floats ? tp_aligned_alloc(row_floats * sizeof(float)) : NULL;
-                image_forward(&f, xp, out + (size_t)b * img_out, row, omp_get_thread_num(),
-                              omp_get_num_threads());
+                image_forward(&f, xp, out + (size_t)b * img_out, row, team_thread(), team_size());
                 free(row);
             }
         }

@@ -138,14 +138,15 @@ static PT_TARGET void PT_CAT(pdw_, PT_ROWS)(const struct tile_geom *g, const flo
                                             float *dwt, int OC)
 {
     const int KK = g->KH * g->KW, groups = (KK + PT_NVMAX - 1) / PT_NVMAX;
+    size_t *offs = tp_malloc((size_t)KK * sizeof *offs); /* each tap's offset in the padded rows */
+    for (int t = 0; t < KK; t++) offs[t] = (size_t)(t / g->KW) * g->rs + (size_t)(t % g->KW);
     for (int oc = 0; oc < OC; oc++)
         for (int c = 0; c < g->C; c++)
             for (int i = 0, t0 = 0; i < groups; i++) {
                 const int tn = KK / groups + (i < KK % groups);
                 const float *x = xp + (size_t)c * g->cs, *d = dout + (size_t)oc * g->P;
                 float *dw = dwt + ((size_t)oc * g->C + c) * KK + t0;
-                size_t off[PT_NVMAX];
-                for (int t = 0; t < tn; t++) off[t] = (size_t)((t0 + t) / g->KW) * g->rs + (size_t)((t0 + t) % g->KW);
+                const size_t *off = offs + t0;
                 switch (tn) {
                     PDW_CASE(1) PDW_CASE(2) PDW_CASE(3) PDW_CASE(4) PDW_CASE(5) PDW_CASE(6)
                     PDW_CASE(7) PDW_CASE(8) PDW_CASE(9) PDW_CASE(10) PDW_CASE(11) PDW_CASE(12)
@@ -153,6 +154,7 @@ static PT_TARGET void PT_CAT(pdw_, PT_ROWS)(const struct tile_geom *g, const flo
                 }
                 t0 += tn;
             }
+    free(offs);
 }
 
 #undef PDW_CASE

@@ -26,8 +26,8 @@ struct tile_at {
 
 /* The geometry every tile of one call shares. */
 struct tile_geom {
-    size_t plane, P, K; /* floats in a padded input plane, in an output plane; C*KH*KW */
-    size_t cs, rs;      /* the padded copy's channel and row strides (position tiles) */
+    size_t plane, P, K; /* floats in a padded input plane (the copy holds C), in an output plane; C*KH*KW */
+    size_t cs, rs;      /* the padded copy's channel and row strides (pad_image) */
     int Wp, OH, OW, C, KH, KW;
     int accumulate; /* add to out (beta 1) instead of writing it */
 };
@@ -177,11 +177,9 @@ int conv2d_tile_applies(const struct conv2d_shape *s)
     return plain_conv(s) && (position_tiles(s, vl) || channel_tiles(s, vl));
 }
 
-int conv2d_tile_dweight_applies(const struct conv2d_shape *s)
-{
-    const int vl = simd_vl();
-    return plain_conv(s) && (channel_tiles(s, vl) || position_tiles(s, vl));
-}
+/* the same shapes as the forward: the channel tiles' gradient where they
+ * apply, else the position vectors' */
+int conv2d_tile_dweight_applies(const struct conv2d_shape *s) { return conv2d_tile_applies(s); }
 
 /* g for the position tiles: the padded copy in rows of channels, so that
  * a tile's inputs (every channel's rows oh..oh+KH-1) lie together, not each
@@ -217,10 +215,11 @@ static void pad_image(float *xp, const float *in, const struct conv2d_shape *s, 
 static struct tile_geom geom_of(const struct conv2d_shape *s, float beta)
 {
     const int Wp = s->W + s->pad_left + s->pad_right;
-    return (struct tile_geom){.plane = (size_t)(s->H + s->pad_top + s->pad_bottom) * Wp,
+    const size_t plane = (size_t)(s->H + s->pad_top + s->pad_bottom) * Wp;
+    return (struct tile_geom){.plane = plane,
                               .P = (size_t)s->OH * s->OW,
                               .K = (size_t)s->C * s->KH * s->KW,
-                              .cs = (size_t)(s->H + s->pad_top + s->pad_bottom) * Wp, .rs = (size_t)Wp,
+                              .cs = plane, .rs = (size_t)Wp, /* [C][Hp][Wp] */
                               .Wp = Wp, .OH = s->OH, .OW = s->OW,
                               .C = s->C, .KH = s->KH, .KW = s->KW,
                               .accumulate = beta != 0.0f};

@@ -76,7 +76,7 @@ TILE_CAT(tile_, TILE_ROWS)(const int NV, const int R, const struct tile_at *at,
     const float *w = at->w;
     for (int c = 0; c < g->C; c++)
         for (int kh = 0; kh < g->KH; kh++) {
-            const float *row = at->x + (size_t)c * g->plane + (size_t)kh * g->Wp;
+            const float *row = at->x + (size_t)c * g->cs + (size_t)kh * g->rs;
             for (int kw = 0; kw < g->KW; kw++, w += NV * TILE_VL) {
                 vec wv[4];
 #pragma GCC unroll 4
@@ -122,7 +122,7 @@ static TILE_TARGET void TILE_ROWS(const struct rows_job *j, int ob, int oh0, int
     for (int oh = oh0; oh < oh1; oh++) {
         for (int i = 0, ow = 0; i < runs; i++) {
             const int r = g->OW / runs + (i < g->OW % runs);
-            const struct tile_at at = {.x = j->xp + (size_t)oh * g->Wp + ow,
+            const struct tile_at at = {.x = j->xp + (size_t)oh * g->rs + ow,
                                        .w = j->wpack + (size_t)ob * g->K * nvl,
                                        .out = j->row + ow};
             TILE_CAT(run_, TILE_ROWS)(j->nv, r, &at, g);
@@ -153,7 +153,7 @@ TILE_CAT(dwtile_, TILE_ROWS)(const int NV, const int TN, const struct dw_at *at,
     for (int t = 0; t < TN; t++) off[t] = at->off[t];
     const float *d = at->dT;
     for (int oh = 0; oh < g->OH; oh++) {
-        const float *xrow = at->x + (size_t)oh * g->Wp;
+        const float *xrow = at->x + (size_t)oh * g->rs;
         for (int ow = 0; ow < g->OW; ow++, d += NV * TILE_VL) {
             vec dv[4];
 #pragma GCC unroll 4
@@ -191,11 +191,11 @@ static TILE_TARGET void TILE_DW(const struct dw_job *j)
         for (int c = 0; c < g->C; c++)
             for (int i = 0, t0 = 0; i < groups; i++) {
                 const int tn = KK / groups + (i < KK % groups);
-                struct dw_at at = {.x = j->xp + (size_t)c * g->plane,
+                struct dw_at at = {.x = j->xp + (size_t)c * g->cs,
                                    .dT = j->dT + (size_t)ob * g->P * nvl,
                                    .dw = j->dw + (size_t)ob * nvl * g->K + (size_t)c * KK + t0};
                 for (int t = 0; t < tn; t++)
-                    at.off[t] = (t0 + t) / g->KW * g->Wp + (t0 + t) % g->KW;
+                    at.off[t] = (int)((t0 + t) / g->KW * g->rs) + (t0 + t) % g->KW;
                 TILE_CAT(dwrun_, TILE_ROWS)(j->nv, tn, &at, g);
                 t0 += tn;
             }

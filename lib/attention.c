@@ -1,5 +1,6 @@
 /* attention.c - multi-head self-attention (see attention.h). */
 #include "attention.h"
+#include "attention_tile.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -69,6 +70,24 @@ void attention_forward_at(float *out, struct attention_acts *acts, const float *
     linear_forward(out, acts->y, w->out_proj_weight, w->out_proj_bias, B * T, C, C);
 }
 
+/* A thread's copies of one head's operands for the tiles (attention_tile.h):
+ * three [T][HD] row blocks and one [HD][Tp] transposed; NULL where sgemm
+ * runs the heads. */
+struct head_copies {
+    float *mem, *r[3], *cols;
+};
+
+static struct head_copies head_copies_new(int T, int HD)
+{
+    struct head_copies h = {0};
+    if (!attention_tile_applies(T, HD)) return h;
+    const size_t rows = (size_t)T * HD;
+    h.mem = tp_malloc(sizeof(float) * (3 * rows + attention_tile_cols_floats(T, HD)));
+    for (int i = 0; i < 3; i++) h.r[i] = h.mem + i * rows;
+    h.cols = h.mem + 3 * rows;
+    return h;
+}
+
 void attention_mix_forward(struct attention_acts *acts, int B, int T, int C, int NH, float p, uint64_t seed, int b0)
 {
     TP_ASSERT(C % NH == 0);
@@ -76,33 +95,47 @@ void attention_mix_forward(struct attention_acts *acts, int B, int T, int C, int
     int HD = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HD);
     size_t TT = (size_t)T * T;
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        const float *q = acts->qkv + (size_t)b * T * C3 + h * HD;
-        const float *k = q + C, *v = q + 2 * C;
-        float *att = acts->att + bh * TT;
-        /* att = scale * q k^T: [T,HD] x [HD,T] */
-        tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, q, C3, k,
-                 C3, 0.0f, att, T);
-        for (int t = 0; t < T; t++) softmax_row(att + (size_t)t * T, att + (size_t)t * T, T);
-        const float *pv = att;
-        if (p > 0.0f) {
-            float *ad = acts->att_drop + bh * TT;
-            const uint64_t first = ((uint64_t)b0 * NH + (uint64_t)bh) * TT;
-            for (size_t i = 0; i < TT; i++) ad[i] = att[i] * dropout_scale(p, seed, first + i);
-            pv = ad;
+#pragma omp parallel
+    {
+        struct head_copies hc = head_copies_new(T, HD);
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < B * NH; bh++) {
+            int b = bh / NH, h = bh % NH;
+            const float *q = acts->qkv + (size_t)b * T * C3 + h * HD;
+            const float *k = q + C, *v = q + 2 * C;
+            float *att = acts->att + bh * TT, *y = acts->y + (size_t)b * T * C + h * HD;
+            if (hc.mem) { /* att = scale q k^T */
+                attention_tile_rows(hc.r[0], q, C3, T, HD);
+                attention_tile_cols(hc.cols, k, C3, T, HD);
+                attention_tile_abt(att, T, hc.r[0], hc.cols, T, HD, scale);
+            } else { /* [T,HD] x [HD,T] */
+                tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, q, C3, k, C3, 0.0f, att, T);
+            }
+            for (int t = 0; t < T; t++) softmax_row(att + (size_t)t * T, att + (size_t)t * T, T);
+            const float *pv = att;
+            if (p > 0.0f) {
+                float *ad = acts->att_drop + bh * TT;
+                const uint64_t first = ((uint64_t)b0 * NH + (uint64_t)bh) * TT;
+                for (size_t i = 0; i < TT; i++) ad[i] = att[i] * dropout_scale(p, seed, first + i);
+                pv = ad;
+            }
+            /* y_h = att @ v: [T,T] x [T,HD], into columns h*HD.. of y */
+            if (hc.mem) {
+                attention_tile_rows(hc.r[1], v, C3, T, HD);
+                attention_tile_px(y, C, pv, hc.r[1], T, HD, 1.0f);
+            } else {
+                tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, pv, T, v, C3, 0.0f, y, C);
+            }
         }
-        /* y_h = att @ v: [T,T] x [T,HD], into columns h*HD.. of y */
-        tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, pv, T, v,
-                 C3, 0.0f, acts->y + (size_t)b * T * C + h * HD, C);
+        free(hc.mem);
     }
 }
 
 /* Gradients of one (batch, head) pair: from dy_h to the q, k, v slices of
- * dqkv (written, not added: the pairs tile dqkv exactly). */
-static void head_backward(struct attention_acts *d, const struct attention_acts *a,
-                          int b, int h, int T, int C, int NH, float p, uint64_t seed, int b0)
+ * dqkv (written, not added: the pairs tile dqkv exactly); hc: the
+ * thread's copies for the tiles (hc->mem NULL: sgemm). */
+static void head_backward(struct attention_acts *d, const struct attention_acts *a, int b, int h, int T, int C,
+                          int NH, float p, uint64_t seed, int b0, const struct head_copies *hc)
 {
     int HD = C / NH, C3 = 3 * C, bh = b * NH + h;
     float scale = 1.0f / sqrtf((float)HD);
@@ -116,19 +149,30 @@ static void head_backward(struct attention_acts *d, const struct attention_acts 
     float *dP = d->att + bh * TT;
 
     /* dv = Pd^T @ dy; dPd = dy @ v^T */
-    tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, Pd, T, dy, C,
-             0.0f, dv, C3);
-    tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dy, C, v, C3,
-             0.0f, dP, T);
+    float *dyc = hc->r[0], *kc = hc->r[1], *qc = hc->r[2];
+    if (hc->mem) {
+        attention_tile_rows(dyc, dy, C, T, HD);
+        attention_tile_cols(hc->cols, v, C3, T, HD);
+        attention_tile_ptx(dv, C3, Pd, dyc, T, HD, 1.0f);
+        attention_tile_abt(dP, T, dyc, hc->cols, T, HD, 1.0f);
+    } else {
+        tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, Pd, T, dy, C, 0.0f, dv, C3);
+        tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dy, C, v, C3, 0.0f, dP, T);
+    }
     if (p > 0.0f)
         for (size_t i = 0; i < TT; i++) dP[i] *= dropout_scale(p, seed, ((uint64_t)b0 * NH + (uint64_t)bh) * TT + i);
     /* through the softmax, in place: dP becomes the gradient of the scores */
     for (int t = 0; t < T; t++) softmax_row_backward_inplace(dP + (size_t)t * T, P + (size_t)t * T, T);
     /* scores = scale * q k^T: dq = scale * dS @ k; dk = scale * dS^T @ q */
-    tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, scale, dP, T, k, C3,
-             0.0f, dq, C3);
-    tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, scale, dP, T, q, C3,
-             0.0f, dk, C3);
+    if (hc->mem) {
+        attention_tile_rows(kc, k, C3, T, HD);
+        attention_tile_rows(qc, q, C3, T, HD);
+        attention_tile_px(dq, C3, dP, kc, T, HD, scale);
+        attention_tile_ptx(dk, C3, dP, qc, T, HD, scale);
+    } else {
+        tp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, scale, dP, T, k, C3, 0.0f, dq, C3);
+        tp_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, scale, dP, T, q, C3, 0.0f, dk, C3);
+    }
 }
 
 void attention_backward(float *dinp, struct attention_params *dw,
@@ -178,8 +222,14 @@ void attention_backward(float *dinp, struct attention_params *dw,
 void attention_mix_backward(struct attention_acts *scratch, const struct attention_acts *acts, int B, int T, int C,
                             int NH, float p, uint64_t seed, int b0)
 {
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * NH; bh++) head_backward(scratch, acts, bh / NH, bh % NH, T, C, NH, p, seed, b0);
+#pragma omp parallel
+    {
+        struct head_copies hc = head_copies_new(T, C / NH);
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < B * NH; bh++)
+            head_backward(scratch, acts, bh / NH, bh % NH, T, C, NH, p, seed, b0, &hc);
+        free(hc.mem);
+    }
 }
 
 void attention_backward_at(float *dinp, struct attention_params *dw,

@@ -23,9 +23,11 @@
  * and the dropped probabilities are kept in acts.att_drop, which exists
  * only when the activations were sized with dropout on.
  *
- * Work is split over (batch, head) pairs; each pair's products run as
- * single-threaded sgemm calls (OpenBLAS does not nest inside an OpenMP
- * region) writing only that pair's slices, so results are deterministic.
+ * Work is split over (batch, head) pairs; each pair's products run on one
+ * thread, by AVX2 register tiles where attention_tile_applies (short
+ * sequences, attention_tile.h) and else as sgemm calls (OpenBLAS does not
+ * nest inside an OpenMP region), writing only that pair's slices, so
+ * results are deterministic.
  *
  * attention_forward and attention_backward cut the batch into chunks of
  * whole sequences (chunks.h, about ATTENTION_CHUNK_ROWS rows) that the

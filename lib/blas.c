@@ -36,11 +36,15 @@ void tp_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSP
     cblas_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void tp_product_count(int M, int N, int K, int accumulate)
+void tp_product_record(int ta, int tb, int M, int N, int K, int lda, int ldb, int ldc, int accumulate)
 {
     tp_flops_add(2 * (uint64_t)M * (uint64_t)N * (uint64_t)K);
-    if (rec_calls) record(CblasNoTrans, CblasTrans, M, N, K, K, K, N, accumulate ? 1.0f : 0.0f);
+    if (rec_calls)
+        record(ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, lda, ldb, ldc,
+               accumulate ? 1.0f : 0.0f);
 }
+
+void tp_product_count(int M, int N, int K, int accumulate) { tp_product_record(0, 1, M, N, K, K, K, N, accumulate); }
 
 void tp_flops_add(uint64_t n)
 {

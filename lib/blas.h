@@ -19,6 +19,11 @@ void tp_flops_add(uint64_t n);
  * (no transpose, W transposed, dense rows), so that bench_layers times the
  * same products by sgemm */
 void tp_product_count(int M, int N, int K, int accumulate);
+/* count and record a product computed without sgemm as the tp_sgemm call
+ * it stands for (ta, tb: transposed; accumulate: beta != 0), as
+ * attention_tile.c's head products do; tp_product_count is the case of
+ * linear_tile.c's */
+void tp_product_record(int ta, int tb, int M, int N, int K, int lda, int ldb, int ldc, int accumulate);
 /* operations counted so far in this process */
 uint64_t tp_flops(void);
 

@@ -250,13 +250,44 @@ struct pass {
     uint64_t s_probs, s_attn, s_mlp;
     int b0;
     const struct block_packs *k, *kt;
+    int row0, nrows; /* nrows > 0: the rows a caller reads (block_forward_rows) */
 };
 
 static struct pass pass_of(const struct block_cfg *cfg, int train, uint64_t seed)
 {
     struct pass d = {train ? cfg->attn_drop : 0.0f, train ? cfg->drop : 0.0f,
-                     rng_hash(seed, 0), rng_hash(seed, 1), rng_hash(seed, 2), 0, NULL, NULL};
+                     rng_hash(seed, 0), rng_hash(seed, 1), rng_hash(seed, 2), 0, NULL, NULL, 0, 0};
     return d;
+}
+
+/* The pass of block_forward_rows: the rows apply to pre-LN blocks without
+ * hidden dropout (whose masks are laid over every row); others run whole. */
+static struct pass pass_rows(const struct block_cfg *cfg, int train, uint64_t seed, int T, int row0, int nrows)
+{
+    struct pass d = pass_of(cfg, train, seed);
+    TP_ASSERT(nrows == 0 || (row0 >= 0 && nrows >= 1 && row0 + nrows <= T));
+    if (nrows < T && cfg->kind == BLOCK_PRE_LN && d.hidden <= 0.0f) d.row0 = row0, d.nrows = nrows;
+    return d;
+}
+
+enum seq_rows_op { ROWS_GATHER, ROWS_SCATTER, ROWS_ADD };
+
+/* Rows [row0, row0+n) of each of B sequences of T rows in full [B*T,C]
+ * against their compact copy [B*n,C]: gathered into compact, scattered
+ * into full, or added onto full. A gather may run in place (compact ==
+ * full): each row moves to an index no larger than its own, in order. */
+static void seq_rows(float *full, float *compact, int B, int T, int row0, int n, int C, enum seq_rows_op op)
+{
+    const size_t len = (size_t)n * C;
+    for (int b = 0; b < B; b++) {
+        float *f = full + ((size_t)b * T + row0) * C, *c = compact + (size_t)b * len;
+        if (op == ROWS_GATHER)
+            memmove(c, f, sizeof(float) * len);
+        else if (op == ROWS_SCATTER)
+            memcpy(f, c, sizeof(float) * len);
+        else
+            add_inplace(f, c, len);
+    }
 }
 
 /* out = inp W^T + bias, W [OC,C]: by tiles from W's pack, else sgemm */
@@ -408,6 +439,53 @@ static void pre_backward(float *dinp, struct block_params *dw, struct block_acts
     if (dinp) add_inplace(dinp, d->res1, n);
 }
 
+/* pre_forward where the caller reads rows [row0, row0+nrows) of each
+ * sequence alone (dr.nrows > 0): attention over every row (all of them are
+ * keys and values), out_proj, ln_2 and the MLP over those M = B*nrows rows,
+ * compact in the first M rows of res1, ln2, fc, fc_act (and of attn.y, the
+ * heads' outputs gathered in place); out written at those rows only. With
+ * the tiles a row's sums are the whole block's: the same bits there. */
+static void pre_forward_rows(float *out, struct block_acts *a, const float *x, const struct block_params *w,
+                             const struct block_cfg *cfg, int B, int T, struct pass dr)
+{
+    const int BT = B * T, C = cfg->C, M = B * dr.nrows;
+    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
+    lin_forward(a->attn.qkv, a->ln1, w->attn.in_proj_weight, dr.k ? dr.k->qkv : NULL, w->attn.in_proj_bias, BT, C,
+                3 * C);
+    attention_mix_forward(&a->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
+    seq_rows(a->attn.y, a->attn.y, B, T, dr.row0, dr.nrows, C, ROWS_GATHER);
+    seq_rows((float *)x, a->res1, B, T, dr.row0, dr.nrows, C, ROWS_GATHER);
+    lin_forward(a->res2, a->attn.y, w->attn.out_proj_weight, dr.k ? dr.k->out : NULL, w->attn.out_proj_bias, M, C, C);
+    add_inplace(a->res1, a->res2, (size_t)M * C); /* x + attn, as drop_add's attn + x */
+    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, M, C, cfg->eps);
+    mlp_forward(a->res2, a, a->ln2, w, cfg, M, dr.k);
+    add_inplace(a->res2, a->res1, (size_t)M * C);
+    seq_rows(out, a->res2, B, T, dr.row0, dr.nrows, C, ROWS_SCATTER);
+}
+
+/* Its backward: dout read at the kept rows alone (the others' gradient is
+ * zero); the MLP, ln_2 and out_proj over the M rows, attention and its
+ * input projection over all. */
+static void pre_backward_rows(float *dinp, struct block_params *dw, struct block_acts *d, const float *dout,
+                              const float *x, const struct block_params *w, const struct block_acts *a,
+                              const struct block_cfg *cfg, int B, int T, struct pass dr)
+{
+    const int BT = B * T, C = cfg->C, M = B * dr.nrows;
+    seq_rows((float *)dout, d->res2, B, T, dr.row0, dr.nrows, C, ROWS_GATHER);
+    mlp_backward(d->ln2, dw, d, d->res2, a->ln2, w, a, cfg, M, dr.kt, 1);
+    memcpy(d->res1, d->res2, sizeof(float) * (size_t)M * C); /* the residual path */
+    layernorm_backward(d->res1, G(ln2_w), G(ln2_b), d->ln2, a->res1, w->ln2_w, a->ln2_mean, a->ln2_rstd, M, C);
+    lin_backward(d->res2, G(attn.out_proj_weight), G(attn.out_proj_bias), d->res1, a->attn.y,
+                 w->attn.out_proj_weight, dr.kt ? dr.kt->out : NULL, M, C, C, 1);
+    memset(d->attn.y, 0, sizeof(float) * (size_t)BT * C);
+    seq_rows(d->attn.y, d->res2, B, T, dr.row0, dr.nrows, C, ROWS_SCATTER);
+    attention_mix_backward(&d->attn, &a->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
+    lin_backward(d->ln1, G(attn.in_proj_weight), G(attn.in_proj_bias), d->attn.qkv, a->ln1, w->attn.in_proj_weight,
+                 dr.kt ? dr.kt->qkv : NULL, BT, C, 3 * C, 1);
+    layernorm_backward(dinp, G(ln1_w), G(ln1_b), d->ln1, x, w->ln1_w, a->ln1_mean, a->ln1_rstd, BT, C);
+    if (dinp) seq_rows(dinp, d->res1, B, T, dr.row0, dr.nrows, C, ROWS_ADD);
+}
+
 static void post_forward(float *out, struct block_acts *a, const float *x,
                          const struct block_params *w, const struct block_cfg *cfg,
                          int B, int T, struct pass dr)
@@ -449,7 +527,9 @@ static void post_backward(float *dinp, struct block_params *dw, struct block_act
 static void run_forward(float *out, struct block_acts *a, const float *x, const struct block_params *w,
                         const struct block_cfg *cfg, int B, int T, struct pass dr)
 {
-    if (cfg->kind == BLOCK_PRE_LN)
+    if (dr.nrows)
+        pre_forward_rows(out, a, x, w, cfg, B, T, dr);
+    else if (cfg->kind == BLOCK_PRE_LN)
         pre_forward(out, a, x, w, cfg, B, T, dr);
     else
         post_forward(out, a, x, w, cfg, B, T, dr);
@@ -460,7 +540,9 @@ static void run_backward(float *dinp, struct block_params *dw, struct block_acts
                          const struct block_acts *acts, const struct block_cfg *cfg, int B, int T,
                          struct pass dr)
 {
-    if (cfg->kind == BLOCK_PRE_LN)
+    if (dr.nrows)
+        pre_backward_rows(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
+    else if (cfg->kind == BLOCK_PRE_LN)
         pre_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
     else
         post_backward(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
@@ -499,8 +581,22 @@ void block_forward(float *out, struct block_acts *acts, const float *inp,
                    const struct block_params *w, const struct block_cfg *cfg,
                    int B, int T, int train, uint64_t seed)
 {
+    block_forward_rows(out, acts, inp, w, cfg, B, T, train, seed, 0, 0);
+}
+
+void block_backward(float *dinp, struct block_params *dw, struct block_acts *scratch,
+                    const float *dout, const float *inp, const struct block_params *w,
+                    const struct block_acts *acts, const struct block_cfg *cfg,
+                    int B, int T, int train, uint64_t seed)
+{
+    block_backward_rows(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, train, seed, 0, 0);
+}
+
+void block_forward_rows(float *out, struct block_acts *acts, const float *inp, const struct block_params *w,
+                        const struct block_cfg *cfg, int B, int T, int train, uint64_t seed, int row0, int nrows)
+{
     TP_ASSERT(out != inp);
-    struct pass dr = pass_of(cfg, train, seed);
+    struct pass dr = pass_rows(cfg, train, seed, T, row0, nrows);
     const int chunks = chunks_of(B, T);
     if (chunks < 2) {
         run_forward(out, acts, inp, w, cfg, B, T, dr);
@@ -529,12 +625,33 @@ void block_forward(float *out, struct block_acts *acts, const float *inp,
     free(block);
 }
 
-void block_backward(float *dinp, struct block_params *dw, struct block_acts *scratch,
-                    const float *dout, const float *inp, const struct block_params *w,
-                    const struct block_acts *acts, const struct block_cfg *cfg,
-                    int B, int T, int train, uint64_t seed)
+static void backward_pass(float *dinp, struct block_params *dw, struct block_acts *scratch, const float *dout,
+                          const float *inp, const struct block_params *w, const struct block_acts *acts,
+                          const struct block_cfg *cfg, int B, int T, struct pass dr);
+
+void block_backward_rows(float *dinp, struct block_params *dw, struct block_acts *scratch, const float *dout,
+                         const float *inp, const struct block_params *w, const struct block_acts *acts,
+                         const struct block_cfg *cfg, int B, int T, int train, uint64_t seed, int row0, int nrows)
 {
-    struct pass dr = pass_of(cfg, train, seed);
+    const struct pass dr = pass_rows(cfg, train, seed, T, row0, nrows);
+    float *masked = NULL;
+    if (nrows && nrows < T && !dr.nrows) { /* whole: dout zero past the rows, as promised */
+        const size_t len = (size_t)nrows * cfg->C;
+        masked = tp_calloc((size_t)B * T * cfg->C, sizeof(float));
+        for (int b = 0; b < B; b++) {
+            const size_t at = ((size_t)b * T + row0) * cfg->C;
+            memcpy(masked + at, dout + at, sizeof(float) * len);
+        }
+        dout = masked;
+    }
+    backward_pass(dinp, dw, scratch, dout, inp, w, acts, cfg, B, T, dr);
+    free(masked);
+}
+
+static void backward_pass(float *dinp, struct block_params *dw, struct block_acts *scratch, const float *dout,
+                          const float *inp, const struct block_params *w, const struct block_acts *acts,
+                          const struct block_cfg *cfg, int B, int T, struct pass dr)
+{
     const int chunks = chunks_of(B, T);
     float *base = dw ? params_base(dw, cfg) : NULL;
     if (chunks < 2 || (dw && !base)) {

@@ -126,6 +126,22 @@ void block_backward(float *dinp, struct block_params *dw, struct block_acts *scr
                     const float *dout, const float *inp, const struct block_params *w,
                     const struct block_acts *acts, const struct block_cfg *cfg,
                     int B, int T, int train, uint64_t seed);
+/* The same where the caller reads rows [row0, row0+nrows) of each
+ * sequence's output alone (TiTok's last block: the encoder's latent
+ * tokens, the decoder's grid): attention runs over every row, since all of
+ * them are keys and values, and out_proj, ln_2 and the MLP over the kept
+ * rows alone, in the first B*nrows rows of their fields of acts. out is
+ * written at the kept rows only; the backward reads dout there only (the
+ * other rows' gradient is taken as zero), with the forward's acts and the
+ * same row0, nrows. A pre-LN block without hidden dropout in this pass;
+ * others, and nrows 0 or T, run whole (every row written). With the tiles a
+ * kept row has the bits of block_forward's; the parameter gradients match
+ * block_backward's with dout zero elsewhere to the order of their sums. */
+void block_forward_rows(float *out, struct block_acts *acts, const float *inp, const struct block_params *w,
+                        const struct block_cfg *cfg, int B, int T, int train, uint64_t seed, int row0, int nrows);
+void block_backward_rows(float *dinp, struct block_params *dw, struct block_acts *scratch, const float *dout,
+                         const float *inp, const struct block_params *w, const struct block_acts *acts,
+                         const struct block_cfg *cfg, int B, int T, int train, uint64_t seed, int row0, int nrows);
 
 /* Inference through L blocks (weights w[0..L-1], one cfg): out [B*T,C] =
  * block L-1 of ... block 0 of inp, out not aliasing inp, dropout off. Each

@@ -126,6 +126,7 @@ void titok_trunk_free(struct titok_trunk *t)
     free(t->dbp);
     free(t->acts);
     free(t->mem);
+    free(t->keep);
     linear_tile_cache_free(&t->pk);
     memset(t, 0, sizeof *t);
 }
@@ -162,8 +163,27 @@ static void trunk_reserve(struct titok_trunk *t, int B, int train)
         m = block_acts_point(&t->scratch, m, &t->bc, B, t->T, 0);
     }
     TP_ASSERT(m == t->mem + total);
+    free(t->keep);
+    t->keep = tp_malloc(BT);
+    for (size_t i = 0; i < BT; i++) {
+        const int r = (int)(i % t->T);
+        t->keep[i] = r >= t->row0 && r < t->row0 + t->nrows;
+    }
     t->B = B;
     t->train = train;
+}
+
+/* block_stack_infer's tail: a chunk's kept rows (or all its rows, where
+ * every row is kept) into sel, on its thread */
+static void trunk_take(void *ctx, const float *y, int s0, int ns, const int *rows, int nr, float *scratch)
+{
+    const struct titok_trunk *t = ctx;
+    const size_t E = t->bc.C, len = (size_t)t->nrows * E;
+    (void)rows, (void)nr, (void)scratch;
+    for (int s = 0; s < ns; s++) {
+        const float *src = rows ? y + s * len : y + ((size_t)s * t->T + t->row0) * E;
+        memcpy(t->sel + (size_t)(s0 + s) * len, src, sizeof(float) * len);
+    }
 }
 
 const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B, int train)
@@ -173,15 +193,22 @@ const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B, i
     size_t BTE = (size_t)B * T * E;
     layernorm_forward(t->xs, t->pre_mean, t->pre_rstd, x, t->pre_w, t->pre_b, B * T, E, t->bc.eps);
     if (train) {
+        /* the last block over the rows ln_post reads alone */
         for (int i = 0; i < t->L; i++)
-            block_forward(t->xs + (i + 1) * BTE, &t->acts[i], t->xs + i * BTE, &t->bp[i], &t->bc, B, T, 0, 0);
+            block_forward_rows(t->xs + (i + 1) * BTE, &t->acts[i], t->xs + i * BTE, &t->bp[i], &t->bc, B, T, 0, 0,
+                               t->row0, i == t->L - 1 ? n : 0);
     } else {
+        /* the last block's out_proj and MLP over the kept rows alone, which
+         * come to sel through trunk_take */
         const float *packed = block_stack_cached(&t->pk, t->bp, t->L, &t->bc, t->params->version);
-        block_stack_infer(t->xs + BTE, t->xs, t->bp, packed, t->L, &t->bc, B, T, NULL);
+        const struct block_tail tail = {trunk_take, t, 1, 0, t->keep};
+        block_stack_infer(NULL, t->xs, t->bp, packed, t->L, &t->bc, B, T, &tail);
     }
-    const float *last = t->xs + (train ? (size_t)t->L : 1) * BTE;
-    for (int b = 0; b < B; b++)
-        memcpy(t->sel + (size_t)b * n * E, last + ((size_t)b * T + t->row0) * E, sizeof(float) * n * E);
+    if (train) {
+        const float *last = t->xs + (size_t)t->L * BTE;
+        for (int b = 0; b < B; b++)
+            memcpy(t->sel + (size_t)b * n * E, last + ((size_t)b * T + t->row0) * E, sizeof(float) * n * E);
+    }
     layernorm_forward(t->out, t->post_mean, t->post_rstd, t->sel, t->post_w, t->post_b, B * n, E, t->bc.eps);
     return t->out;
 }
@@ -201,7 +228,8 @@ void titok_trunk_backward(struct titok_trunk *t, float *dx, const float *dout, c
         memcpy(g + ((size_t)b * T + t->row0) * E, t->dsel + (size_t)b * n * E, sizeof(float) * n * E);
     for (int i = t->L - 1; i >= 0; i--) {
         memset(h, 0, sizeof(float) * BTE);
-        block_backward(h, &t->dbp[i], &t->scratch, g, t->xs + i * BTE, &t->bp[i], &t->acts[i], &t->bc, B, T, 0, 0);
+        block_backward_rows(h, &t->dbp[i], &t->scratch, g, t->xs + i * BTE, &t->bp[i], &t->acts[i], &t->bc, B, T,
+                            0, 0, t->row0, i == t->L - 1 ? n : 0);
         float *s = g;
         g = h, h = s;
     }

@@ -143,6 +143,7 @@ struct titok_trunk {
     float *sel, *post_mean, *post_rstd;   /* [B*nrows,E] ln_post input, stats */
     float *out, *dsel, *g0, *g1;          /* [B*nrows,E] x2, [B,T,E] x2 */
     struct block_acts *acts, scratch;
+    uint8_t *keep;                        /* [B*T] inference: the rows ln_post reads (block_tail.keep) */
     const struct params *params;          /* bound: their version says when pk is stale */
     struct linear_tile_cache pk;          /* inference: the blocks' weights packed (block_stack_pack) */
 };

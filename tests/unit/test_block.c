@@ -10,6 +10,7 @@
 #include "block.h"
 #include "linear_tile.h"
 #include "simd.h"
+#include "blas.h"
 #include "cli.h"
 #include "layernorm.h"
 
@@ -270,6 +271,77 @@ static void test_chunks(void **state)
     chunks_same(cfg_bert(64, 4, 256, 0, 0), 9, 33);
 }
 
+/* ---- the kept rows of the last block (block_forward_rows) ---- */
+
+/* block_forward_rows and block_backward_rows over rows [row0, row0+n) of
+ * each sequence against the whole block with dout zero elsewhere: the same
+ * outputs at those rows (the same bits where the chunks' tiles run them),
+ * the same gradients to rounding; the rest of dout is NaN, so a read of it
+ * shows. A post-LN block runs whole: every row as block_forward's. */
+static void rows_same(struct block_cfg cfg, int B, int T, int row0, int n, int same_bits)
+{
+    struct net w, k;
+    net_init(&w, cfg, B, T, 0, "");
+    net_init(&k, cfg, B, T, 0, "");
+    params_fill_init(&w.par, 8);
+    params_fill_init(&k.par, 8);
+    struct rng r;
+    rng_seed(&r, 9);
+    fill_uniform(&r, w.x, w.n, -1, 1);
+    fill_uniform(&r, w.r, w.n, -1, 1);
+    memcpy(k.x, w.x, sizeof(float) * w.n);
+    const size_t C = cfg.C;
+    for (size_t i = 0; i < (size_t)B * T; i++) {
+        const int t = (int)(i % T), kept = t >= row0 && t < row0 + n;
+        for (size_t c = 0; c < C; c++) {
+            k.r[i * C + c] = kept ? w.r[i * C + c] : NAN;
+            if (!kept) w.r[i * C + c] = 0.0f;
+        }
+    }
+    const uint64_t f0 = tp_flops();
+    net_forward(&w);
+    net_backward(&w);
+    const uint64_t f1 = tp_flops();
+    block_forward_rows(k.out, &k.a, k.x, &k.p, &cfg, B, T, 0, 0, row0, n);
+    block_backward_rows(k.dx, &k.dp, &k.s, k.r, k.x, &k.p, &k.a, &cfg, B, T, 0, 0, row0, n);
+    const int whole = cfg.kind == BLOCK_POST_LN || n == T;
+    /* the rows' products skipped (out_proj and the MLP: 9 of the 12 C x C a row) */
+    if (whole)
+        assert_true(tp_flops() - f1 == f1 - f0);
+    else
+        assert_true(tp_flops() - f1 < f1 - f0 - (f1 - f0) / 2 * (T - n) / T);
+    for (int b = 0; b < B; b++) {
+        const size_t at = ((size_t)b * T + (whole ? 0 : row0)) * C, len = (size_t)(whole ? T : n) * C;
+        check_close("rows out", k.out + at, w.out + at, len, 1e-5, 1e-5);
+        if (same_bits) assert_memory_equal(k.out + at, w.out + at, sizeof(float) * len);
+    }
+    check_close("rows dx", k.dx, w.dx, w.n, 1e-5, 1e-5);
+    check_close("rows dw", k.dm, w.dm, w.np, 1e-4, 1e-4);
+    net_free(&w), net_free(&k);
+}
+
+/* TiTok's encoder (its 32 latent tokens after 65 rows) and decoder (its
+ * 64 grid rows after the class token): one chunk, and two (11 sequences of
+ * 97 rows), at each vector width the CPU has and at 0; every row kept; a
+ * post-LN block (whole). */
+static void test_rows(void **state)
+{
+    (void)state;
+    const int widths[] = {16, 8, 0};
+    tp_threads_set(2);
+    for (int i = 0; i < 3; i++) {
+        if (widths[i] > simd_cpu_vl()) continue;
+        simd_set_vl(widths[i]);
+        const int tiles = widths[i] > 0 && linear_tile_packed_floats(64, 256) > 0;
+        rows_same(cfg_vit(64, 4, 256), 3, 97, 65, 32, 0);
+        rows_same(cfg_vit(64, 4, 256), 11, 97, 65, 32, tiles);
+        rows_same(cfg_vit(64, 4, 256), 11, 97, 1, 64, tiles);
+        rows_same(cfg_vit(64, 4, 256), 2, 9, 0, 9, 1);
+        rows_same(cfg_bert(32, 2, 64, 0, 0), 3, 9, 2, 3, 1);
+    }
+    simd_set_vl(-1);
+}
+
 /* ---- block_stack_infer ---- */
 
 /* A tail that copies each chunk's output to its place, through the
@@ -521,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_train_flag),
         cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_rows),
         cmocka_unit_test(test_stack_infer),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_init),

@@ -270,18 +270,16 @@ static struct pass pass_rows(const struct block_cfg *cfg, int train, uint64_t se
     return d;
 }
 
-/* Rows [row0, row0+n) of each of B sequences of T rows in full [B*T,C]
- * and their compact copy [B*n,C]. The gather may run in place (compact ==
- * full): each row moves to an index no larger than its own, in order. */
-static void seq_rows_gather(float *compact, const float *full, int B, int T, int row0, int n, int C)
+/* The gather may run in place: each row moves to an index no larger than
+ * its own, in order. */
+void block_rows_gather(float *compact, const float *full, int B, int T, int row0, int n, int C)
 {
     const size_t len = (size_t)n * C;
     for (int b = 0; b < B; b++)
         memmove(compact + (size_t)b * len, full + ((size_t)b * T + row0) * C, sizeof(float) * len);
 }
 
-/* the compact rows written into full (add: added onto it) */
-static void seq_rows_put(float *full, const float *compact, int B, int T, int row0, int n, int C, int add)
+void block_rows_put(float *full, const float *compact, int B, int T, int row0, int n, int C, int add)
 {
     const size_t len = (size_t)n * C;
     for (int b = 0; b < B; b++) {
@@ -456,14 +454,14 @@ static void pre_forward_rows(float *out, struct block_acts *a, const float *x, c
     lin_forward(a->attn.qkv, a->ln1, w->attn.in_proj_weight, dr.k ? dr.k->qkv : NULL, w->attn.in_proj_bias, BT, C,
                 3 * C);
     attention_mix_forward(&a->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
-    seq_rows_gather(a->attn.y, a->attn.y, B, T, dr.row0, dr.nrows, C);
-    seq_rows_gather(a->res1, x, B, T, dr.row0, dr.nrows, C);
+    block_rows_gather(a->attn.y, a->attn.y, B, T, dr.row0, dr.nrows, C);
+    block_rows_gather(a->res1, x, B, T, dr.row0, dr.nrows, C);
     lin_forward(a->res2, a->attn.y, w->attn.out_proj_weight, dr.k ? dr.k->out : NULL, w->attn.out_proj_bias, M, C, C);
     add_inplace(a->res1, a->res2, (size_t)M * C); /* x + attn, as drop_add's attn + x */
     layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, M, C, cfg->eps);
     mlp_forward(a->res2, a, a->ln2, w, cfg, M, dr.k);
     add_inplace(a->res2, a->res1, (size_t)M * C);
-    seq_rows_put(out, a->res2, B, T, dr.row0, dr.nrows, C, 0);
+    block_rows_put(out, a->res2, B, T, dr.row0, dr.nrows, C, 0);
 }
 
 /* Its backward: dout read at the kept rows alone (the others' gradient is
@@ -474,19 +472,19 @@ static void pre_backward_rows(float *dinp, struct block_params *dw, struct block
                               const struct block_cfg *cfg, int B, int T, struct pass dr)
 {
     const int BT = B * T, C = cfg->C, M = B * dr.nrows;
-    seq_rows_gather(d->res2, dout, B, T, dr.row0, dr.nrows, C);
+    block_rows_gather(d->res2, dout, B, T, dr.row0, dr.nrows, C);
     mlp_backward(d->ln2, dw, d, d->res2, a->ln2, w, a, cfg, M, dr.kt, 1);
     memcpy(d->res1, d->res2, sizeof(float) * (size_t)M * C); /* the residual path */
     layernorm_backward(d->res1, G(ln2_w), G(ln2_b), d->ln2, a->res1, w->ln2_w, a->ln2_mean, a->ln2_rstd, M, C);
     lin_backward(d->res2, G(attn.out_proj_weight), G(attn.out_proj_bias), d->res1, a->attn.y,
                  w->attn.out_proj_weight, dr.kt ? dr.kt->out : NULL, M, C, C, 1);
     memset(d->attn.y, 0, sizeof(float) * (size_t)BT * C);
-    seq_rows_put(d->attn.y, d->res2, B, T, dr.row0, dr.nrows, C, 0);
+    block_rows_put(d->attn.y, d->res2, B, T, dr.row0, dr.nrows, C, 0);
     attention_mix_backward(&d->attn, &a->attn, B, T, C, cfg->NH, dr.attn, dr.s_probs, dr.b0);
     lin_backward(d->ln1, G(attn.in_proj_weight), G(attn.in_proj_bias), d->attn.qkv, a->ln1, w->attn.in_proj_weight,
                  dr.kt ? dr.kt->qkv : NULL, BT, C, 3 * C, 1);
     layernorm_backward(dinp, G(ln1_w), G(ln1_b), d->ln1, x, w->ln1_w, a->ln1_mean, a->ln1_rstd, BT, C);
-    if (dinp) seq_rows_put(dinp, d->res1, B, T, dr.row0, dr.nrows, C, 1);
+    if (dinp) block_rows_put(dinp, d->res1, B, T, dr.row0, dr.nrows, C, 1);
 }
 
 static void post_forward(float *out, struct block_acts *a, const float *x,

@@ -143,6 +143,13 @@ void block_backward_rows(float *dinp, struct block_params *dw, struct block_acts
                          const float *inp, const struct block_params *w, const struct block_acts *acts,
                          const struct block_cfg *cfg, int B, int T, int train, uint64_t seed, int row0, int nrows);
 
+/* Rows [row0, row0+n) of each of B sequences of T rows in full [B*T,C]
+ * and their compact copy [B*n,C] (the kept rows above; a model's slice of
+ * its sequences): gathered into compact, which may be full itself (in
+ * place), or put into full (add: added onto what is there). */
+void block_rows_gather(float *compact, const float *full, int B, int T, int row0, int n, int C);
+void block_rows_put(float *full, const float *compact, int B, int T, int row0, int n, int C, int add);
+
 /* Inference through L blocks (weights w[0..L-1], one cfg): out [B*T,C] =
  * block L-1 of ... block 0 of inp, out not aliasing inp, dropout off. Each
  * chunk goes through every block on its thread's own small buffers before

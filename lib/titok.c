@@ -173,17 +173,14 @@ static void trunk_reserve(struct titok_trunk *t, int B, int train)
     t->train = train;
 }
 
-/* block_stack_infer's tail: a chunk's kept rows (or all its rows, where
- * every row is kept) into sel, on its thread */
+/* block_stack_infer's tail: a chunk's kept rows, nrows a sequence in order
+ * (all T of them where every row is kept), into sel, on its thread */
 static void trunk_take(void *ctx, const float *y, int s0, int ns, const int *rows, int nr, float *scratch)
 {
     const struct titok_trunk *t = ctx;
-    const size_t E = t->bc.C, len = (size_t)t->nrows * E;
+    const size_t len = (size_t)t->nrows * t->bc.C;
     (void)rows, (void)nr, (void)scratch;
-    for (int s = 0; s < ns; s++) {
-        const float *src = rows ? y + s * len : y + ((size_t)s * t->T + t->row0) * E;
-        memcpy(t->sel + (size_t)(s0 + s) * len, src, sizeof(float) * len);
-    }
+    memcpy(t->sel + (size_t)s0 * len, y, sizeof(float) * ns * len);
 }
 
 const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B, int train)
@@ -204,11 +201,7 @@ const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B, i
         const struct block_tail tail = {trunk_take, t, 1, 0, t->keep};
         block_stack_infer(NULL, t->xs, t->bp, packed, t->L, &t->bc, B, T, &tail);
     }
-    if (train) {
-        const float *last = t->xs + (size_t)t->L * BTE;
-        for (int b = 0; b < B; b++)
-            memcpy(t->sel + (size_t)b * n * E, last + ((size_t)b * T + t->row0) * E, sizeof(float) * n * E);
-    }
+    if (train) block_rows_gather(t->sel, t->xs + (size_t)t->L * BTE, B, T, t->row0, n, E);
     layernorm_forward(t->out, t->post_mean, t->post_rstd, t->sel, t->post_w, t->post_b, B * n, E, t->bc.eps);
     return t->out;
 }
@@ -221,11 +214,10 @@ void titok_trunk_backward(struct titok_trunk *t, float *dx, const float *dout, c
     memset(t->dsel, 0, sizeof(float) * B * n * E);
     layernorm_backward(t->dsel, t->dpost_w, t->dpost_b, dout, t->sel, t->post_w, t->post_mean, t->post_rstd, B * n,
                        E);
-    /* only the kept rows get a gradient at the last block's output */
+    /* only the kept rows get a gradient at the last block's output, and
+     * block_backward_rows reads it there alone */
     float *g = t->g0, *h = t->g1;
-    memset(g, 0, sizeof(float) * BTE);
-    for (int b = 0; b < B; b++)
-        memcpy(g + ((size_t)b * T + t->row0) * E, t->dsel + (size_t)b * n * E, sizeof(float) * n * E);
+    block_rows_put(g, t->dsel, B, T, t->row0, n, E, 0);
     for (int i = t->L - 1; i >= 0; i--) {
         memset(h, 0, sizeof(float) * BTE);
         block_backward_rows(h, &t->dbp[i], &t->scratch, g, t->xs + i * BTE, &t->bp[i], &t->acts[i], &t->bc, B, T,

@@ -179,10 +179,8 @@ void titok_dec_backward(struct titok_dec *d, float *dquant, const float *dlogits
         dmask[i] += s;
     }
     titok_sum_batch(G(lpos), dx, B, T, E, 1 + N, K);
-    float *demb = d->demb;
-    for (int b = 0; b < B; b++)
-        memcpy(demb + (size_t)b * K * E, dx + ((size_t)b * T + 1 + N) * E, sizeof(float) * K * E);
-    linear_backward(dquant, G(ew), G(eb), demb, d->q, W(ew), B * K, c->D, E);
+    block_rows_gather(d->demb, dx, B, T, 1 + N, K, E);
+    linear_backward(dquant, G(ew), G(eb), d->demb, d->q, W(ew), B * K, c->D, E);
 }
 
 #undef W

@@ -9,6 +9,7 @@
 #include "linear.h"
 #include "linear_tile.h"
 #include "maskgit.h"
+#include "xxh64.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,24 +240,79 @@ static void fill_keep(struct ib *ib, int R)
     for (size_t i = 0; i < (size_t)R * T; i++) ib->keep[i] = i % T != 0 && ib->tok[i] == ib->V;
 }
 
-/* tok rows: pass 0 with the labels, pass 1 (guidance) with the null class,
- * a sample's passes side by side (lm_tail takes them together). */
-static int fill_tokens(struct ib *ib, const struct st_tensor *ids, const struct st_tensor *lab, int B, int passes)
+/* ids in [0,V] (V the mask), labels below the class count */
+static int check_inputs(const struct ib *ib, const struct st_tensor *ids, const struct st_tensor *lab, int B)
 {
     const int32_t *id = ids->data, *lb = lab ? lab->data : NULL;
-    int V = ib->V, K = ib->K, T = ib->T, NC = ib->c.classes;
+    const int V = ib->V, K = ib->K, NC = ib->c.classes;
     for (long i = 0; i < (long)B * K; i++)
         if (id[i] < 0 || id[i] > V)
             return tp_err_set("field 'ids': id %d of sample %ld outside [0,%d] (%d = mask)", (int)id[i], i / K, V, V);
     for (int b = 0; b < B; b++)
         if (lb && lb[b] >= NC) return tp_err_set("field 'label': %d of sample %d is not below %d classes", (int)lb[b], b, NC);
-    for (int p = 0; p < passes; p++)
-        for (int b = 0; b < B; b++) {
-            int32_t *t = ib->tok + ((size_t)b * passes + p) * T;
-            t[0] = p == 0 && lb && lb[b] >= 0 ? V + 1 + lb[b] : V + NC + 1;
-            memcpy(t + 1, id + (size_t)b * K, sizeof(int32_t) * K);
-        }
     return 0;
+}
+
+/* The class token of sample b's pass p: its label in pass 0, else (and
+ * for labels < 0, or none) the null class. */
+static int32_t class_token(const struct ib *ib, const int32_t *lb, int b, int p)
+{
+    return p == 0 && lb && lb[b] >= 0 ? ib->V + 1 + lb[b] : ib->V + ib->c.classes + 1;
+}
+
+/* Inference runs each distinct sample once: samples with the same ids and
+ * class token (every sample of a class at a sampling run's first step,
+ * where all ids are the mask) have the same logits, row by row the same
+ * sums. pick[u] = the first sample of distinct sample u, of[b] = b's u (u
+ * <= b); returns the count U. An open-addressing table of the samples'
+ * hashes, compared in full on a hit. */
+static int distinct_samples(const struct ib *ib, const int32_t *id, const int32_t *lb, int B, int *pick, int *of)
+{
+    const int K = ib->K;
+    int cap = 16;
+    while (cap < 2 * B) cap *= 2;
+    int *slot = tp_malloc((size_t)cap * sizeof *slot);
+    uint64_t *hash = tp_malloc((size_t)B * sizeof *hash);
+    for (int i = 0; i < cap; i++) slot[i] = -1;
+    int U = 0;
+    for (int b = 0; b < B; b++) {
+        const int32_t *row = id + (size_t)b * K, cls = class_token(ib, lb, b, 0);
+        hash[b] = xxh64(row, sizeof(int32_t) * K, (uint64_t)cls);
+        int i = (int)(hash[b] & (uint64_t)(cap - 1));
+        for (; slot[i] >= 0; i = (i + 1) & (cap - 1)) {
+            const int a = pick[slot[i]];
+            if (hash[a] == hash[b] && class_token(ib, lb, a, 0) == cls &&
+                memcmp(id + (size_t)a * K, row, sizeof(int32_t) * K) == 0)
+                break;
+        }
+        if (slot[i] < 0) slot[i] = U, pick[U++] = b;
+        of[b] = slot[i];
+    }
+    free(slot), free(hash);
+    return U;
+}
+
+/* tok rows of the samples pick[0..U): pass 0 with the labels, pass 1
+ * (guidance) with the null class, a sample's passes side by side (lm_tail
+ * takes them together). */
+static void fill_tokens(struct ib *ib, const int32_t *id, const int32_t *lb, const int *pick, int U, int passes)
+{
+    const int K = ib->K, T = ib->T;
+    for (int u = 0; u < U; u++)
+        for (int p = 0; p < passes; p++) {
+            int32_t *t = ib->tok + ((size_t)u * passes + p) * T;
+            t[0] = class_token(ib, lb, pick[u], p);
+            memcpy(t + 1, id + (size_t)pick[u] * K, sizeof(int32_t) * K);
+        }
+}
+
+/* The logits of distinct sample u, at out's slot u, to every sample b of
+ * it (of[b] = u <= b; from the last sample down, so that a slot is read
+ * before it is written). */
+static void spread_logits(float *out, const int *of, int B, size_t n)
+{
+    for (int b = B - 1; b >= 0; b--)
+        if (of[b] != b) memcpy(out + (size_t)b * n, out + (size_t)of[b] * n, sizeof(float) * n);
 }
 
 /* Embeddings and the layer norm: tok to h0. */
@@ -368,11 +424,19 @@ static int ib_forward(struct module *m, struct st *rec, int train)
     double scale = 0;
     int masked = 0;
     if (!train && (guidance_of(rec, &kind, &scale) != 0 || masked_only(rec, &masked) != 0)) return -1;
-    int passes = scale != 0 ? 2 : 1, R = passes * B;
+    if (check_inputs(ib, ids, lab, B) != 0) return -1;
+    int passes = scale != 0 ? 2 : 1;
     /* a guided run has two passes from its second step on (the first's scale
      * is 0): sized for them from the start, the buffers are made once */
-    reserve(ib, !train && st_meta_get(rec, "guidance") ? 2 * B : R, train);
-    if (fill_tokens(ib, ids, lab, B, passes) != 0) return -1;
+    reserve(ib, !train && st_meta_get(rec, "guidance") ? 2 * B : passes * B, train);
+    const int32_t *id = ids->data, *lb = lab ? lab->data : NULL;
+    int *pick = tp_malloc((size_t)2 * B * sizeof *pick), *of = pick + B, U = B;
+    if (train)
+        for (int b = 0; b < B; b++) pick[b] = of[b] = b;
+    else
+        U = distinct_samples(ib, id, lb, B, pick, of);
+    fill_tokens(ib, id, lb, pick, U, passes);
+    const int R = passes * U;
     ib->R = R, ib->train = train, ib->seed = module_seed(rec, IMAGEBERT_SALT);
     int64_t shape[ST_MAX_DIMS];
     memcpy(shape, ids->shape, sizeof shape);
@@ -380,6 +444,7 @@ static int ib_forward(struct module *m, struct st *rec, int train)
     struct st_tensor *out = st_put(rec, "logits", ST_F32, ids->ndim + 1, shape);
     if (train) {
         run_train(ib, out->data, R, ib->seed);
+        free(pick);
         return 0;
     }
     embed(ib, R, 0, ib->seed);
@@ -390,6 +455,8 @@ static int ib_forward(struct module *m, struct st *rec, int train)
     if (masked) fill_keep(ib, R);
     struct block_tail tail = {lm_chunk, &lt, passes, (size_t)ib->T * V, masked ? ib->keep : NULL};
     block_stack_infer(NULL, ib->h, ib->w.layer, blocks, ib->L, &ib->bc, R, ib->T, &tail);
+    spread_logits(out->data, of, B, (size_t)K * V);
+    free(pick);
     return 0;
 }
 

@@ -39,6 +39,11 @@
  * scale (maskgit.h maskgit_cfg_scale) is not 0 the batch runs twice in one
  * pass, with the labels and with the null class, and the logits are
  * combined as maskgit.h says.
+ *
+ * Inference runs each distinct sample of a record once: samples with the
+ * same ids and class token (every sample of a class at a sampling run's
+ * first step, where all ids are the mask) get the logits of the first of
+ * them, copied (the same bits with the tile kernels, linear_tile.h).
  */
 #ifndef TP_IMAGEBERT_H
 #define TP_IMAGEBERT_H

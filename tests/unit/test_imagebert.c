@@ -8,6 +8,7 @@
 #include "test.h"
 #include "gradcheck.h"
 
+#include "blas.h"
 #include "cli.h"
 #include "imagebert.h"
 #include "linear_tile.h"
@@ -572,6 +573,73 @@ static void run_once(float *logits, float *grad, size_t np, const int32_t *ids, 
     module_free(&m);
 }
 
+/* Identical samples (ids and class token) run once in inference: a batch
+ * with repeats has, sample by sample, the logits of each sample run alone
+ * (the same bits with the tiles), at the cost of its distinct samples;
+ * guided or not, logits at every position or the masked ones. */
+static void decoding_meta(struct st *r, int guided, int masked)
+{
+    if (guided) st_meta_set(r, "guidance", "3"), st_meta_set(r, "guidance_schedule", "constant");
+    if (masked) st_meta_set(r, "logits_at", "masked");
+}
+
+static void test_distinct_samples(void **state)
+{
+    (void)state;
+    enum { DB = 6, DK = 5, DV = 64 };
+    const int widths[] = {16, 8, 0};
+    /* samples 0, 2 and 5 the same (all masked, label 2); 3 has 1's ids
+     * under the null class (-1), 4 has 1's label and other ids: 0, 1, 3
+     * and 4 distinct */
+    const int src[DB] = {0, 1, 0, 1, 2, 0};
+    const int32_t label[DB] = {2, 0, 2, -1, 0, 2};
+    int32_t ids[DB * DK];
+    for (int b = 0; b < DB; b++)
+        for (int k = 0; k < DK; k++) ids[b * DK + k] = src[b] == 0 ? DV : (src[b] * 11 + k * 5) % DV;
+    for (int w = 0; w < 3; w++) {
+        if (widths[w] > simd_cpu_vl()) continue;
+        simd_set_vl(widths[w]);
+        struct module m;
+        build(&m, "arch=imagebert codes=64 classes=3 tokens=5 width=64 layers=2 heads=2 mlp=128 dropout=0");
+        params_fill_init(&m.params, 9);
+        for (int c = 0; c < 4; c++) {
+            const int guided = c & 1, masked = c >> 1;
+            struct st *all = record(ids, label, DB, DK, 0);
+            decoding_meta(all, guided, masked);
+            const uint64_t f0 = tp_flops();
+            assert_int_equal(m.ops->forward(&m, all, 0), 0);
+            const uint64_t cost = tp_flops() - f0;
+            for (int b = 0; b < DB; b++) {
+                struct st *one = record(ids + b * DK, label + b, 1, DK, 0);
+                decoding_meta(one, guided, masked);
+                assert_int_equal(m.ops->forward(&m, one, 0), 0);
+                const float *a = logits_of(all) + (size_t)b * DK * DV, *o = logits_of(one);
+                if (widths[w])
+                    assert_memory_equal(a, o, sizeof(float) * DK * DV);
+                else
+                    check_close("distinct, sgemm", a, o, DK * DV, 1e-5, 1e-5);
+                st_free(one);
+            }
+            /* the cost of the batch of its distinct samples */
+            int32_t did[4 * DK], dlab[4];
+            const int keep[4] = {0, 1, 3, 4};
+            for (int i = 0; i < 4; i++) {
+                memcpy(did + i * DK, ids + keep[i] * DK, sizeof(int32_t) * DK);
+                dlab[i] = label[keep[i]];
+            }
+            struct st *dist = record(did, dlab, 4, DK, 0);
+            decoding_meta(dist, guided, masked);
+            const uint64_t g0 = tp_flops();
+            assert_int_equal(m.ops->forward(&m, dist, 0), 0);
+            assert_true(tp_flops() - g0 == cost);
+            st_free(dist);
+            st_free(all);
+        }
+        module_free(&m);
+    }
+    simd_set_vl(-1);
+}
+
 static void test_deterministic(void **state)
 {
     (void)state;
@@ -602,7 +670,7 @@ int main(void)
         cmocka_unit_test(test_ref_guidance),  cmocka_unit_test(test_guidance_by_hand),
         cmocka_unit_test(test_inference_after_training),
         cmocka_unit_test(test_inference_tiles), cmocka_unit_test(test_pack_cache),
-        cmocka_unit_test(test_logits_masked),
+        cmocka_unit_test(test_logits_masked), cmocka_unit_test(test_distinct_samples),
         cmocka_unit_test(test_gradcheck),     cmocka_unit_test(test_ids_2d),
         cmocka_unit_test(test_table),         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_deterministic),

@@ -724,23 +724,61 @@ static void gather_rows(float *dst, const float *src, const int *rows, int n, in
     for (int i = 0; i < n; i++) memcpy(dst + (size_t)i * C, src + (size_t)rows[i] * C, sizeof(float) * C);
 }
 
+/* qkv [n,3C] of the rows x [n,C] by tiles (pre-LN: of their norm, into
+ * a->ln1) */
+static void qkv_forward(float *qkv, struct block_acts *a, const float *x, const struct block_params *w,
+                        const struct block_packs *k, const struct block_cfg *cfg, int n)
+{
+    const int C = cfg->C, pre = cfg->kind == BLOCK_PRE_LN;
+    if (pre) layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, n, C, cfg->eps);
+    linear_tile_forward(qkv, pre ? a->ln1 : x, k->qkv, w->attn.in_proj_bias, NULL, n, C, 3 * C, LINEAR_TILE_NONE);
+}
+
+/* The first block's qkv of the distinct rows (block_alike): [nd,3C], in
+ * pieces of about BLOCK_CHUNK_ROWS rows across the threads. */
+static float *alike_qkv(const struct block_alike *al, const float *inp, const struct block_params *w,
+                        const struct block_packs *k, const struct block_cfg *cfg)
+{
+    const int C = cfg->C, nd = al->nd, pieces = chunk_count(nd, 1, BLOCK_CHUNK_ROWS);
+    float *table = tp_aligned_alloc((size_t)nd * 3 * C * sizeof(float));
+#pragma omp parallel num_threads(chunk_threads(pieces))
+    {
+        const int most = (nd + pieces - 1) / pieces;
+        void *mem_block;
+        float *x = per_call_floats(block_acts_floats(cfg, 1, most, 0) + (size_t)most * C, &mem_block);
+        struct block_acts a;
+        block_acts_point(&a, x + (size_t)most * C, cfg, 1, most, 0);
+#pragma omp for schedule(static)
+        for (int p = 0; p < pieces; p++) {
+            int d0, n;
+            chunk_range(nd, pieces, p, &d0, &n);
+            gather_rows(x, inp, al->first + d0, n, C);
+            qkv_forward(table + (size_t)d0 * 3 * C, &a, x, w, k, cfg, n);
+        }
+        free(mem_block);
+    }
+    return table;
+}
+
 /* pre_forward and post_forward without dropout, by tiles: GELU in c_fc's
  * tiles, each residual in the tiles of the product it joins. rows (NULL:
  * all BT): the nr rows a tail reads (block_tail.keep). Attention runs over
  * every row, since all of them are keys and values; out_proj, the norms
  * and the MLP over those rows alone, gathered into a->fc and a->ln2 (which
  * the tiles leave unused): out [nr,C]. Row by row the same sums either
- * way, so the same bits. */
+ * way, so the same bits. qkv_of (NULL: made here): each row's qkv as a
+ * row of qkv_table (block_alike). */
 static void tiled_forward(float *out, struct block_acts *a, const float *x, const struct block_params *w,
                           const struct block_packs *k, const struct block_cfg *cfg, int B, int T,
-                          const int *rows, int nr)
+                          const int *rows, int nr, const float *qkv_table, const int *qkv_of)
 {
     const int BT = B * T, C = cfg->C, F = cfg->F;
     const enum linear_tile_act g = cfg->gelu_tanh ? LINEAR_TILE_GELU_TANH : LINEAR_TILE_GELU;
     const int pre = cfg->kind == BLOCK_PRE_LN;
-    if (pre) layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, cfg->eps);
-    linear_tile_forward(a->attn.qkv, pre ? a->ln1 : x, k->qkv, w->attn.in_proj_bias, NULL, BT, C, 3 * C,
-                        LINEAR_TILE_NONE);
+    if (qkv_of)
+        gather_rows(a->attn.qkv, qkv_table, qkv_of, BT, 3 * C);
+    else
+        qkv_forward(a->attn.qkv, a, x, w, k, cfg, BT);
     attention_mix_forward(&a->attn, B, T, C, cfg->NH, 0.0f, 0, 0);
     const float *y = a->attn.y, *resid = x;
     if (rows) {
@@ -764,7 +802,8 @@ static void tiled_forward(float *out, struct block_acts *a, const float *x, cons
 }
 
 void block_stack_infer(float *out, const float *inp, const struct block_params *w, const float *packed, int L,
-                       const struct block_cfg *cfg, int B, int T, const struct block_tail *tail)
+                       const struct block_cfg *cfg, int B, int T, const struct block_alike *alike,
+                       const struct block_tail *tail)
 {
     const int unit = tail ? tail->unit : 1;
     TP_ASSERT(L >= 1 && B >= 1 && unit >= 1 && B % unit == 0 && (tail || out) && out != inp);
@@ -783,6 +822,7 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
     }
     struct block_packs *packs = npk ? tp_malloc(L * sizeof *packs) : NULL;
     if (npk) packs_point(packs, packed, L, cfg);
+    float *qkv_table = alike && packs ? alike_qkv(alike, inp, &w[0], &packs[0], cfg) : NULL;
 #pragma omp parallel num_threads(chunk_threads(chunks))
     {
         void *mem_block;
@@ -810,7 +850,8 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
                 float *y = l == L - 1 && !tail ? out + b0 * row : hid[l % 2];
                 const int *r = l == L - 1 ? kept : NULL;
                 if (packs) {
-                    if (!r || nk) tiled_forward(y, &a, x, &w[l], &packs[l], cfg, nb, T, r, nk);
+                    const int *qkv_of = l == 0 && qkv_table ? alike->of + (size_t)b0 * T : NULL;
+                    if (!r || nk) tiled_forward(y, &a, x, &w[l], &packs[l], cfg, nb, T, r, nk, qkv_table, qkv_of);
                 } else {
                     run_forward(y, &a, x, &w[l], cfg, nb, T, off);
                     if (r) /* all rows made: the kept ones gathered */
@@ -823,6 +864,7 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
         free(rows);
         free(mem_block);
     }
+    free(qkv_table);
     free(packs);
     free(pblock);
 }

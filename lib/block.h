@@ -185,12 +185,23 @@ struct block_tail {
     size_t seq_floats;
     const uint8_t *keep;
 };
+/* Rows of the input that are the same (imagebert's first block input is
+ * a function of the token and its position): of [B*T] each row's index
+ * among nd distinct rows, first [nd] a row of each. The first block's
+ * products before attention (qkv, and pre-LN's norm) are a function of the
+ * row alone: where the tiles run they are made once per distinct row and
+ * copied, the same bits; elsewhere alike is ignored. */
+struct block_alike {
+    const int *of, *first;
+    int nd;
+};
 /* tail NULL: out as above; else out is not written (may be NULL).
  * packed: block_stack_pack's of w, kept by the caller between calls
  * (linear_tile_cache), or NULL to pack them for this call where the tiles
  * apply; ignored where they do not. */
 void block_stack_infer(float *out, const float *inp, const struct block_params *w, const float *packed, int L,
-                       const struct block_cfg *cfg, int B, int T, const struct block_tail *tail);
+                       const struct block_cfg *cfg, int B, int T, const struct block_alike *alike,
+                       const struct block_tail *tail);
 /* Floats of L blocks' weights packed for the tiles: 0 where they do not
  * take all four products (block_stack_infer runs sgemm then). */
 size_t block_stack_packed_floats(const struct block_cfg *cfg, int L);

@@ -315,6 +315,25 @@ static void spread_logits(float *out, const int *of, int B, size_t n)
         if (of[b] != b) memcpy(out + (size_t)b * n, out + (size_t)of[b] * n, sizeof(float) * n);
 }
 
+/* h0's rows alike (block_alike): a row of h0 is a function of its token
+ * and position, so the first layer's qkv is made once per pair (the
+ * masked positions of every sample, both passes' shared ids). of and
+ * first hold R*T ints each. */
+static void alike_rows(struct block_alike *al, const struct ib *ib, int R, int *of, int *first)
+{
+    const int T = ib->T;
+    int *seen = tp_malloc((size_t)ib->NV * T * sizeof *seen);
+    for (size_t i = 0; i < (size_t)ib->NV * T; i++) seen[i] = -1;
+    int nd = 0;
+    for (int i = 0; i < R * T; i++) {
+        int *s = &seen[(size_t)ib->tok[i] * T + i % T];
+        if (*s < 0) first[nd] = i, *s = nd++;
+        of[i] = *s;
+    }
+    free(seen);
+    al->of = of, al->first = first, al->nd = nd;
+}
+
 /* Embeddings and the layer norm: tok to h0. */
 static void embed(struct ib *ib, int R, int train, uint64_t seed)
 {
@@ -454,8 +473,12 @@ static int ib_forward(struct module *m, struct st *rec, int train)
     struct lm_tail lt = {ib, out->data, head, passes, kind, (float)scale};
     if (masked) fill_keep(ib, R);
     struct block_tail tail = {lm_chunk, &lt, passes, (size_t)ib->T * V, masked ? ib->keep : NULL};
-    block_stack_infer(NULL, ib->h, ib->w.layer, blocks, ib->L, &ib->bc, R, ib->T, &tail);
+    int *alike_of = tp_malloc((size_t)2 * R * ib->T * sizeof *alike_of);
+    struct block_alike al;
+    alike_rows(&al, ib, R, alike_of, alike_of + (size_t)R * ib->T);
+    block_stack_infer(NULL, ib->h, ib->w.layer, blocks, ib->L, &ib->bc, R, ib->T, &al, &tail);
     spread_logits(out->data, of, B, (size_t)K * V);
+    free(alike_of);
     free(pick);
     return 0;
 }

@@ -44,6 +44,8 @@
  * same ids and class token (every sample of a class at a sampling run's
  * first step, where all ids are the mask) get the logits of the first of
  * them, copied (the same bits with the tile kernels, linear_tile.h).
+ * The first layer's qkv is made once per distinct (token, position) of
+ * the batch (block.h block_alike).
  */
 #ifndef TP_IMAGEBERT_H
 #define TP_IMAGEBERT_H

@@ -199,7 +199,7 @@ const float *titok_trunk_forward(struct titok_trunk *t, const float *x, int B, i
          * come to sel through trunk_take */
         const float *packed = block_stack_cached(&t->pk, t->bp, t->L, &t->bc, t->params->version);
         const struct block_tail tail = {trunk_take, t, 1, 0, t->keep};
-        block_stack_infer(NULL, t->xs, t->bp, packed, t->L, &t->bc, B, T, &tail);
+        block_stack_infer(NULL, t->xs, t->bp, packed, t->L, &t->bc, B, T, NULL, &tail);
     }
     if (train) block_rows_gather(t->sel, t->xs + (size_t)t->L * BTE, B, T, t->row0, n, E);
     layernorm_forward(t->out, t->post_mean, t->post_rstd, t->sel, t->post_w, t->post_b, B * n, E, t->bc.eps);

@@ -410,7 +410,7 @@ static void stack_same(struct block_cfg cfg, int L, int B, int T)
     for (int k = 0; k < 2; k++) {
         tp_threads_set(k + 1);
         got[k] = tp_calloc(t.n, sizeof(float));
-        block_stack_infer(got[k], t.x, bp, NULL, L, &cfg, B, T, NULL);
+        block_stack_infer(got[k], t.x, bp, NULL, L, &cfg, B, T, NULL, NULL);
         /* the tiles sum in another order than sgemm: outputs of unit scale
          * (LayerNorm's) agree to 1e-5 */
         check_close("stack", got[k], want, t.n, 1e-5, 1e-5);
@@ -422,7 +422,7 @@ static void stack_same(struct block_cfg cfg, int L, int B, int T)
         float *tailed = tp_calloc(t.n, sizeof(float));
         struct copy_tail ct = {tailed, tp_calloc((size_t)B, sizeof(int)), unit, cfg.C, T, (size_t)T * cfg.C, NULL};
         struct block_tail tail = {copy_chunk, &ct, unit, ct.row, NULL};
-        block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, &tail);
+        block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, NULL, &tail);
         for (int b = 0; b < B; b++) assert_int_equal(ct.visits[b], 1);
         if (unit == 1) assert_memory_equal(tailed, got[1], sizeof(float) * t.n);
         check_close("stack tail", tailed, want, t.n, 1e-5, 1e-5);
@@ -440,7 +440,7 @@ static void stack_same(struct block_cfg cfg, int L, int B, int T)
     float *kept = tp_calloc(t.n, sizeof(float));
     struct copy_tail ck = {kept, tp_calloc((size_t)B, sizeof(int)), 1, cfg.C, T, (size_t)T * cfg.C, keep};
     struct block_tail tk = {copy_chunk, &ck, 1, ck.row, keep};
-    block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, &tk);
+    block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, NULL, &tk);
     const int tiles = block_stack_packed_floats(&cfg, L) > 0;
     for (int i = 0; i < B * T; i++) {
         const float *g = kept + (size_t)i * cfg.C, *e = got[1] + (size_t)i * cfg.C;
@@ -452,6 +452,39 @@ static void stack_same(struct block_cfg cfg, int L, int B, int T)
             check_close("stack keep", g, e, (size_t)cfg.C, 1e-5, 1e-5);
     }
     free(kept), free(ck.visits), free(keep);
+    /* rows alike (block_alike): odd positions copy sequence 0's, position 2
+     * copies position 0. Where the tiles run the first block's qkv is made
+     * once per distinct row, the same bits at fewer products; else alike is
+     * ignored. */
+    float *xs = tp_malloc(sizeof(float) * t.n), *plain = tp_calloc(t.n, sizeof(float));
+    float *shared = tp_calloc(t.n, sizeof(float));
+    memcpy(xs, t.x, sizeof(float) * t.n);
+    const size_t C = (size_t)cfg.C;
+    for (int b = 0; b < B; b++)
+        for (int q = 0; q < T; q++) {
+            float *row = xs + ((size_t)b * T + q) * C;
+            if (q % 2 == 1 && b > 0) memcpy(row, xs + (size_t)q * C, sizeof(float) * C);
+            if (q == 2) memcpy(row, xs + (size_t)b * T * C, sizeof(float) * C);
+        }
+    int *of = tp_malloc(sizeof(int) * B * T), *first = tp_malloc(sizeof(int) * B * T), nd = 0;
+    for (int i = 0; i < B * T; i++) {
+        int d = 0;
+        while (d < nd && memcmp(xs + (size_t)first[d] * C, xs + (size_t)i * C, sizeof(float) * C) != 0) d++;
+        if (d == nd) first[nd++] = i;
+        of[i] = d;
+    }
+    const struct block_alike al = {of, first, nd};
+    uint64_t f0 = tp_flops();
+    block_stack_infer(plain, xs, bp, NULL, L, &cfg, B, T, NULL, NULL);
+    const uint64_t f_plain = tp_flops() - f0;
+    f0 = tp_flops();
+    block_stack_infer(shared, xs, bp, NULL, L, &cfg, B, T, &al, NULL);
+    const uint64_t f_shared = tp_flops() - f0;
+    assert_memory_equal(shared, plain, sizeof(float) * t.n);
+    const uint64_t saved = (uint64_t)(B * T - nd) * 2 * C * 3 * C;
+    assert_true(f_plain - f_shared == (tiles ? saved : 0));
+    if (T > 2) assert_true(nd < B * T);
+    free(xs), free(plain), free(shared), free(of), free(first);
     tp_threads_set(2);
     free(want), free(got[0]), free(got[1]), free(bp), free(w);
     net_free(&t);

@@ -111,7 +111,7 @@ void attention_mix_forward(struct attention_acts *acts, int B, int T, int C, int
             } else { /* [T,HD] x [HD,T] */
                 tp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, q, C3, k, C3, 0.0f, att, T);
             }
-            for (int t = 0; t < T; t++) softmax_row(att + (size_t)t * T, att + (size_t)t * T, T);
+            for (int t = 0; t < T; t++) softmax_probs_row(att + (size_t)t * T, att + (size_t)t * T, T);
             const float *pv = att;
             if (p > 0.0f) {
                 float *ad = acts->att_drop + bh * TT;

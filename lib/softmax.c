@@ -11,25 +11,55 @@
 #include "vmath.h"
 
 
+/* The row loops run in blocks of SM_BLOCK (an AVX2 vector) and a scalar
+ * rest: as plain simd loops GCC peeled up to 7 scalar iterations at each
+ * end to align them, most of a row of 33 (the attention heads'), which
+ * then took 263 ns against 56 (softmax_row, one thread). */
+#define SM_BLOCK 8
+
 static float row_max(const float *x, int V)
 {
+    float mb[SM_BLOCK];
+    for (int j = 0; j < SM_BLOCK; j++) mb[j] = -INFINITY;
+    int v = 0;
+    for (; v + SM_BLOCK <= V; v += SM_BLOCK)
+#pragma omp simd
+        for (int j = 0; j < SM_BLOCK; j++) mb[j] = x[v + j] > mb[j] ? x[v + j] : mb[j];
     float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-    for (int v = 0; v < V; v++)
-        if (x[v] > m) m = x[v];
+    for (int j = 0; j < SM_BLOCK; j++) m = mb[j] > m ? mb[j] : m;
+    for (; v < V; v++) m = x[v] > m ? x[v] : m;
     return m;
+}
+
+/* out = the probabilities; returns the sum of exp(inp - *m), *m the row's max */
+static double probs_row(float *out, const float *inp, int V, float *m)
+{
+    const float mx = *m = row_max(inp, V);
+    int v = 0;
+    for (; v + SM_BLOCK <= V; v += SM_BLOCK)
+#pragma omp simd
+        for (int j = 0; j < SM_BLOCK; j++) out[v + j] = vm_expf(inp[v + j] - mx);
+    for (; v < V; v++) out[v] = vm_expf(inp[v] - mx);
+    double s = lanesum(out, (size_t)V);
+    float inv = (float)(1.0 / s);
+    for (v = 0; v + SM_BLOCK <= V; v += SM_BLOCK)
+#pragma omp simd
+        for (int j = 0; j < SM_BLOCK; j++) out[v + j] *= inv;
+    for (; v < V; v++) out[v] *= inv;
+    return s;
 }
 
 float softmax_row(float *out, const float *inp, int V)
 {
-    float m = row_max(inp, V);
-#pragma omp simd
-    for (int v = 0; v < V; v++) out[v] = vm_expf(inp[v] - m);
-    double s = lanesum(out, (size_t)V);
-    float inv = (float)(1.0 / s);
-#pragma omp simd
-    for (int v = 0; v < V; v++) out[v] *= inv;
+    float m;
+    double s = probs_row(out, inp, V, &m);
     return (float)(m + log(s));
+}
+
+void softmax_probs_row(float *out, const float *inp, int V)
+{
+    float m;
+    probs_row(out, inp, V, &m);
 }
 
 void softmax_row_backward(float *dinp, const float *dout, const float *p, int V)

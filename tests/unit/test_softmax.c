@@ -49,6 +49,10 @@ static void test_forward(void **state)
     float l = softmax_row(row, row, V);
     check_close("softmax_row in place", row, want + V, V, 1e-7, 1e-5);
     check_close("softmax_row lse", &l, wlse + 1, 1, 1e-6, 1e-6);
+    /* softmax_probs_row: softmax_row's probabilities, bit for bit */
+    float probs[V];
+    softmax_probs_row(probs, c.inp + V, V);
+    assert_memory_equal(probs, row, sizeof probs);
     /* log_softmax = x - lse = log(softmax) */
     float ls[V], wls[V];
     log_softmax_row(ls, c.inp + 2 * V, V);

@@ -366,11 +366,14 @@ static void run_train(struct ib *ib, float *logits, int R, uint64_t seed)
 }
 
 /* Inference's head, on each chunk of block_stack_infer while its last
- * hidden states are in cache: the logits of every position (the class
- * position's 1/T of the work is thrown away: per-sequence products of K
- * rows would cost more), then each sample's K positions to out, its two
- * passes combined under guidance. The batch's hidden states and logits of
- * both passes are never all in memory. */
+ * hidden states are in cache, each sample's K positions to out. One pass:
+ * the logits of every position (the class position's 1/T of the work is
+ * thrown away: per-sequence products of K rows would cost more). Guided: the head is linear, so cond + s (cond -
+ * uncond) of the logits (maskgit.h) is the head of that combination of
+ * the two passes' hidden states, the bias once: each sample's pair of rows
+ * is combined first (W floats instead of V) and the head runs once per
+ * pair, not twice. The batch's hidden states and logits are never all in
+ * memory. */
 struct lm_tail {
     const struct ib *ib;
     float *out; /* [B,K,V] */
@@ -380,50 +383,78 @@ struct lm_tail {
     float scale;
 };
 
-/* Kept rows (logits_at=masked): a sample's rows come sequence by sequence,
- * a guided sample's two passes keeping the same positions (the same ids),
- * never the class position; each row combined into its place in out,
- * whose other rows stay 0. */
-static void lm_rows(const struct lm_tail *t, const float *logits, int s0, const int *rows, int nr)
+/* scratch floats a sequence of a chunk may take (block_tail.seq_floats):
+ * its logits, or under guidance half a pair's combined rows and logits */
+static size_t lm_seq_floats(const struct ib *ib) { return (size_t)ib->T * ib->V + (size_t)ib->K * ib->W; }
+
+/* logits [n,V] = h [n,W] lm_head^T (+ its bias) */
+static void lm_head(const struct lm_tail *t, float *logits, const float *h, int n, int bias)
 {
     const struct ib *ib = t->ib;
-    const int T = ib->T, K = ib->K, V = ib->V;
+    const float *b = bias ? ib->w.head_b : NULL;
+    if (t->head)
+        linear_tile_forward(logits, h, t->head, b, NULL, n, ib->W, ib->V, LINEAR_TILE_NONE);
+    else
+        linear_forward(logits, h, ib->w.head_w, b, n, ib->W, ib->V);
+}
+
+/* Guided: the pairs of rows of the chunk's units combined into h [np,W],
+ * and where each pair's logits go in out (rows NULL: every position of
+ * each sample, in order; else the kept rows, which come sequence by
+ * sequence, a sample's two passes keeping the same positions, never the
+ * class position). Returns np. */
+static int lm_pairs(const struct lm_tail *t, float *h, float **dst, const float *y, int s0, int ns,
+                    const int *rows, int nr)
+{
+    const struct ib *ib = t->ib;
+    const int T = ib->T, K = ib->K, V = ib->V, W = ib->W;
+    int np = 0;
+    if (!rows) {
+        for (int s = 0; s < ns; s += 2) {
+            const float *c = y + ((size_t)s * T + 1) * W;
+            maskgit_cfg_combine(h + (size_t)np * W, c, c + (size_t)T * W, NULL, K, W, t->kind, t->scale);
+            for (int k = 0; k < K; k++) dst[np + k] = t->out + ((size_t)(s0 + s) / 2 * K + k) * V;
+            np += K;
+        }
+        return np;
+    }
     for (int i = 0; i < nr;) {
         const int s = rows[i] / T;
         int n = 0;
         while (i + n < nr && rows[i + n] / T == s) n++;
-        float *o = t->out + (size_t)((s0 + s) / t->passes) * K * V;
+        const float *c = y + (size_t)i * W;
+        maskgit_cfg_combine(h + (size_t)np * W, c, c + (size_t)n * W, NULL, n, W, t->kind, t->scale);
         for (int j = i; j < i + n; j++) {
             const int pos = rows[j] % T;
-            TP_ASSERT(pos >= 1 && (t->passes == 1 || rows[j + n] == rows[j] + T));
-            const float *c = logits + (size_t)j * V;
-            maskgit_cfg_combine(o + (size_t)(pos - 1) * V, c, t->passes == 2 ? c + (size_t)n * V : NULL,
-                                ib->w.head_b, 1, V, t->kind, t->scale);
+            TP_ASSERT(pos >= 1 && rows[j + n] == rows[j] + T);
+            dst[np++] = t->out + ((size_t)(s0 + s) / 2 * K + pos - 1) * V;
         }
-        i += n * t->passes;
+        i += 2 * n;
     }
+    return np;
 }
 
-static void lm_chunk(void *ctx, const float *y, int s0, int ns, const int *rows, int nr, float *logits)
+static void lm_chunk(void *ctx, const float *y, int s0, int ns, const int *rows, int nr, float *scratch)
 {
     const struct lm_tail *t = ctx;
     const struct ib *ib = t->ib;
-    const int T = ib->T, K = ib->K, V = ib->V;
-    const size_t nk = (size_t)K * V;
+    const int T = ib->T, K = ib->K, V = ib->V, W = ib->W;
     if (nr == 0) return;
-    if (t->head) /* the bias in the combine */
-        linear_tile_forward(logits, y, t->head, NULL, NULL, nr, ib->W, V, LINEAR_TILE_NONE);
-    else
-        linear_forward(logits, y, ib->w.head_w, NULL, nr, ib->W, V);
-    if (rows) {
-        lm_rows(t, logits, s0, rows, nr);
+    if (t->passes == 2) {
+        const int most = ns / 2 * K;
+        float *h = scratch, *logits = scratch + (size_t)most * W;
+        float **dst = tp_malloc((size_t)most * sizeof *dst);
+        const int np = lm_pairs(t, h, dst, y, s0, ns, rows, nr);
+        lm_head(t, logits, h, np, 1);
+        for (int j = 0; j < np; j++) memcpy(dst[j], logits + (size_t)j * V, sizeof(float) * V);
+        free(dst);
         return;
     }
-    for (int s = 0; s < ns; s += t->passes) {
-        float *o = t->out + (size_t)((s0 + s) / t->passes) * nk;
-        const float *c = logits + ((size_t)s * T + 1) * V;
-        maskgit_cfg_combine(o, c, t->passes == 2 ? c + (size_t)T * V : NULL, ib->w.head_b, K, V, t->kind,
-                            t->scale);
+    float *logits = scratch;
+    lm_head(t, logits, y, nr, 1);
+    for (int i = 0; i < nr; i++) {
+        const int r = rows ? rows[i] : i, pos = r % T;
+        if (pos) memcpy(t->out + ((size_t)(s0 + r / T) * K + pos - 1) * V, logits + (size_t)i * V, sizeof(float) * V);
     }
 }
 
@@ -472,7 +503,7 @@ static int ib_forward(struct module *m, struct st *rec, int train)
     const float *head = linear_tile_cached(&ib->pk_head, ib->w.head_w, ib->W, V, m->params.version);
     struct lm_tail lt = {ib, out->data, head, passes, kind, (float)scale};
     if (masked) fill_keep(ib, R);
-    struct block_tail tail = {lm_chunk, &lt, passes, (size_t)ib->T * V, masked ? ib->keep : NULL};
+    struct block_tail tail = {lm_chunk, &lt, passes, lm_seq_floats(ib), masked ? ib->keep : NULL};
     int *alike_of = tp_malloc((size_t)2 * R * ib->T * sizeof *alike_of);
     struct block_alike al;
     alike_rows(&al, ib, R, alike_of, alike_of + (size_t)R * ib->T);

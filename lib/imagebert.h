@@ -45,7 +45,10 @@
  * first step, where all ids are the mask) get the logits of the first of
  * them, copied (the same bits with the tile kernels, linear_tile.h).
  * The first layer's qkv is made once per distinct (token, position) of
- * the batch (block.h block_alike).
+ * the batch (block.h block_alike). Under guidance lm_head, being linear,
+ * runs once per sample on the two passes' hidden states combined as the
+ * logits would be (its bias once): the same logits to float rounding, at
+ * half the head's products.
  */
 #ifndef TP_IMAGEBERT_H
 #define TP_IMAGEBERT_H

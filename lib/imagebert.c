@@ -368,12 +368,12 @@ static void run_train(struct ib *ib, float *logits, int R, uint64_t seed)
 /* Inference's head, on each chunk of block_stack_infer while its last
  * hidden states are in cache, each sample's K positions to out. One pass:
  * the logits of every position (the class position's 1/T of the work is
- * thrown away: per-sequence products of K rows would cost more). Guided: the head is linear, so cond + s (cond -
- * uncond) of the logits (maskgit.h) is the head of that combination of
- * the two passes' hidden states, the bias once: each sample's pair of rows
- * is combined first (W floats instead of V) and the head runs once per
- * pair, not twice. The batch's hidden states and logits are never all in
- * memory. */
+ * thrown away: per-sequence products of K rows would cost more). Guided:
+ * the head is linear, so cond + s (cond - uncond) of the logits
+ * (maskgit.h) is the head of that combination of the two passes' hidden
+ * states, the bias once: each sample's pair of rows is combined first (W
+ * floats instead of V) and the head runs once per pair, not twice. The
+ * batch's hidden states and logits are never all in memory. */
 struct lm_tail {
     const struct ib *ib;
     float *out; /* [B,K,V] */

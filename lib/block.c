@@ -735,12 +735,13 @@ static void qkv_forward(float *qkv, struct block_acts *a, const float *x, const 
 }
 
 /* The first block's qkv of the distinct rows (block_alike): [nd,3C], in
- * pieces of about BLOCK_CHUNK_ROWS rows across the threads. */
+ * pieces of about BLOCK_CHUNK_ROWS rows across the threads; *block to
+ * free (a per-call buffer: a sampling run makes one a record). */
 static float *alike_qkv(const struct block_alike *al, const float *inp, const struct block_params *w,
-                        const struct block_packs *k, const struct block_cfg *cfg)
+                        const struct block_packs *k, const struct block_cfg *cfg, void **block)
 {
     const int C = cfg->C, nd = al->nd, pieces = chunk_count(nd, 1, BLOCK_CHUNK_ROWS);
-    float *table = tp_aligned_alloc((size_t)nd * 3 * C * sizeof(float));
+    float *table = per_call_floats((size_t)nd * 3 * C, block);
 #pragma omp parallel num_threads(chunk_threads(pieces))
     {
         const int most = (nd + pieces - 1) / pieces;
@@ -822,7 +823,8 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
     }
     struct block_packs *packs = npk ? tp_malloc(L * sizeof *packs) : NULL;
     if (npk) packs_point(packs, packed, L, cfg);
-    float *qkv_table = alike && packs ? alike_qkv(alike, inp, &w[0], &packs[0], cfg) : NULL;
+    void *table_block = NULL;
+    const float *qkv_table = alike && packs ? alike_qkv(alike, inp, &w[0], &packs[0], cfg, &table_block) : NULL;
 #pragma omp parallel num_threads(chunk_threads(chunks))
     {
         void *mem_block;
@@ -864,7 +866,7 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
         free(rows);
         free(mem_block);
     }
-    free(qkv_table);
+    free(table_block);
     free(packs);
     free(pblock);
 }

@@ -23,6 +23,17 @@
 #define ZERO_MAP_MIN ((size_t)1 << 20)
 #endif
 
+/* bytes of zero pages, not populated (faulted in as they are touched, or
+ * replaced untouched by a mapped load), advised onto huge pages; at: where
+ * (MAP_FIXED, replacing what is there), or NULL */
+static void *zero_pages(void *at, size_t bytes)
+{
+    void *p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (at ? MAP_FIXED : 0), -1, 0);
+    if (p == MAP_FAILED || (at && p != at)) tp_out_of_memory(bytes);
+    tp_advise_huge(p, bytes);
+    return p;
+}
+
 static float *zeroed_floats(size_t n)
 {
     size_t bytes = n * sizeof(float);
@@ -31,10 +42,7 @@ static float *zeroed_floats(size_t n)
         memset(p, 0, bytes);
         return p;
     }
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) tp_out_of_memory(bytes);
-    tp_advise_huge(p, bytes);
-    return p;
+    return zero_pages(NULL, bytes);
 }
 
 static void free_floats(float *p, size_t n)
@@ -81,9 +89,9 @@ size_t params_add(struct params *p, const char *prefix, const char *name, int nd
 
 void params_alloc(struct params *p)
 {
-    /* written whole by init or a copying load, in huge pages as they come;
-     * not populated here, since a mapped load replaces the pages (populated,
-     * 11 of a 27 ms transformer start went to pages thrown away) */
+    /* data is written whole by init or a copying load; not populated, since
+     * a mapped load replaces its pages (populated, 11 of a 27 ms transformer
+     * start went to pages thrown away) */
     p->data = zeroed_floats(p->total);
     p->grad = zeroed_floats(p->total);
 }
@@ -206,8 +214,7 @@ static int map_values(struct params *p, const struct st *w, const char *path, si
     close(fd);
     if (m == p->data && mprotect(m, bytes, PROT_READ | PROT_WRITE) == 0) return 0;
     /* zero pages again at the same place (the module points into them) */
-    m = mmap(p->data, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_POPULATE, -1, 0);
-    if (m != p->data) tp_out_of_memory(bytes);
+    zero_pages(p->data, bytes);
     return -1;
 }
 

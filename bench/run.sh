@@ -8,10 +8,10 @@
 # environment's OPENBLAS_CORETYPE (Haswell here: AVX2 on an AVX-512 CPU) is
 # unset, and only the sgemm peak is measured with it too, for the record.
 # BENCH_CORETYPE=NAME runs everything with that core type instead.
-# BENCH_REPS (5): the layers' runs; BENCH_SPEED_REPS (5): the repetitions of
+# BENCH_REPS (10): the layers' runs; BENCH_SPEED_REPS (5): the repetitions of
 # each comparison with PyTorch; BENCH_SPEED_STEPS ("3 11"): the steps N1 N2
 # of its training runs (ms/step over steps N1..N2 of the N2-step run). About
-# 18 minutes on 2 cores.
+# 21 minutes on 2 cores.
 set -eu
 cd "$(dirname "$0")/.."
 B=${BENCH_BIN:-build/bench}
@@ -22,7 +22,7 @@ auto) unset OPENBLAS_CORETYPE ;;
 *) export OPENBLAS_CORETYPE=$BENCH_CORETYPE ;;
 esac
 out=bench/results.md.tmp
-reps=${BENCH_REPS:-5}
+reps=${BENCH_REPS:-10}
 {
 echo "# tokpipe benchmarks"
 echo
@@ -36,7 +36,8 @@ echo
 echo "Of same-shape sgemm: the time of the layer's own sgemm calls alone over the layer's time."
 echo "The calls are recorded during one run of the layer (tp_sgemm_record, lib/blas.h) and"
 echo "replayed on buffers of their sizes, the ones made inside a parallel region in parallel as"
-echo "the layer made them; above 100%, the layer beats its products alone (its data stays in"
+echo "the layer made them, a replay right after each run of the layer (both bests come from the same"
+echo "moments of the machine); above 100%, the layer beats its products alone (its data stays in"
 echo "cache between them). The convolutions call no sgemm (register tiles, lib/conv2d_tile.c):"
 echo "theirs are the products im2col would make, an image at a time, for forward, dinp and"
 echo "dweight. The ViT block's forward products and input gradients run by register tiles"

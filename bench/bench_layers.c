@@ -137,23 +137,25 @@ static void replay_free(struct replay *rp)
  * the layer's runs alone read as a slow layer: the ViT block at 135 ms, 78%
  * of its products' rate, in one `make bench`; 96-120 ms in runs around
  * it); *ts_ gets the replay's best. */
-#define BEST_WITH_SGEMM(rng, ts_, expr)                       \
-    ({                                                        \
-        tp_sgemm_record(calls, MAX_CALLS);                    \
-        expr;                                                 \
-        struct replay rp_ = replay_new(tp_sgemm_record(NULL, 0), rng); \
-        double best_ = 1e30, best_s_ = 1e30;                  \
-        for (int rep_ = 0; rep_ < reps + 1; rep_++) {         \
-            peak_run();                                       \
-            double t0_ = tp_now();                            \
-            expr;                                             \
-            double t_ = tp_now() - t0_, s_ = replay_once(&rp_); \
-            if (rep_ > 0 && t_ < best_) best_ = t_;           \
-            if (rep_ > 0 && s_ < best_s_) best_s_ = s_;       \
-        }                                                     \
-        replay_free(&rp_);                                    \
-        *(ts_) = best_s_;                                     \
-        best_;                                                \
+#define BEST_WITH_SGEMM(rng, ts_, expr)                           \
+    ({                                                            \
+        tp_sgemm_record(calls, MAX_CALLS);                        \
+        expr;                                                     \
+        int n_ = tp_sgemm_record(NULL, 0);                        \
+        struct replay rp_ = replay_new(n_, rng);                  \
+        double best_ = 1e30, best_s_ = 1e30;                      \
+        for (int rep_ = 0; rep_ < reps + 1; rep_++) {             \
+            peak_run();                                           \
+            double t0_ = tp_now();                                \
+            expr;                                                 \
+            double t_ = tp_now() - t0_;                           \
+            double s_ = replay_once(&rp_);                        \
+            if (rep_ > 0 && t_ < best_) best_ = t_;               \
+            if (rep_ > 0 && s_ < best_s_) best_s_ = s_;           \
+        }                                                         \
+        replay_free(&rp_);                                        \
+        *(ts_) = best_s_;                                         \
+        best_;                                                    \
     })
 
 /* The peak: sgemm 1024^3 on buffers kept for the run, the best run kept. */

@@ -133,10 +133,10 @@ static void replay_free(struct replay *rp)
 
 /* BEST with the layer's own sgemm calls (recorded during a first run of
  * `expr`) replayed right after each of its runs, so that both bests come
- * from the same moments of the machine (a spell of the host's load over
- * the layer's runs alone read as a slow layer: the ViT block at 135 ms, 78%
- * of its products' rate, in one `make bench`; 96-120 ms in runs around
- * it); *ts_ gets the replay's best. */
+ * from the same moments of the machine: one `make bench` read the ViT
+ * block at 135 ms against 105 for its calls replayed a little later, 78%,
+ * where runs that timed both in the same spells gave 98-102%. *ts_ gets
+ * the replay's best. */
 #define BEST_WITH_SGEMM(rng, ts_, expr)                           \
     ({                                                            \
         tp_sgemm_record(calls, MAX_CALLS);                        \

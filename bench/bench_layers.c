@@ -41,7 +41,9 @@ static float *buf(size_t n, struct rng *r)
  * after a run of the sgemm 1024^3 that gives the peak: the machine (a
  * shared virtual one) drifts by 20% within minutes, and the peak is the
  * best of all those runs, measured while the layers were. */
-#define BEST(expr)                                        \
+#define BEST(expr) BEST_THEN(expr, (void)0)
+/* The same with `then` after each run, untimed (rep_ > 0: a timed one) */
+#define BEST_THEN(expr, then)                             \
     ({                                                    \
         double best_ = 1e30;                              \
         for (int rep_ = 0; rep_ < reps + 1; rep_++) {     \
@@ -50,6 +52,7 @@ static float *buf(size_t n, struct rng *r)
             expr;                                         \
             double t_ = tp_now() - t0_;                   \
             if (rep_ > 0 && t_ < best_) best_ = t_;       \
+            then;                                         \
         }                                                 \
         best_;                                            \
     })
@@ -137,25 +140,19 @@ static void replay_free(struct replay *rp)
  * block at 135 ms against 105 for its calls replayed a little later, 78%,
  * where runs that timed both in the same spells gave 98-102%. *ts_ gets
  * the replay's best. */
-#define BEST_WITH_SGEMM(rng, ts_, expr)                           \
-    ({                                                            \
-        tp_sgemm_record(calls, MAX_CALLS);                        \
-        expr;                                                     \
-        int n_ = tp_sgemm_record(NULL, 0);                        \
-        struct replay rp_ = replay_new(n_, rng);                  \
-        double best_ = 1e30, best_s_ = 1e30;                      \
-        for (int rep_ = 0; rep_ < reps + 1; rep_++) {             \
-            peak_run();                                           \
-            double t0_ = tp_now();                                \
-            expr;                                                 \
-            double t_ = tp_now() - t0_;                           \
-            double s_ = replay_once(&rp_);                        \
-            if (rep_ > 0 && t_ < best_) best_ = t_;               \
-            if (rep_ > 0 && s_ < best_s_) best_s_ = s_;           \
-        }                                                         \
-        replay_free(&rp_);                                        \
-        *(ts_) = best_s_;                                         \
-        best_;                                                    \
+#define BEST_WITH_SGEMM(rng, ts_, expr)                                          \
+    ({                                                                           \
+        tp_sgemm_record(calls, MAX_CALLS);                                       \
+        expr;                                                                    \
+        struct replay rp_ = replay_new(tp_sgemm_record(NULL, 0), rng);           \
+        double best_s_ = 1e30;                                                   \
+        double best_t_ = BEST_THEN(expr, {                                       \
+            double s_ = replay_once(&rp_);                                       \
+            if (rep_ > 0 && s_ < best_s_) best_s_ = s_;                          \
+        });                                                                      \
+        replay_free(&rp_);                                                       \
+        *(ts_) = best_s_;                                                        \
+        best_t_;                                                                 \
     })
 
 /* The peak: sgemm 1024^3 on buffers kept for the run, the best run kept. */

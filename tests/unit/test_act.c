@@ -1,8 +1,8 @@
-/* test_act.c - GELU against erf in double, the bias-fused GELU against
- * the bias added first and GELU after, bit for bit, and the in-place GELU
- * gradient against the accumulating one into zeros (the same values; a
- * zero's sign may differ), with the derivative against a central difference
- * of GELU in double. */
+/* test_act.c - GELU against erf in double, its ends and special values,
+ * the bias-fused GELU against the bias added first and GELU after, bit for
+ * bit, and the in-place GELU gradient against the accumulating one into
+ * zeros (the same values; a zero's sign may differ), with the derivative
+ * against a central difference of GELU in double. */
 #include "test.h"
 #include "act.h"
 #include "cli.h"
@@ -22,6 +22,26 @@ static void test_gelu(void **state)
          * x/2 (x below -3) it is all of GELU's; 7.9e-7 the worst here, at 5.1 */
         if (fabs(y[i] - want) > 1e-6 + 1e-6 * fabs(want)) fail_msg("gelu(%g) = %.9g, want %.9g", x[i], y[i], want);
     }
+}
+
+/* GELU's ends and special values: x from where erf rounds to 1 (|x| >=
+ * 5.5426) on, 0 below it; NaN stays NaN; either side of that edge within
+ * the bound */
+static void test_gelu_ends(void **state)
+{
+    (void)state;
+    assert_true(act_gelu(INFINITY) == INFINITY);
+    assert_true(act_gelu(1e30f) == 1e30f && act_gelu(-1e30f) == 0.0f);
+    assert_true(act_gelu(6.0f) == 6.0f && act_gelu(-6.0f) == 0.0f);
+    assert_true(isnan(act_gelu(NAN)));
+    assert_true(act_gelu(0.0f) == 0.0f);
+    for (float x = 5.53f; x < 5.56f; x = nextafterf(x, 6.0f))
+        for (int sign = -1; sign <= 1; sign += 2) {
+            const float v = (float)sign * x;
+            const double want = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+            if (fabs(act_gelu(v) - want) > 1e-6 + 1e-6 * fabs(want))
+                fail_msg("gelu(%.9g) = %.9g, want %.9g", v, act_gelu(v), want);
+        }
 }
 
 /* rows x F of a linear layer's output and its bias, at 1 and 2 threads
@@ -81,6 +101,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_gelu_ends),
         cmocka_unit_test(test_gelu_bias),
         cmocka_unit_test(test_gelu_backward_inplace),
     };

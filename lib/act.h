@@ -29,21 +29,13 @@
 VM_INLINE float act_gelu(float x)
 {
 #ifdef __FMA__
+    static const float p_s[7] = {-7.293034925970332e-11f, 5.175898110110211e-08f, 8.388192327402066e-06f,
+                                 1.7013117030728608e-04f, 4.800983238965273e-03f, 3.2739728689193726e-02f,
+                                 3.989422917366028e-01f};
+    static const float q_s[6] = {1.9721796888916288e-06f, 8.1723126641009e-05f,  1.9327641930431128e-03f,
+                                 2.8489653021097183e-02f, 2.487330287694931e-01f, 1.0f};
     const float s = x * x;
-    float p = -7.293034925970332e-11f;
-    p = VM_FMAF(p, s, 5.175898110110211e-08f);
-    p = VM_FMAF(p, s, 8.388192327402066e-06f);
-    p = VM_FMAF(p, s, 1.7013117030728608e-04f);
-    p = VM_FMAF(p, s, 4.800983238965273e-03f);
-    p = VM_FMAF(p, s, 3.2739728689193726e-02f);
-    p = VM_FMAF(p, s, 3.989422917366028e-01f);
-    float q = 1.9721796888916288e-06f;
-    q = VM_FMAF(q, s, 8.1723126641009e-05f);
-    q = VM_FMAF(q, s, 1.9327641930431128e-03f);
-    q = VM_FMAF(q, s, 2.8489653021097183e-02f);
-    q = VM_FMAF(q, s, 2.487330287694931e-01f);
-    q = VM_FMAF(q, s, 1.0f);
-    const float y = VM_FMAF(0.5f, x, s * p / q);
+    const float y = VM_FMAF(0.5f, x, s * vm_horner(s, p_s, 7) / vm_horner(s, q_s, 6));
     const float tail = x < 0.0f ? 0.0f : x;
     return s < 30.72035f ? y : tail;
 #else

@@ -56,6 +56,26 @@ VM_INLINE float vm_expf(float x)
     return x == x ? y : x;
 }
 
+/* c[0] t^(n-1) + c[1] t^(n-2) + ... + c[n-1], by Horner's rule: n is a
+ * constant at the call, and the loop unrolls into a chain of FMAs before
+ * the caller's loop vectorises (without the pragma GCC left GELU's tile
+ * epilogue scalar: 48 GFLOP/s against 89) */
+VM_INLINE float vm_horner(float t, const float *c, int n)
+{
+    float p = c[0];
+#pragma GCC unroll 16
+    for (int i = 1; i < n; i++) p = VM_FMAF(p, t, c[i]);
+    return p;
+}
+
+/* erf(x) = x P(x^2) / Q(x^2) for |x| <= 4: P's and Q's coefficients,
+ * highest power first */
+static const float vm_erf_p[7] = {-1.3201803206186469e-8f, 4.684688065026421e-6f,  3.796062374021858e-4f,
+                                  3.8496290799230337e-3f, 5.43169230222702e-2f,   1.8520386517047882e-1f,
+                                  1.128379225730896f};
+static const float vm_erf_q[6] = {6.310975004453212e-5f,  1.307570026256144e-3f, 1.5462113544344902e-2f,
+                                  1.1395861208438873e-1f, 4.974660575389862e-1f, 1.0f};
+
 /* erf(x) = x P(x^2) / Q(x^2), |x| clamped at 4, the result at 1: one
  * branch-free path, 2.2-2.4x faster than the two it replaced (a polynomial
  * below 0.75, exp(-x^2) times a polynomial in 1/(1 + x/2) above: a vector
@@ -65,20 +85,7 @@ VM_INLINE float vm_erff(float x)
     float a = fabsf(x);
     a = a < 4.0f ? a : 4.0f;
     const float t = a * a;
-    float p = -1.3201803206186469e-8f;
-    p = VM_FMAF(p, t, 4.684688065026421e-6f);
-    p = VM_FMAF(p, t, 3.796062374021858e-4f);
-    p = VM_FMAF(p, t, 3.8496290799230337e-3f);
-    p = VM_FMAF(p, t, 5.43169230222702e-2f);
-    p = VM_FMAF(p, t, 1.8520386517047882e-1f);
-    p = VM_FMAF(p, t, 1.128379225730896f);
-    float q = 6.310975004453212e-5f;
-    q = VM_FMAF(q, t, 1.307570026256144e-3f);
-    q = VM_FMAF(q, t, 1.5462113544344902e-2f);
-    q = VM_FMAF(q, t, 1.1395861208438873e-1f);
-    q = VM_FMAF(q, t, 4.974660575389862e-1f);
-    q = VM_FMAF(q, t, 1.0f);
-    float r = a * p / q;
+    float r = a * vm_horner(t, vm_erf_p, 7) / vm_horner(t, vm_erf_q, 6);
     r = a < 3.9192059f && r < 1.0f ? r : 1.0f; /* from where erf rounds to 1 */
     const float y = copysignf(r, x);
     return x == x ? y : x;

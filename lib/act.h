@@ -17,7 +17,7 @@
  *
  * The exact form as x/2 + h, h = (x/2) erf(x/sqrt2), which is even in x:
  * with s = x^2 and vm_erff's rational (vmath.h), h = s P(s/2) / (2 sqrt2
- * Q(s/2)), below are P's and Q's coefficients scaled to that (by 2^-i, P's
+ * Q(s/2)): its coefficients scaled to that (GELU_P, GELU_Q: by 2^-i, P's
  * by 1/(2 sqrt2) too). No |x|, sign or NaN steps: 19 vector operations
  * where x/2 (1 + vm_erff(x/sqrt2)) took 30, and GELU's share of the tile
  * product 256 -> 1024 went from 12% to 6.5% (bench/levers.md). From s =
@@ -26,18 +26,17 @@
  * near x = -5.3, where h cancels x/2). Without fused steps (a build below
  * x86-64-v3) its roundings go past that bound (1.37 of it), and the erf
  * form, which stays within it, is used. */
+#define GELU_P(i) (float)((double)VM_ERF_P##i / (1 << i) / (2.0 * M_SQRT2))
+#define GELU_Q(i) (float)((double)VM_ERF_Q##i / (1 << i))
 VM_INLINE float act_gelu(float x)
 {
 #ifdef __FMA__
-    static const float p_s[7] = {-7.293034925970332e-11f, 5.175898110110211e-08f, 8.388192327402066e-06f,
-                                 1.7013117030728608e-04f, 4.800983238965273e-03f, 3.2739728689193726e-02f,
-                                 3.989422917366028e-01f};
-    static const float q_s[6] = {1.9721796888916288e-06f, 8.1723126641009e-05f,  1.9327641930431128e-03f,
-                                 2.8489653021097183e-02f, 2.487330287694931e-01f, 1.0f};
+    static const float p_s[7] = {GELU_P(6), GELU_P(5), GELU_P(4), GELU_P(3), GELU_P(2), GELU_P(1), GELU_P(0)};
+    static const float q_s[6] = {GELU_Q(5), GELU_Q(4), GELU_Q(3), GELU_Q(2), GELU_Q(1), GELU_Q(0)};
     const float s = x * x;
     const float y = VM_FMAF(0.5f, x, s * vm_horner(s, p_s, 7) / vm_horner(s, q_s, 6));
     const float tail = x < 0.0f ? 0.0f : x;
-    return s < 30.72035f ? y : tail;
+    return s < 2.0f * VM_ERF_ONE * VM_ERF_ONE ? y : tail; /* |x| / sqrt2 < VM_ERF_ONE */
 #else
     return 0.5f * x * (1.0f + vm_erff(x * (float)M_SQRT1_2));
 #endif

@@ -68,13 +68,25 @@ VM_INLINE float vm_horner(float t, const float *c, int n)
     return p;
 }
 
-/* erf(x) = x P(x^2) / Q(x^2) for |x| <= 4: P's and Q's coefficients,
- * highest power first */
-static const float vm_erf_p[7] = {-1.3201803206186469e-8f, 4.684688065026421e-6f,  3.796062374021858e-4f,
-                                  3.8496290799230337e-3f, 5.43169230222702e-2f,   1.8520386517047882e-1f,
-                                  1.128379225730896f};
-static const float vm_erf_q[6] = {6.310975004453212e-5f,  1.307570026256144e-3f, 1.5462113544344902e-2f,
-                                  1.1395861208438873e-1f, 4.974660575389862e-1f, 1.0f};
+/* erf(x) = x P(x^2) / Q(x^2) for |x| <= 4: P's and Q's coefficients
+ * (VM_ERF_Pi of t^i), highest power first; erf rounds to 1 in float from
+ * |x| = VM_ERF_ONE on */
+#define VM_ERF_P6 -1.3201803206186469e-8f
+#define VM_ERF_P5 4.684688065026421e-6f
+#define VM_ERF_P4 3.796062374021858e-4f
+#define VM_ERF_P3 3.8496290799230337e-3f
+#define VM_ERF_P2 5.43169230222702e-2f
+#define VM_ERF_P1 1.8520386517047882e-1f
+#define VM_ERF_P0 1.128379225730896f
+#define VM_ERF_Q5 6.310975004453212e-5f
+#define VM_ERF_Q4 1.307570026256144e-3f
+#define VM_ERF_Q3 1.5462113544344902e-2f
+#define VM_ERF_Q2 1.1395861208438873e-1f
+#define VM_ERF_Q1 4.974660575389862e-1f
+#define VM_ERF_Q0 1.0f
+#define VM_ERF_ONE 3.9192059f
+static const float vm_erf_p[7] = {VM_ERF_P6, VM_ERF_P5, VM_ERF_P4, VM_ERF_P3, VM_ERF_P2, VM_ERF_P1, VM_ERF_P0};
+static const float vm_erf_q[6] = {VM_ERF_Q5, VM_ERF_Q4, VM_ERF_Q3, VM_ERF_Q2, VM_ERF_Q1, VM_ERF_Q0};
 
 /* erf(x) = x P(x^2) / Q(x^2), |x| clamped at 4, the result at 1: one
  * branch-free path, 2.2-2.4x faster than the two it replaced (a polynomial
@@ -86,7 +98,7 @@ VM_INLINE float vm_erff(float x)
     a = a < 4.0f ? a : 4.0f;
     const float t = a * a;
     float r = a * vm_horner(t, vm_erf_p, 7) / vm_horner(t, vm_erf_q, 6);
-    r = a < 3.9192059f && r < 1.0f ? r : 1.0f; /* from where erf rounds to 1 */
+    r = a < VM_ERF_ONE && r < 1.0f ? r : 1.0f; /* from where erf rounds to 1 */
     const float y = copysignf(r, x);
     return x == x ? y : x;
 }

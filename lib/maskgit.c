@@ -85,12 +85,13 @@ void maskgit_train_mask(int32_t *ids, uint8_t *mask, int32_t *label, const int32
  * two logs were 40% of a sampling step of the mask tool). Always inlined:
  * once vm_log was, GCC called this per element from gumbel_row's clones,
  * and the noise was 70% of mask's time again. */
-VM_INLINE float gumbel(uint64_t seed, uint64_t i)
+VM_INLINE float gumbel_of(double u)
 {
-    double u = rng_hash_uniform(seed, i);
     double a = -vm_log(u > 1e-20 ? u : 1e-20);
     return (float)-vm_log(a > 1e-20 ? a : 1e-20);
 }
+
+VM_INLINE float gumbel(uint64_t seed, uint64_t i) { return gumbel_of(rng_hash_uniform(seed, i)); }
 
 float maskgit_gumbel(uint64_t seed, uint64_t i) { return gumbel(seed, i); }
 
@@ -99,6 +100,38 @@ TP_CLONES static void gumbel_row(float *g, uint64_t seed, uint64_t base, int V)
 {
 #pragma omp simd
     for (int v = 0; v < V; v++) g[v] = gumbel(seed, base + (uint64_t)v);
+}
+
+/* Upper bounds of the draws by buckets of their uniform: u is one of 2^24
+ * values j 2^-24 (rng_hash_uniform: the hash's top 24 bits), and the noise
+ * grows with u, so a bucket's largest j bounds it. The margin (8 ulps at
+ * the largest draw, 16.6) covers the logs' last-bit wobble;
+ * tests/unit/test_maskgit.c checks the bound against every j. */
+#define GUMBEL_BUCKET_BITS 12
+#define GUMBEL_BOUND_MARGIN 0x1p-17f
+static float gumbel_bound[1 << GUMBEL_BUCKET_BITS];
+static int gumbel_bound_ready;
+
+static void gumbel_bounds_make(void)
+{
+    if (__atomic_load_n(&gumbel_bound_ready, __ATOMIC_ACQUIRE)) return;
+#pragma omp critical(maskgit_gumbel_bound)
+    if (!gumbel_bound_ready) {
+        const int shift = 24 - GUMBEL_BUCKET_BITS;
+        for (int b = 0; b < 1 << GUMBEL_BUCKET_BITS; b++) {
+            const float u = (float)(((b + 1) << shift) - 1) * (1.0f / 16777216.0f);
+            gumbel_bound[b] = gumbel_of(u) + GUMBEL_BOUND_MARGIN;
+        }
+        __atomic_store_n(&gumbel_bound_ready, 1, __ATOMIC_RELEASE);
+    }
+}
+
+float maskgit_gumbel_of(float u) { return gumbel_of(u); }
+
+float maskgit_gumbel_bound(float u)
+{
+    gumbel_bounds_make();
+    return gumbel_bound[(uint32_t)(u * 16777216.0f) >> (24 - GUMBEL_BUCKET_BITS)];
 }
 
 static int cmp_float(const void *a, const void *b)
@@ -115,12 +148,18 @@ static float noise_at(const float *given, uint64_t seed, uint64_t i, uint64_t at
     return given ? given[i] : gumbel(seed, at);
 }
 
+/* A code's score: TiTok's annealed logit a plus tau times its noise n,
+ * JAX's n + a (tau 1). Rounding is monotone, so a bound on n bounds the
+ * score. */
+VM_INLINE float score(int titok, float a, float tau, float n) { return titok ? a + tau * n : n + a; }
+
 /* Sample one position: the chosen id and its confidence before noise. The
  * choice noise of its V codes: the hook's (g, from base), else drawn from
- * index at into scratch. */
-static int32_t choose(float *conf, const float *x, int V, const struct maskgit_sample_opts *o, float tau,
-                      float st, const float *g, uint64_t gseed, uint64_t base, uint64_t at, float *scratch)
+ * index at into scratch [V]. Every code's score, the first best kept. */
+static int32_t choose_all(float *conf, const float *x, int V, const struct maskgit_sample_opts *o, float tau,
+                          float st, const float *g, uint64_t gseed, uint64_t base, uint64_t at, float *scratch)
 {
+    const int titok = o->sem == MASKGIT_TITOK;
     const float *noise = NULL;
     if (o->noise && g)
         noise = g + base;
@@ -129,15 +168,90 @@ static int32_t choose(float *conf, const float *x, int V, const struct maskgit_s
     int best = 0;
     float bestv = -INFINITY, bestx = 0;
     for (int v = 0; v < V; v++) {
-        float a = o->sem == MASKGIT_TITOK ? x[v] / st : x[v];
-        float n = noise ? noise[v] : 0.0f;
-        float val = o->sem == MASKGIT_TITOK ? a + tau * n : n + a;
+        float a = titok ? x[v] / st : x[v];
+        float val = score(titok, a, tau, noise ? noise[v] : 0.0f);
         if (val > bestv || v == 0) {
             bestv = val, best = v, bestx = a;
         }
     }
-    *conf = o->sem == MASKGIT_TITOK ? bestx : x[best] - logsumexp_row(x, V);
+    *conf = titok ? bestx : x[best] - logsumexp_row(x, V);
     return best;
+}
+
+/* up[v] = code v's score with its draw's bucket bound for the draw (index
+ * base + v, scale s); 0 if a logit is not finite */
+TP_CLONES static int bound_row(float *up, const float *x, int V, int titok, float st, float s, uint64_t seed,
+                               uint64_t base)
+{
+    int finite = 1;
+#pragma omp simd reduction(&& : finite)
+    for (int v = 0; v < V; v++) {
+        const float a = titok ? x[v] / st : x[v];
+        const uint32_t j = (uint32_t)(rng_hash(seed, base + (uint64_t)v) >> (64 - GUMBEL_BUCKET_BITS));
+        up[v] = score(titok, a, s, gumbel_bound[j]);
+        finite = finite && isfinite(a);
+    }
+    return finite;
+}
+
+/* The first v >= from with up[v] >= t, or n: blocks where none is are
+ * passed by one vector test (a scalar scan of the row was half the time of
+ * choose_bounded). */
+static int first_reaching(const float *up, int from, int n, float t)
+{
+    int v = from;
+    for (; v + 16 <= n; v += 16) {
+        int any = 0;
+#pragma omp simd reduction(| : any)
+        for (int j = 0; j < 16; j++) any |= up[v + j] >= t;
+        if (any) break;
+    }
+    for (; v < n; v++)
+        if (up[v] >= t) return v;
+    return n;
+}
+
+/* choose_all's choice for drawn noise without drawing every code's: the
+ * two logs of a draw were 64% of mask's time, while one code or a few can
+ * win. Each code's score is bounded from its hash alone (bound_row); the
+ * code of the highest bound, drawn, scores some S, and only the codes
+ * whose bound reaches the best score so far (S at first) are drawn, in
+ * order: every code that scores the maximum is among them, and the first
+ * of them wins, as in choose_all. -1 where a logit is not finite (choose_all
+ * decides then). */
+static int32_t choose_bounded(float *conf, const float *x, int V, int titok, float tau, float st, uint64_t gseed,
+                              uint64_t at, float *up)
+{
+    if (!bound_row(up, x, V, titok, st, tau, gseed, at)) return -1;
+    float top = up[0];
+#pragma omp simd reduction(max : top)
+    for (int v = 1; v < V; v++) top = up[v] > top ? up[v] : top;
+    const int v0 = first_reaching(up, 0, V, top);
+    const float a0 = titok ? x[v0] / st : x[v0];
+    float bestv = score(titok, a0, tau, gumbel(gseed, at + (uint64_t)v0)), bestx = a0;
+    int best = v0;
+    for (int v = first_reaching(up, 0, V, bestv); v < V; v = first_reaching(up, v + 1, V, bestv)) {
+        if (v == v0) continue;
+        const float a = titok ? x[v] / st : x[v];
+        const float val = score(titok, a, tau, gumbel(gseed, at + (uint64_t)v));
+        if (val > bestv || (val == bestv && v < best)) bestv = val, best = v, bestx = a;
+    }
+    *conf = titok ? bestx : x[best] - logsumexp_row(x, V);
+    return best;
+}
+
+/* Noise scaled by 0 (TiTok's last step) is no noise: the same scores. */
+static int32_t choose(float *conf, const float *x, int V, const struct maskgit_sample_opts *o, float tau,
+                      float st, const float *g, uint64_t gseed, uint64_t base, uint64_t at, float *scratch)
+{
+    const int titok = o->sem == MASKGIT_TITOK;
+    if (o->noise && !g && (!titok || tau > 0)) {
+        int32_t id = choose_bounded(conf, x, V, titok, titok ? tau : 1.0f, st, gseed, at, scratch);
+        if (id >= 0) return id;
+    }
+    struct maskgit_sample_opts quiet = *o;
+    if (!g && titok && tau == 0) quiet.noise = 0;
+    return choose_all(conf, x, V, &quiet, tau, st, g, gseed, base, at, scratch);
 }
 
 void maskgit_sample_step(int32_t *ids, uint8_t *mask, const float *logits, const int32_t *masked0,
@@ -150,6 +264,7 @@ void maskgit_sample_step(int32_t *ids, uint8_t *mask, const float *logits, const
     float tau = (float)(o->temperature * (1.0 - ratio));
     float st = titok && o->softmax_anneal ? (float)(0.5 + 0.8 * (1.0 - ratio)) : 1.0f;
     uint64_t sc = rng_hash(nz->seed, 0), sf = rng_hash(nz->seed, 1);
+    gumbel_bounds_make();
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
         int32_t *id = ids + (size_t)b * K;
@@ -165,7 +280,8 @@ void maskgit_sample_step(int32_t *ids, uint8_t *mask, const float *logits, const
             float c;
             const uint64_t at = (uint64_t)nz->first * K + bk; /* the draws' index */
             id[k] = choose(&c, logits + bk * V, V, o, tau, st, nz->choice, sc, bk * V, at * V, gn);
-            float g = noise_at(nz->conf, sf, bk, at, o->noise);
+            /* the last step keeps every choice: no confidence */
+            float g = last ? 0.0f : noise_at(nz->conf, sf, bk, at, o->noise);
             /* TiTok: the annealed logit plus tau G'; JAX: log p plus
              * choice_temperature (1 - ratio) G', the same product */
             conf[k] = c + tau * g;

@@ -112,6 +112,10 @@ struct maskgit_noise {
 
 /* -log(-log(u)), u = rng_hash_uniform(seed, i), logs clamped at 1e-20. */
 float maskgit_gumbel(uint64_t seed, uint64_t i);
+/* The draw of uniform u (one of rng_hash_uniform's j 2^-24), and the upper
+ * bound the sampler takes for the draws of u's bucket (maskgit.c). */
+float maskgit_gumbel_of(float u);
+float maskgit_gumbel_bound(float u);
 
 /* One decoding step in place: ids [B,K] (V = masked); mask [B,K] (may be
  * NULL) := 1 where masked after the step; logits [B,K,V]; masked0 [B] the

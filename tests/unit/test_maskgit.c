@@ -238,6 +238,66 @@ static void test_sampler_seeded(void **state)
     free(logits);
 }
 
+/* The bound the sampler takes for a bucket of draws holds for every one of
+ * the 2^24 uniforms, and is the bucket's largest draw plus the margin. */
+static void test_gumbel_bound(void **state)
+{
+    (void)state;
+    long loose = 0;
+    for (uint32_t j = 0; j < 1u << 24; j++) {
+        const float u = (float)j * (1.0f / 16777216.0f), g = maskgit_gumbel_of(u), hi = maskgit_gumbel_bound(u);
+        if (!(g <= hi)) fail_msg("u = %u 2^-24: draw %.9g above its bound %.9g", j, g, hi);
+        loose += hi - g > 1e-4f && (j & 4095) == 4095;
+    }
+    assert_int_equal(loose, 0); /* at the bucket's end the bound is the draw plus 2^-17 */
+    assert_true(maskgit_gumbel_of(0.0f) < -3.8f && maskgit_gumbel_of(0.0f) > -3.9f); /* u clamped at 1e-20 */
+}
+
+/* The sampler's drawn noise, which it draws only for the codes that can
+ * win, picks what drawing all of them picks: the same draws given as the
+ * hook's arrays. Rows flat, spread, peaked, with two equal huge logits
+ * (scores that round to a tie: the first code wins) and one with a NaN
+ * (drawn in full), every step (the last one's noise scaled by 0). */
+static void test_sampler_bounded(void **state)
+{
+    (void)state;
+    tp_threads_set(2);
+    enum { B = 6, K = 16, V = 1000 };
+    float *logits = tp_malloc(sizeof(float) * B * K * V), *choice = tp_malloc(sizeof(float) * B * K * V);
+    float conf[B * K];
+    struct rng r;
+    rng_seed(&r, 11);
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++) {
+            float *x = logits + ((size_t)b * K + k) * V;
+            const int kind = (b * K + k) % 5;
+            fill_uniform(&r, x, V, kind == 0 ? 0.0f : -1.0f, kind == 0 ? 0.0f : kind == 1 ? 1.0f : 20.0f);
+            if (kind == 3) x[3] = x[700] = 1e8f;
+        }
+    logits[((size_t)2 * K + 5) * V + 17] = NAN;
+    const uint64_t seed = 99, sc = rng_hash(seed, 0), sf = rng_hash(seed, 1);
+    for (size_t i = 0; i < (size_t)B * K * V; i++) choice[i] = maskgit_gumbel(sc, i);
+    for (int i = 0; i < B * K; i++) conf[i] = maskgit_gumbel(sf, (uint64_t)i);
+    for (int sem = 0; sem < 2; sem++) {
+        int32_t a[B * K], h[B * K], m0[B];
+        uint8_t ma[B * K], mh[B * K];
+        for (int i = 0; i < B * K; i++) a[i] = h[i] = V;
+        for (int b = 0; b < B; b++) m0[b] = K;
+        for (int step = 0; step < 6; step++) {
+            struct maskgit_sample_opts o = {sem, MASKGIT_COSINE, step, 6, sem ? 4.5f : 9.5f, 1, 1};
+            struct maskgit_noise drawn = {seed, NULL, NULL, 0}, given = {seed, choice, conf, 0};
+            maskgit_sample_step(a, ma, logits, m0, B, K, V, &o, &drawn);
+            maskgit_sample_step(h, mh, logits, m0, B, K, V, &o, &given);
+            for (int i = 0; i < B * K; i++)
+                if (a[i] != h[i]) fail_msg("sem %d step %d: id[%d] %d drawn, %d given", sem, step, i, a[i], h[i]);
+            assert_memory_equal(ma, mh, sizeof ma);
+        }
+        for (int i = 0; i < B * K; i++) assert_true(a[i] >= 0 && a[i] < V);
+    }
+    free(logits);
+    free(choice);
+}
+
 /* ---- guidance and region masks ---- */
 
 static void test_cfg(void **state)
@@ -326,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_schedule_table),  cmocka_unit_test(test_train_count),
         cmocka_unit_test(test_train_mask),      cmocka_unit_test(test_sampler_ref),
         cmocka_unit_test(test_sampler_no_noise), cmocka_unit_test(test_sampler_seeded),
+        cmocka_unit_test(test_gumbel_bound),    cmocka_unit_test(test_sampler_bounded),
         cmocka_unit_test(test_cfg),             cmocka_unit_test(test_box_mask),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

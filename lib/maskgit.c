@@ -104,7 +104,7 @@ TP_CLONES static void gumbel_row(float *g, uint64_t seed, uint64_t base, int V)
 
 /* Upper bounds of the draws by buckets of their uniform: u is one of 2^24
  * values j 2^-24 (rng_hash_uniform: the hash's top 24 bits), and the noise
- * grows with u, so a bucket's largest j bounds it. The margin (8 ulps at
+ * grows with u, so a bucket's largest j bounds it. The margin (4 ulps at
  * the largest draw, 16.6) covers the logs' last-bit wobble;
  * tests/unit/test_maskgit.c checks the bound against every j. */
 #define GUMBEL_BUCKET_BITS 12
@@ -178,8 +178,8 @@ static int32_t choose_all(float *conf, const float *x, int V, const struct maskg
     return best;
 }
 
-/* up[v] = code v's score with its draw's bucket bound for the draw (index
- * base + v, scale s); 0 if a logit is not finite */
+/* up[v] = code v's score with its bucket's bound in place of its draw
+ * (index base + v, scale s); returns 0 if a logit is not finite */
 TP_CLONES static int bound_row(float *up, const float *x, int V, int titok, float st, float s, uint64_t seed,
                                uint64_t base)
 {

@@ -153,18 +153,11 @@ static float noise_at(const float *given, uint64_t seed, uint64_t i, uint64_t at
  * score. */
 VM_INLINE float score(int titok, float a, float tau, float n) { return titok ? a + tau * n : n + a; }
 
-/* Sample one position: the chosen id and its confidence before noise. The
- * choice noise of its V codes: the hook's (g, from base), else drawn from
- * index at into scratch [V]. Every code's score, the first best kept. */
-static int32_t choose_all(float *conf, const float *x, int V, const struct maskgit_sample_opts *o, float tau,
-                          float st, const float *g, uint64_t gseed, uint64_t base, uint64_t at, float *scratch)
+/* Sample one position: the chosen id and its confidence before noise,
+ * from every code's score with the row's noise (NULL: none); the first
+ * best wins. */
+static int32_t choose_all(float *conf, const float *x, int V, int titok, float tau, float st, const float *noise)
 {
-    const int titok = o->sem == MASKGIT_TITOK;
-    const float *noise = NULL;
-    if (o->noise && g)
-        noise = g + base;
-    else if (o->noise)
-        gumbel_row(scratch, gseed, at, V), noise = scratch;
     int best = 0;
     float bestv = -INFINITY, bestx = 0;
     for (int v = 0; v < V; v++) {
@@ -240,18 +233,23 @@ static int32_t choose_bounded(float *conf, const float *x, int V, int titok, flo
     return best;
 }
 
-/* Noise scaled by 0 (TiTok's last step) is no noise: the same scores. */
+/* The choice noise of a position's V codes: the hook's (g, from base),
+ * else drawn from index at, only where it can decide (choose_bounded) or
+ * in full into scratch [V] (a logit not finite). Noise scaled by 0
+ * (TiTok's last step) is no noise: the same scores. */
 static int32_t choose(float *conf, const float *x, int V, const struct maskgit_sample_opts *o, float tau,
                       float st, const float *g, uint64_t gseed, uint64_t base, uint64_t at, float *scratch)
 {
     const int titok = o->sem == MASKGIT_TITOK;
-    if (o->noise && !g && (!titok || tau > 0)) {
-        int32_t id = choose_bounded(conf, x, V, titok, titok ? tau : 1.0f, st, gseed, at, scratch);
+    const float *noise = NULL;
+    if (o->noise && g) {
+        noise = g + base;
+    } else if (o->noise && (!titok || tau > 0)) {
+        int32_t id = choose_bounded(conf, x, V, titok, tau, st, gseed, at, scratch);
         if (id >= 0) return id;
+        gumbel_row(scratch, gseed, at, V), noise = scratch;
     }
-    struct maskgit_sample_opts quiet = *o;
-    if (!g && titok && tau == 0) quiet.noise = 0;
-    return choose_all(conf, x, V, &quiet, tau, st, g, gseed, base, at, scratch);
+    return choose_all(conf, x, V, titok, tau, st, noise);
 }
 
 void maskgit_sample_step(int32_t *ids, uint8_t *mask, const float *logits, const int32_t *masked0,

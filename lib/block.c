@@ -1,6 +1,7 @@
 /* block.c - pre-LN ViT and post-LN BERT transformer blocks (see block.h). */
 #include "block.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -802,18 +803,159 @@ static void tiled_forward(float *out, struct block_acts *a, const float *x, cons
     }
 }
 
+/* Sequences [b0, b0 + nb) of a call from block l on, their input rows x
+ * (block l's): a chunk from block 0, or part of one handed over. */
+struct piece {
+    const float *x;
+    int l, b0, nb;
+};
+
+/* The work of a block_stack_infer call among its threads. Each takes whole
+ * chunks (next) while there are any; one left without any waits, and the
+ * next thread to reach a block boundary hands it the second half of its
+ * chunk's sequences (at a unit boundary): the host's noise on one core then
+ * costs the other part of a block, not the rest of a chunk. Only where the
+ * tiles run: their sums for a row do not depend on the rows beside it, so
+ * the pieces give the same bits. */
+struct share {
+    int next;    /* the next chunk (atomic) */
+    int waiting; /* threads without work (atomic: read without the lock) */
+    int busy;    /* threads with work; 0: the call is done */
+    int offered; /* offer holds a piece */
+    struct piece offer;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+/* what every thread of a call reads */
+struct stack_call {
+    float *out;
+    const float *inp;
+    const struct block_params *w;
+    const struct block_packs *packs;
+    int L, T, unit;
+    const struct block_cfg *cfg;
+    const struct block_tail *tail;
+    const float *qkv_table;
+    const struct block_alike *alike;
+    struct share *sh;
+};
+
+/* a thread's memory for its pieces: activations, two hidden states, the
+ * tail's scratch and the kept rows */
+struct stack_mem {
+    float *acts, *hid[2], *scratch;
+    int *rows;
+};
+
+static int split_always; /* block_stack_split_always */
+
+void block_stack_split_always(int on) { split_always = on; }
+
+/* Before block l of p (input rows x): offer the second half of p's units
+ * to a waiting thread, p keeping the first, where there is one, no offer
+ * yet and two units or more. */
+static void hand_over(struct share *sh, struct piece *p, const float *x, int l, int unit, size_t row)
+{
+    const int nu = p->nb / unit;
+    if (nu < 2 || !(split_always || __atomic_load_n(&sh->waiting, __ATOMIC_RELAXED))) return;
+    pthread_mutex_lock(&sh->mu);
+    if ((sh->waiting > 0 || split_always) && !sh->offered) {
+        const int keep = nu / 2 * unit;
+        sh->offer = (struct piece){x + (size_t)keep * row, l, p->b0 + keep, p->nb - keep};
+        sh->offered = 1;
+        p->nb = keep;
+        pthread_cond_signal(&sh->cv);
+    }
+    pthread_mutex_unlock(&sh->mu);
+}
+
+static void run_piece(const struct stack_call *k, struct stack_mem *m, struct piece p)
+{
+    const struct block_cfg *cfg = k->cfg;
+    const int T = k->T, L = k->L;
+    const size_t row = (size_t)T * cfg->C;
+    const uint8_t *keep = k->tail ? k->tail->keep : NULL;
+    const struct pass off = pass_of(cfg, 0, 0);
+    const float *x = p.x;
+    for (int l = p.l; l < L; l++) {
+        /* sgemm's rounding depends on the row count: its chunks stay whole */
+        if (k->packs) hand_over(k->sh, &p, x, l, k->unit, row);
+        struct block_acts a;
+        block_acts_point(&a, m->acts, cfg, p.nb, T, 0);
+        /* the rows the tail reads, unless it reads them all */
+        int nk = p.nb * T;
+        const int *kept = NULL;
+        if (keep && l == L - 1) {
+            nk = 0;
+            for (int i = 0; i < p.nb * T; i++)
+                if (keep[(size_t)p.b0 * T + i]) m->rows[nk++] = i;
+            kept = nk < p.nb * T ? m->rows : NULL;
+        }
+        float *y = l == L - 1 && !k->tail ? k->out + p.b0 * row : m->hid[l % 2];
+        const int *r = l == L - 1 ? kept : NULL;
+        if (k->packs) {
+            const int *qkv_of = l == 0 && k->qkv_table ? k->alike->of + (size_t)p.b0 * T : NULL;
+            if (!r || nk)
+                tiled_forward(y, &a, x, &k->w[l], &k->packs[l], cfg, p.nb, T, r, nk, k->qkv_table, qkv_of);
+        } else {
+            run_forward(y, &a, x, &k->w[l], cfg, p.nb, T, off);
+            if (r) /* all rows made: the kept ones gathered */
+                gather_rows(a.res2, y, r, nk, cfg->C), y = a.res2;
+        }
+        x = y;
+        if (l == L - 1 && k->tail) k->tail->fn(k->tail->ctx, x, p.b0, p.nb, kept, nk, m->scratch);
+    }
+}
+
+/* A thread of the call: whole chunks, then pieces handed over, until no
+ * thread has work. */
+static void stack_thread(const struct stack_call *k, struct stack_mem *m, int units, int chunks)
+{
+    struct share *sh = k->sh;
+    const size_t row = (size_t)k->T * k->cfg->C;
+    for (int c; (c = __atomic_fetch_add(&sh->next, 1, __ATOMIC_RELAXED)) < chunks;) {
+        int u0, nu;
+        chunk_range(units, chunks, c, &u0, &nu);
+        const int b0 = u0 * k->unit;
+        run_piece(k, m, (struct piece){k->inp + b0 * row, 0, b0, nu * k->unit});
+    }
+    pthread_mutex_lock(&sh->mu);
+    for (;;) {
+        if (sh->offered) {
+            /* its rows copied under the lock: their owner may write them
+             * once it takes a piece of its own, which needs the lock */
+            struct piece p = sh->offer;
+            float *x = m->hid[(p.l + 1) % 2];
+            memcpy(x, p.x, sizeof(float) * p.nb * row);
+            p.x = x;
+            sh->offered = 0;
+            pthread_mutex_unlock(&sh->mu);
+            run_piece(k, m, p);
+            pthread_mutex_lock(&sh->mu);
+            continue;
+        }
+        if (--sh->busy == 0) break;
+        __atomic_add_fetch(&sh->waiting, 1, __ATOMIC_RELAXED);
+        while (!sh->offered && sh->busy > 0) pthread_cond_wait(&sh->cv, &sh->mu);
+        __atomic_sub_fetch(&sh->waiting, 1, __ATOMIC_RELAXED);
+        if (sh->busy == 0) break;
+        sh->busy++;
+    }
+    pthread_cond_broadcast(&sh->cv);
+    pthread_mutex_unlock(&sh->mu);
+}
+
 void block_stack_infer(float *out, const float *inp, const struct block_params *w, const float *packed, int L,
                        const struct block_cfg *cfg, int B, int T, const struct block_alike *alike,
                        const struct block_tail *tail)
 {
     const int unit = tail ? tail->unit : 1;
     TP_ASSERT(L >= 1 && B >= 1 && unit >= 1 && B % unit == 0 && (tail || out) && out != inp);
-    const uint8_t *keep = tail ? tail->keep : NULL;
     const int units = B / unit, chunks = chunk_count(units, (size_t)unit * T, BLOCK_CHUNK_ROWS);
     const int seqs = (units + chunks - 1) / chunks * unit;
     const size_t row = (size_t)T * cfg->C, nacts = block_acts_floats(cfg, seqs, T, 0);
     const size_t ntail = tail ? seqs * tail->seq_floats : 0;
-    const struct pass off = pass_of(cfg, 0, 0);
     const size_t npk = block_stack_packed_floats(cfg, L);
     float *pmem = NULL;
     void *pblock = NULL;
@@ -825,47 +967,24 @@ void block_stack_infer(float *out, const float *inp, const struct block_params *
     if (npk) packs_point(packs, packed, L, cfg);
     void *table_block = NULL;
     const float *qkv_table = alike && packs ? alike_qkv(alike, inp, &w[0], &packs[0], cfg, &table_block) : NULL;
+    struct share sh = {.next = 0};
+    pthread_mutex_init(&sh.mu, NULL);
+    pthread_cond_init(&sh.cv, NULL);
+    const struct stack_call k = {out, inp, w, packs, L, T, unit, cfg, tail, qkv_table, alike, &sh};
 #pragma omp parallel num_threads(chunk_threads(chunks))
     {
+#pragma omp single
+        sh.busy = team_size();
         void *mem_block;
         float *mem = per_call_floats(nacts + 2 * seqs * row + ntail, &mem_block);
-        float *hid[2] = {mem + nacts, mem + nacts + seqs * row};
-        int *rows = keep ? tp_malloc((size_t)seqs * T * sizeof(int)) : NULL;
-#pragma omp for schedule(static)
-        for (int c = 0; c < chunks; c++) {
-            int u0, nu;
-            chunk_range(units, chunks, c, &u0, &nu);
-            const int b0 = u0 * unit, nb = nu * unit;
-            struct block_acts a;
-            block_acts_point(&a, mem, cfg, nb, T, 0);
-            /* the rows the tail reads, unless it reads them all */
-            int nk = nb * T;
-            const int *kept = NULL;
-            if (keep) {
-                nk = 0;
-                for (int i = 0; i < nb * T; i++)
-                    if (keep[(size_t)b0 * T + i]) rows[nk++] = i;
-                kept = nk < nb * T ? rows : NULL;
-            }
-            const float *x = inp + b0 * row;
-            for (int l = 0; l < L; l++) {
-                float *y = l == L - 1 && !tail ? out + b0 * row : hid[l % 2];
-                const int *r = l == L - 1 ? kept : NULL;
-                if (packs) {
-                    const int *qkv_of = l == 0 && qkv_table ? alike->of + (size_t)b0 * T : NULL;
-                    if (!r || nk) tiled_forward(y, &a, x, &w[l], &packs[l], cfg, nb, T, r, nk, qkv_table, qkv_of);
-                } else {
-                    run_forward(y, &a, x, &w[l], cfg, nb, T, off);
-                    if (r) /* all rows made: the kept ones gathered */
-                        gather_rows(a.res2, y, r, nk, cfg->C), y = a.res2;
-                }
-                x = y;
-            }
-            if (tail) tail->fn(tail->ctx, x, b0, nb, kept, nk, hid[1] + seqs * row);
-        }
-        free(rows);
+        struct stack_mem m = {mem, {mem + nacts, mem + nacts + seqs * row}, mem + nacts + 2 * seqs * row,
+                              tail && tail->keep ? tp_malloc((size_t)seqs * T * sizeof(int)) : NULL};
+        stack_thread(&k, &m, units, chunks);
+        free(m.rows);
         free(mem_block);
     }
+    pthread_cond_destroy(&sh.cv);
+    pthread_mutex_destroy(&sh.mu);
     free(table_block);
     free(packs);
     free(pblock);

@@ -154,7 +154,12 @@ void block_rows_put(float *full, const float *compact, int B, int T, int row0, i
  * block L-1 of ... block 0 of inp, out not aliasing inp, dropout off. Each
  * chunk goes through every block on its thread's own small buffers before
  * the next, so that its activations stay in cache from one block to the
- * next, and no batch-sized activations are needed.
+ * next, and no batch-sized activations are needed. A thread left without
+ * a chunk takes the second half of another's sequences (whole units) at
+ * that one's next block boundary, so that a core the host slows does not
+ * keep the other waiting for the rest of a chunk. Where the tiles run (see
+ * below), a row's sums are the same in a piece as in the whole chunk, and
+ * so are its bits; sgemm's chunks stay whole.
  * Where linear_tile.h's kernels take all four products (C, 3C and F
  * multiples of their panel width), the weights are packed once (per call,
  * or kept by the caller: block_stack_pack) and each chunk's products run
@@ -169,8 +174,9 @@ void block_rows_put(float *full, const float *compact, int B, int T, int row0, i
  * the output is in its cache (a head, say), instead of block_stack_infer
  * writing it to out: fn(ctx, y, s0, ns, rows, nr, scratch) with y [ns*T,C]
  * the outputs of sequences [s0, s0+ns), scratch ns * seq_floats floats of
- * the thread's own. A chunk holds whole units of `unit` sequences (a guided
- * sample's two passes, side by side); B is a multiple of it.
+ * the thread's own, once for each chunk or piece of one. Both hold whole
+ * units of `unit` sequences (a guided sample's two passes, side by side);
+ * B is a multiple of it.
  * keep: NULL, or per row of the batch [B*T] nonzero where fn reads the
  * output. The last block then runs its attention over every row (they are
  * all keys and values) and the rest of it (out_proj, the norms, the MLP)
@@ -202,6 +208,10 @@ struct block_alike {
 void block_stack_infer(float *out, const float *inp, const struct block_params *w, const float *packed, int L,
                        const struct block_cfg *cfg, int B, int T, const struct block_alike *alike,
                        const struct block_tail *tail);
+/* Test hook: with on, block_stack_infer hands over half of a piece at
+ * every block boundary, whether or not a thread waits for work (a single
+ * thread then takes its own pieces back). */
+void block_stack_split_always(int on);
 /* Floats of L blocks' weights packed for the tiles: 0 where they do not
  * take all four products (block_stack_infer runs sgemm then). */
 size_t block_stack_packed_floats(const struct block_cfg *cfg, int L);

@@ -451,7 +451,37 @@ static void stack_same(struct block_cfg cfg, int L, int B, int T)
         else
             check_close("stack keep", g, e, (size_t)cfg.C, 1e-5, 1e-5);
     }
-    free(kept), free(ck.visits), free(keep);
+    /* pieces handed over at every block boundary (block_stack_split_always,
+     * a single thread taking its own back): the same bits at 1 to 3
+     * threads as whole chunks, each sequence once through the tail, in
+     * whole units (where the tiles run; sgemm's chunks stay whole) */
+    const int unit = B % 2 == 0 ? 2 : 1;
+    float *paired = tp_calloc(t.n, sizeof(float));
+    struct copy_tail cs = {paired, tp_calloc((size_t)B, sizeof(int)), unit, cfg.C, T, (size_t)T * cfg.C, NULL};
+    struct block_tail ts = {copy_chunk, &cs, unit, cs.row, NULL};
+    block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, NULL, &ts);
+    block_stack_split_always(1);
+    for (int th = 1; th <= 3 && B > 1; th++) {
+        tp_threads_set(th);
+        float *g = tp_calloc(t.n, sizeof(float));
+        block_stack_infer(g, t.x, bp, NULL, L, &cfg, B, T, NULL, NULL);
+        assert_memory_equal(g, got[1], sizeof(float) * t.n);
+        memset(g, 0, sizeof(float) * t.n);
+        memset(cs.visits, 0, sizeof(int) * B);
+        cs.out = g;
+        block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, NULL, &ts);
+        for (int b = 0; b < B; b++) assert_int_equal(cs.visits[b], 1);
+        assert_memory_equal(g, paired, sizeof(float) * t.n);
+        memset(g, 0, sizeof(float) * t.n);
+        memset(ck.visits, 0, sizeof(int) * B);
+        ck.out = g;
+        block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, NULL, &tk);
+        for (int b = 0; b < B; b++) assert_int_equal(ck.visits[b], 1);
+        assert_memory_equal(g, kept, sizeof(float) * t.n);
+        free(g);
+    }
+    block_stack_split_always(0);
+    free(paired), free(cs.visits), free(kept), free(ck.visits), free(keep);
     /* rows alike (block_alike): odd positions copy sequence 0's, position 2
      * copies position 0. Where the tiles run the first block's qkv is made
      * once per distinct row, the same bits at fewer products; else alike is

@@ -376,6 +376,21 @@ static void copy_chunk(void *ctx, const float *y, int s0, int ns, const int *row
     for (int s = s0; s < s0 + ns; s++) t->visits[s]++;
 }
 
+/* x through block_stack_infer with tail (a copy_tail's) into out: each
+ * sequence once through the tail, and the bits of want */
+static void tail_same(float *out, const float *want, const struct block_tail *tail, const float *x,
+                      const struct block_params *bp, int L, const struct block_cfg *cfg, int B, int T)
+{
+    struct copy_tail *ct = tail->ctx;
+    const size_t n = (size_t)B * ct->row;
+    memset(out, 0, sizeof(float) * n);
+    memset(ct->visits, 0, sizeof(int) * B);
+    ct->out = out;
+    block_stack_infer(NULL, x, bp, NULL, L, cfg, B, T, NULL, tail);
+    for (int b = 0; b < B; b++) assert_int_equal(ct->visits[b], 1);
+    assert_memory_equal(out, want, sizeof(float) * n);
+}
+
 /* L blocks through block_stack_infer against block_forward block by block
  * over the whole batch, within 1e-6 (OpenBLAS's rounding depends on the
  * row count with its Haswell and small-matrix kernels), and the same bits
@@ -466,18 +481,8 @@ static void stack_same(struct block_cfg cfg, int L, int B, int T)
         float *g = tp_calloc(t.n, sizeof(float));
         block_stack_infer(g, t.x, bp, NULL, L, &cfg, B, T, NULL, NULL);
         assert_memory_equal(g, got[1], sizeof(float) * t.n);
-        memset(g, 0, sizeof(float) * t.n);
-        memset(cs.visits, 0, sizeof(int) * B);
-        cs.out = g;
-        block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, NULL, &ts);
-        for (int b = 0; b < B; b++) assert_int_equal(cs.visits[b], 1);
-        assert_memory_equal(g, paired, sizeof(float) * t.n);
-        memset(g, 0, sizeof(float) * t.n);
-        memset(ck.visits, 0, sizeof(int) * B);
-        ck.out = g;
-        block_stack_infer(NULL, t.x, bp, NULL, L, &cfg, B, T, NULL, &tk);
-        for (int b = 0; b < B; b++) assert_int_equal(ck.visits[b], 1);
-        assert_memory_equal(g, kept, sizeof(float) * t.n);
+        tail_same(g, paired, &ts, t.x, bp, L, &cfg, B, T);
+        tail_same(g, kept, &tk, t.x, bp, L, &cfg, B, T);
         free(g);
     }
     block_stack_split_always(0);

@@ -924,10 +924,12 @@ static void stack_thread(const struct stack_call *k, struct stack_mem *m, int un
     for (;;) {
         if (sh->offered) {
             /* its rows copied under the lock: their owner may write them
-             * once it takes a piece of its own, which needs the lock */
+             * once it takes a piece of its own, which needs the lock. A
+             * piece of this thread's own lies further on in the same
+             * buffer (block l's input), hence memmove */
             struct piece p = sh->offer;
             float *x = m->hid[(p.l + 1) % 2];
-            memcpy(x, p.x, sizeof(float) * p.nb * row);
+            memmove(x, p.x, sizeof(float) * p.nb * row);
             p.x = x;
             sh->offered = 0;
             pthread_mutex_unlock(&sh->mu);

@@ -153,6 +153,16 @@ static float noise_at(const float *given, uint64_t seed, uint64_t i, uint64_t at
  * score. */
 VM_INLINE float score(int titok, float a, float tau, float n) { return titok ? a + tau * n : n + a; }
 
+/* a logit as the score takes it: TiTok's annealed by st, JAX's as is */
+VM_INLINE float annealed(int titok, float x, float st) { return titok ? x / st : x; }
+
+/* the chosen code's confidence before noise: TiTok's annealed logit a,
+ * JAX's log-probability */
+static float confidence(int titok, float a, const float *x, int best, int V)
+{
+    return titok ? a : x[best] - logsumexp_row(x, V);
+}
+
 /* Sample one position: the chosen id and its confidence before noise,
  * from every code's score with the row's noise (NULL: none); the first
  * best wins. */
@@ -161,13 +171,13 @@ static int32_t choose_all(float *conf, const float *x, int V, int titok, float t
     int best = 0;
     float bestv = -INFINITY, bestx = 0;
     for (int v = 0; v < V; v++) {
-        float a = titok ? x[v] / st : x[v];
+        float a = annealed(titok, x[v], st);
         float val = score(titok, a, tau, noise ? noise[v] : 0.0f);
         if (val > bestv || v == 0) {
             bestv = val, best = v, bestx = a;
         }
     }
-    *conf = titok ? bestx : x[best] - logsumexp_row(x, V);
+    *conf = confidence(titok, bestx, x, best, V);
     return best;
 }
 
@@ -179,7 +189,7 @@ TP_CLONES static int bound_row(float *up, const float *x, int V, int titok, floa
     int finite = 1;
 #pragma omp simd reduction(&& : finite)
     for (int v = 0; v < V; v++) {
-        const float a = titok ? x[v] / st : x[v];
+        const float a = annealed(titok, x[v], st);
         const uint32_t j = (uint32_t)(rng_hash(seed, base + (uint64_t)v) >> (64 - GUMBEL_BUCKET_BITS));
         up[v] = score(titok, a, s, gumbel_bound[j]);
         finite = finite && isfinite(a);
@@ -220,16 +230,16 @@ static int32_t choose_bounded(float *conf, const float *x, int V, int titok, flo
 #pragma omp simd reduction(max : top)
     for (int v = 1; v < V; v++) top = up[v] > top ? up[v] : top;
     const int v0 = first_reaching(up, 0, V, top);
-    const float a0 = titok ? x[v0] / st : x[v0];
+    const float a0 = annealed(titok, x[v0], st);
     float bestv = score(titok, a0, tau, gumbel(gseed, at + (uint64_t)v0)), bestx = a0;
     int best = v0;
     for (int v = first_reaching(up, 0, V, bestv); v < V; v = first_reaching(up, v + 1, V, bestv)) {
         if (v == v0) continue;
-        const float a = titok ? x[v] / st : x[v];
+        const float a = annealed(titok, x[v], st);
         const float val = score(titok, a, tau, gumbel(gseed, at + (uint64_t)v));
         if (val > bestv || (val == bestv && v < best)) bestv = val, best = v, bestx = a;
     }
-    *conf = titok ? bestx : x[best] - logsumexp_row(x, V);
+    *conf = confidence(titok, bestx, x, best, V);
     return best;
 }
 
